@@ -1,0 +1,450 @@
+//! Argument parsing for every TQ command, as pure functions over byte
+//! slices: no Redis types, so it is unit-tested and fuzzed on its own.
+//! `args` never includes the command name itself.
+
+use super::error::{TqError, TqResult};
+use super::settings::{Setting, SettingsChange, MAX_INVENTORY, MAX_SECONDS};
+
+/// Longest event name (the contract's limit).
+pub const MAX_EVENT_LEN: usize = 200;
+/// Longest token, user, seat or dedupe id. Real ones are UUIDs or short
+/// codes; the limit keeps one client from bloating every index.
+pub const MAX_NAME_LEN: usize = 1024;
+
+type Bytes<'a> = &'a [u8];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue<'a> {
+    pub event: Bytes<'a>,
+    pub user: Bytes<'a>,
+    pub token: Bytes<'a>,
+    pub dedupe: Option<Bytes<'a>>,
+    pub ttl_s: Option<u64>,
+}
+
+/// TQ.POSITION, TQ.ENTER, TQ.LEAVE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenArgs<'a> {
+    pub event: Bytes<'a>,
+    pub token: Bytes<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserArgs<'a> {
+    pub event: Bytes<'a>,
+    pub user: Bytes<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trim<'a> {
+    pub event: Bytes<'a>,
+    pub max_age_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory<'a> {
+    pub event: Bytes<'a>,
+    pub set: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold<'a> {
+    pub event: Bytes<'a>,
+    pub seat: Bytes<'a>,
+    pub user: Bytes<'a>,
+    pub ttl_s: Option<u64>,
+}
+
+/// TQ.RELEASE (user optional) and TQ.CONFIRM (user required).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatUser<'a> {
+    pub event: Bytes<'a>,
+    pub seat: Bytes<'a>,
+    pub user: Option<Bytes<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatArgs<'a> {
+    pub event: Bytes<'a>,
+    pub seat: Bytes<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config<'a> {
+    pub event: Bytes<'a>,
+    pub change: SettingsChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventArgs<'a> {
+    pub event: Bytes<'a>,
+}
+
+pub fn parse_enqueue<'a>(args: &[Bytes<'a>]) -> TqResult<Enqueue<'a>> {
+    let (fixed, options) = split_fixed(args, 3, "tq.enqueue")?;
+    let mut parsed = Enqueue {
+        event: event(fixed[0])?,
+        user: name("user", fixed[1])?,
+        token: name("token", fixed[2])?,
+        dedupe: None,
+        ttl_s: None,
+    };
+    let mut options = Options::new(options);
+    while let Some(keyword) = options.next_keyword()? {
+        if keyword.eq_ignore_ascii_case(b"DEDUPE") {
+            once(parsed.dedupe.is_none(), "DEDUPE")?;
+            parsed.dedupe = Some(name("dedupe id", options.value("DEDUPE")?)?);
+        } else if keyword.eq_ignore_ascii_case(b"TTL") {
+            once(parsed.ttl_s.is_none(), "TTL")?;
+            parsed.ttl_s = Some(seconds("TTL", options.value("TTL")?)?);
+        } else {
+            return Err(unknown_option(keyword));
+        }
+    }
+    Ok(parsed)
+}
+
+pub fn parse_token_args<'a>(args: &[Bytes<'a>], command: &str) -> TqResult<TokenArgs<'a>> {
+    let fixed = exactly(args, 2, command)?;
+    Ok(TokenArgs {
+        event: event(fixed[0])?,
+        token: name("token", fixed[1])?,
+    })
+}
+
+pub fn parse_user_args<'a>(args: &[Bytes<'a>]) -> TqResult<UserArgs<'a>> {
+    let fixed = exactly(args, 2, "tq.user")?;
+    Ok(UserArgs {
+        event: event(fixed[0])?,
+        user: name("user", fixed[1])?,
+    })
+}
+
+pub fn parse_trim<'a>(args: &[Bytes<'a>]) -> TqResult<Trim<'a>> {
+    let fixed = exactly(args, 3, "tq.trim")?;
+    if !fixed[1].eq_ignore_ascii_case(b"MAXAGE") {
+        return Err(TqError::syntax("syntax error, expected MAXAGE seconds"));
+    }
+    Ok(Trim {
+        event: event(fixed[0])?,
+        max_age_s: seconds("MAXAGE", fixed[2])?,
+    })
+}
+
+pub fn parse_inventory<'a>(args: &[Bytes<'a>]) -> TqResult<Inventory<'a>> {
+    match args {
+        [e] => Ok(Inventory {
+            event: event(e)?,
+            set: None,
+        }),
+        [e, keyword, n] if keyword.eq_ignore_ascii_case(b"SET") => Ok(Inventory {
+            event: event(e)?,
+            set: Some(integer_in("inventory", n, 0, MAX_INVENTORY)?),
+        }),
+        [_, _, _] => Err(TqError::syntax("syntax error, expected SET n")),
+        _ => Err(arity("tq.inventory")),
+    }
+}
+
+pub fn parse_hold<'a>(args: &[Bytes<'a>]) -> TqResult<Hold<'a>> {
+    let (fixed, options) = split_fixed(args, 3, "tq.hold")?;
+    let ttl_s = match options {
+        [] => None,
+        [keyword, value] if keyword.eq_ignore_ascii_case(b"TTL") => Some(seconds("TTL", value)?),
+        [keyword, ..] if !keyword.eq_ignore_ascii_case(b"TTL") => {
+            return Err(unknown_option(keyword))
+        }
+        _ => return Err(TqError::syntax("syntax error, expected TTL seconds")),
+    };
+    Ok(Hold {
+        event: event(fixed[0])?,
+        seat: name("seat", fixed[1])?,
+        user: name("user", fixed[2])?,
+        ttl_s,
+    })
+}
+
+pub fn parse_release<'a>(args: &[Bytes<'a>]) -> TqResult<SeatUser<'a>> {
+    if !(2..=3).contains(&args.len()) {
+        return Err(arity("tq.release"));
+    }
+    Ok(SeatUser {
+        event: event(args[0])?,
+        seat: name("seat", args[1])?,
+        user: args.get(2).map(|u| name("user", u)).transpose()?,
+    })
+}
+
+pub fn parse_confirm<'a>(args: &[Bytes<'a>]) -> TqResult<SeatUser<'a>> {
+    let fixed = exactly(args, 3, "tq.confirm")?;
+    Ok(SeatUser {
+        event: event(fixed[0])?,
+        seat: name("seat", fixed[1])?,
+        user: Some(name("user", fixed[2])?),
+    })
+}
+
+pub fn parse_seat<'a>(args: &[Bytes<'a>]) -> TqResult<SeatArgs<'a>> {
+    let fixed = exactly(args, 2, "tq.seat")?;
+    Ok(SeatArgs {
+        event: event(fixed[0])?,
+        seat: name("seat", fixed[1])?,
+    })
+}
+
+pub fn parse_config<'a>(args: &[Bytes<'a>]) -> TqResult<Config<'a>> {
+    let (fixed, options) = split_fixed(args, 1, "tq.config")?;
+    let mut change = SettingsChange::default();
+    let mut options = Options::new(options);
+    while let Some(keyword) = options.next_keyword()? {
+        let setting = Setting::from_keyword(keyword).ok_or_else(|| unknown_option(keyword))?;
+        once(!change.contains(setting), setting.keyword())?;
+        let (min, max) = setting.range();
+        let value = options.value(setting.keyword())?;
+        change.set(setting, integer_in(setting.keyword(), value, min, max)?);
+    }
+    Ok(Config {
+        event: event(fixed[0])?,
+        change,
+    })
+}
+
+pub fn parse_event_args<'a>(args: &[Bytes<'a>], command: &str) -> TqResult<EventArgs<'a>> {
+    let fixed = exactly(args, 1, command)?;
+    Ok(EventArgs {
+        event: event(fixed[0])?,
+    })
+}
+
+/// An event name: 1..=200 bytes without braces, so that `tq:{E}:` is a
+/// hash tag that puts every key of the event in the slot of `E`.
+pub fn event(raw: Bytes<'_>) -> TqResult<Bytes<'_>> {
+    if raw.is_empty() || raw.len() > MAX_EVENT_LEN || raw.iter().any(|b| matches!(b, b'{' | b'}'))
+    {
+        return Err(TqError::syntax("invalid event name"));
+    }
+    Ok(raw)
+}
+
+/// A token, user, seat or dedupe id: any bytes, 1..=MAX_NAME_LEN long.
+fn name<'a>(what: &str, raw: Bytes<'a>) -> TqResult<Bytes<'a>> {
+    if raw.is_empty() || raw.len() > MAX_NAME_LEN {
+        return Err(TqError::syntax(format!(
+            "invalid {what}: must be 1 to {MAX_NAME_LEN} bytes"
+        )));
+    }
+    Ok(raw)
+}
+
+fn seconds(what: &str, raw: Bytes<'_>) -> TqResult<u64> {
+    integer_in(what, raw, 1, MAX_SECONDS)
+}
+
+/// A plain decimal integer (optional leading '-', nothing else) within
+/// `min..=max`.
+pub fn integer_in(what: &str, raw: Bytes<'_>, min: u64, max: u64) -> TqResult<u64> {
+    let err = || {
+        TqError::syntax(format!(
+            "{what} must be an integer between {min} and {max}"
+        ))
+    };
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(err());
+    }
+    if raw.starts_with(b"-") {
+        // Negative numbers are well-formed but never in range here.
+        return Err(err());
+    }
+    let value: u64 = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(err)?;
+    if value < min || value > max {
+        return Err(err());
+    }
+    Ok(value)
+}
+
+fn exactly<'s, 'a>(args: &'s [Bytes<'a>], n: usize, command: &str) -> TqResult<&'s [Bytes<'a>]> {
+    if args.len() != n {
+        return Err(arity(command));
+    }
+    Ok(args)
+}
+
+fn split_fixed<'s, 'a>(
+    args: &'s [Bytes<'a>],
+    n: usize,
+    command: &str,
+) -> TqResult<(&'s [Bytes<'a>], &'s [Bytes<'a>])> {
+    if args.len() < n {
+        return Err(arity(command));
+    }
+    Ok(args.split_at(n))
+}
+
+pub fn arity(command: &str) -> TqError {
+    TqError::syntax(format!("wrong number of arguments for '{command}' command"))
+}
+
+fn once(first_time: bool, keyword: &str) -> TqResult<()> {
+    if first_time {
+        Ok(())
+    } else {
+        Err(TqError::syntax(format!("syntax error, {keyword} given twice")))
+    }
+}
+
+fn unknown_option(keyword: Bytes<'_>) -> TqError {
+    TqError::syntax(format!(
+        "syntax error, unknown option '{}'",
+        String::from_utf8_lossy(&keyword[..keyword.len().min(32)]).escape_default()
+    ))
+}
+
+/// Walks `KEYWORD value` pairs.
+struct Options<'s, 'a> {
+    rest: &'s [Bytes<'a>],
+}
+
+impl<'s, 'a> Options<'s, 'a> {
+    fn new(rest: &'s [Bytes<'a>]) -> Self {
+        Options { rest }
+    }
+
+    fn next_keyword(&mut self) -> TqResult<Option<Bytes<'a>>> {
+        match self.rest.split_first() {
+            None => Ok(None),
+            Some((keyword, rest)) => {
+                self.rest = rest;
+                Ok(Some(keyword))
+            }
+        }
+    }
+
+    fn value(&mut self, keyword: &str) -> TqResult<Bytes<'a>> {
+        match self.rest.split_first() {
+            None => Err(TqError::syntax(format!(
+                "syntax error, {keyword} needs a value"
+            ))),
+            Some((value, rest)) => {
+                self.rest = rest;
+                Ok(value)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&'static str]) -> Vec<&'static [u8]> {
+        args.iter().map(|a| a.as_bytes()).collect()
+    }
+
+    #[test]
+    fn enqueue_with_and_without_options() {
+        let e = parse_enqueue(&v(&["ev", "u1", "t1"])).unwrap();
+        assert_eq!((e.event, e.user, e.token), (&b"ev"[..], &b"u1"[..], &b"t1"[..]));
+        assert_eq!((e.dedupe, e.ttl_s), (None, None));
+        let e = parse_enqueue(&v(&["ev", "u1", "t1", "ttl", "60", "DEDUPE", "d"])).unwrap();
+        assert_eq!((e.dedupe, e.ttl_s), (Some(&b"d"[..]), Some(60)));
+    }
+
+    #[test]
+    fn enqueue_rejects_bad_input() {
+        for bad in [
+            v(&["ev", "u1"]),
+            v(&["ev", "u1", "t1", "TTL"]),
+            v(&["ev", "u1", "t1", "TTL", "0"]),
+            v(&["ev", "u1", "t1", "TTL", "-5"]),
+            v(&["ev", "u1", "t1", "TTL", "31536001"]),
+            v(&["ev", "u1", "t1", "TTL", "99999999999999999999999"]),
+            v(&["ev", "u1", "t1", "TTL", "1.5"]),
+            v(&["ev", "u1", "t1", "TTL", "nan"]),
+            v(&["ev", "u1", "t1", "TTL", "5", "TTL", "6"]),
+            v(&["ev", "u1", "t1", "BOGUS", "1"]),
+            v(&["ev", "", "t1"]),
+            v(&["ev", "u1", ""]),
+            v(&["", "u1", "t1"]),
+            v(&["e{v}", "u1", "t1"]),
+            v(&["ev", "u1", "t1", "DEDUPE", ""]),
+        ] {
+            let err = parse_enqueue(&bad).unwrap_err();
+            assert_eq!(err.code(), "ERR", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn event_name_limits() {
+        assert!(event(&[b'a'; 200]).is_ok());
+        assert!(event(&[b'a'; 201]).is_err());
+        assert!(event(b"\x00\xff binary").is_ok());
+        assert!(event(b"a}").is_err());
+        assert_eq!(
+            event(b"{x").unwrap_err().to_string(),
+            "ERR invalid event name"
+        );
+    }
+
+    #[test]
+    fn names_are_limited_in_length() {
+        let long = vec![b'x'; MAX_NAME_LEN + 1];
+        assert!(parse_seat(&[b"ev", &long]).is_err());
+        assert!(parse_seat(&[b"ev", &long[1..]]).is_ok());
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(integer_in("n", b"0", 0, 10), Ok(0));
+        assert_eq!(integer_in("n", b"007", 0, 10), Ok(7));
+        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"0x1", b"11", b"-0", b"1e3", b"\xff"] {
+            assert!(integer_in("n", bad, 0, 10).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn inventory_trim_hold_release_confirm() {
+        assert_eq!(parse_inventory(&v(&["e"])).unwrap().set, None);
+        assert_eq!(parse_inventory(&v(&["e", "set", "2147483648"])).unwrap().set, Some(1 << 31));
+        assert!(parse_inventory(&v(&["e", "SET", "2147483649"])).is_err());
+        assert!(parse_inventory(&v(&["e", "SET", "-1"])).is_err());
+        assert!(parse_inventory(&v(&["e", "GET", "1"])).is_err());
+        assert!(parse_inventory(&v(&["e", "SET"])).is_err());
+
+        assert_eq!(parse_trim(&v(&["e", "maxage", "10"])).unwrap().max_age_s, 10);
+        assert!(parse_trim(&v(&["e", "MAXLEN", "10"])).is_err());
+
+        assert_eq!(parse_hold(&v(&["e", "s", "u", "TTL", "5"])).unwrap().ttl_s, Some(5));
+        assert!(parse_hold(&v(&["e", "s", "u", "TTL"])).is_err());
+        assert!(parse_hold(&v(&["e", "s", "u", "FOO", "5"])).is_err());
+        assert!(parse_hold(&v(&["e", "s", "u", "TTL", "5", "x"])).is_err());
+
+        assert_eq!(parse_release(&v(&["e", "s"])).unwrap().user, None);
+        assert_eq!(parse_release(&v(&["e", "s", "u"])).unwrap().user, Some(&b"u"[..]));
+        assert!(parse_release(&v(&["e", "s", "u", "x"])).is_err());
+        assert!(parse_confirm(&v(&["e", "s"])).is_err());
+    }
+
+    #[test]
+    fn config_options() {
+        let c = parse_config(&v(&["e", "rate", "10", "BURST", "20", "hold-ttl", "30"])).unwrap();
+        let got: Vec<_> = c.change.iter().collect();
+        assert_eq!(
+            got,
+            vec![(Setting::Rate, 10), (Setting::Burst, 20), (Setting::HoldTtl, 30)]
+        );
+        assert!(parse_config(&v(&["e"])).unwrap().change.is_empty());
+        for bad in [
+            v(&["e", "RATE"]),
+            v(&["e", "RATE", "1000001"]),
+            v(&["e", "HEARTBEAT", "0"]),
+            v(&["e", "RATE", "1", "RATE", "2"]),
+            v(&["e", "SPEED", "1"]),
+        ] {
+            assert!(parse_config(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

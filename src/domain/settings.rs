@@ -1,0 +1,179 @@
+//! Per-event settings (TQ.CONFIG) and the limits every numeric argument obeys.
+
+/// Seconds arguments (TTL, HEARTBEAT, MAXAGE, ...) are 1..=one year.
+pub const MAX_SECONDS: u64 = 31_536_000;
+/// `TQ.INVENTORY SET n` accepts 0..=2^31.
+pub const MAX_INVENTORY: u64 = 1 << 31;
+/// Admissions per second an event may be configured for.
+pub const MAX_RATE: u64 = 1_000_000;
+/// Largest token-bucket capacity.
+pub const MAX_BURST: u64 = 1_000_000_000;
+
+/// The settings in force for one event: its own TQ.CONFIG values over the
+/// module-wide defaults (`tq.rate`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Admission tokens added per second.
+    pub rate: u64,
+    /// Token-bucket capacity.
+    pub burst: u64,
+    /// Seconds without a heartbeat after which a waiting entry is abandoned.
+    pub heartbeat_s: u64,
+    /// Default TQ.HOLD TTL in seconds.
+    pub hold_ttl_s: u64,
+    /// Default TQ.ENQUEUE DEDUPE window in seconds.
+    pub dedupe_ttl_s: u64,
+}
+
+impl Settings {
+    pub const DEFAULT: Settings = Settings {
+        rate: 50,
+        burst: 500,
+        heartbeat_s: 300,
+        hold_ttl_s: 300,
+        dedupe_ttl_s: 300,
+    };
+
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_s * 1000
+    }
+
+    pub fn apply(mut self, change: &SettingsChange) -> Settings {
+        for (setting, value) in change.iter() {
+            *self.slot(setting) = value;
+        }
+        self
+    }
+
+    fn slot(&mut self, setting: Setting) -> &mut u64 {
+        match setting {
+            Setting::Rate => &mut self.rate,
+            Setting::Burst => &mut self.burst,
+            Setting::Heartbeat => &mut self.heartbeat_s,
+            Setting::HoldTtl => &mut self.hold_ttl_s,
+            Setting::DedupeTtl => &mut self.dedupe_ttl_s,
+        }
+    }
+
+    pub fn get(&self, setting: Setting) -> u64 {
+        let mut copy = *self;
+        *copy.slot(setting)
+    }
+}
+
+/// One configurable setting: its TQ.CONFIG keyword, its reply/storage field
+/// name and its valid range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Rate,
+    Burst,
+    Heartbeat,
+    HoldTtl,
+    DedupeTtl,
+}
+
+impl Setting {
+    pub const ALL: [Setting; 5] = [
+        Setting::Rate,
+        Setting::Burst,
+        Setting::Heartbeat,
+        Setting::HoldTtl,
+        Setting::DedupeTtl,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Setting::Rate => "RATE",
+            Setting::Burst => "BURST",
+            Setting::Heartbeat => "HEARTBEAT",
+            Setting::HoldTtl => "HOLD-TTL",
+            Setting::DedupeTtl => "DEDUPE-TTL",
+        }
+    }
+
+    /// Field name in the TQ.CONFIG reply and in the event's meta hash.
+    pub fn field(self) -> &'static str {
+        match self {
+            Setting::Rate => "rate",
+            Setting::Burst => "burst",
+            Setting::Heartbeat => "heartbeat",
+            Setting::HoldTtl => "hold_ttl",
+            Setting::DedupeTtl => "dedupe_ttl",
+        }
+    }
+
+    pub fn range(self) -> (u64, u64) {
+        match self {
+            Setting::Rate => (0, MAX_RATE),
+            Setting::Burst => (0, MAX_BURST),
+            _ => (1, MAX_SECONDS),
+        }
+    }
+
+    pub fn from_keyword(word: &[u8]) -> Option<Setting> {
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.keyword().as_bytes().eq_ignore_ascii_case(word))
+    }
+
+    pub fn from_field(field: &[u8]) -> Option<Setting> {
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.field().as_bytes() == field)
+    }
+}
+
+/// The options of one TQ.CONFIG call, each present at most once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    values: Vec<(Setting, u64)>,
+}
+
+impl SettingsChange {
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn contains(&self, setting: Setting) -> bool {
+        self.values.iter().any(|(s, _)| *s == setting)
+    }
+
+    pub fn set(&mut self, setting: Setting, value: u64) {
+        self.values.push((setting, value));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Setting, u64)> + '_ {
+        self.values.iter().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_and_fields_round_trip() {
+        for s in Setting::ALL {
+            assert_eq!(Setting::from_keyword(s.keyword().as_bytes()), Some(s));
+            assert_eq!(
+                Setting::from_keyword(s.keyword().to_lowercase().as_bytes()),
+                Some(s)
+            );
+            assert_eq!(Setting::from_field(s.field().as_bytes()), Some(s));
+        }
+        assert_eq!(Setting::from_keyword(b"HOLD_TTL"), None);
+    }
+
+    #[test]
+    fn apply_changes_only_the_given_settings() {
+        let mut change = SettingsChange::default();
+        change.set(Setting::Rate, 7);
+        change.set(Setting::HoldTtl, 60);
+        let s = Settings::DEFAULT.apply(&change);
+        assert_eq!(s.rate, 7);
+        assert_eq!(s.hold_ttl_s, 60);
+        assert_eq!(s.burst, 500);
+        assert_eq!(s.get(Setting::HoldTtl), 60);
+        assert_eq!(s.heartbeat_ms(), 300_000);
+    }
+}
