@@ -1,0 +1,77 @@
+//! Names of the Redis keys that hold one event (`tq:{E}:...`). The braces
+//! make `E` the hash tag, so all of them share the slot of the key `E`.
+
+/// The fixed keys of an event, built once per command.
+pub struct EventKeys {
+    prefix: Vec<u8>,
+    pub queue: Vec<u8>,
+    pub order: Vec<u8>,
+    pub beat: Vec<u8>,
+    pub meta: Vec<u8>,
+    pub seats: Vec<u8>,
+    pub holds: Vec<u8>,
+    pub admits: Vec<u8>,
+}
+
+impl EventKeys {
+    pub fn new(event: &[u8]) -> Self {
+        let mut prefix = Vec::with_capacity(event.len() + 6);
+        prefix.extend_from_slice(b"tq:{");
+        prefix.extend_from_slice(event);
+        prefix.extend_from_slice(b"}:");
+        let key = |suffix: &str| [prefix.as_slice(), suffix.as_bytes()].concat();
+        EventKeys {
+            queue: key("queue"),
+            order: key("order"),
+            beat: key("beat"),
+            meta: key("meta"),
+            seats: key("seats"),
+            holds: key("holds"),
+            admits: key("admits"),
+            prefix,
+        }
+    }
+
+    /// Sorted set of one user's waiting tokens.
+    pub fn user(&self, user: &[u8]) -> Vec<u8> {
+        [self.prefix.as_slice(), b"user:", user].concat()
+    }
+
+    /// String key recording a dedupe id until its window closes.
+    pub fn dedupe(&self, dedupe: &[u8]) -> Vec<u8> {
+        [self.prefix.as_slice(), b"dedupe:", dedupe].concat()
+    }
+}
+
+/// The event name inside a key `tq:{E}:<suffix>` whose suffix is one of
+/// the fixed keys that mark an event with timed work (`beat`, `holds`).
+pub fn event_with_timed_work(key: &[u8]) -> Option<&[u8]> {
+    let rest = key.strip_prefix(b"tq:{")?;
+    let close = rest.iter().position(|b| *b == b'}')?;
+    match &rest[close..] {
+        b"}:beat" | b"}:holds" => Some(&rest[..close]),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names() {
+        let k = EventKeys::new(b"concert");
+        assert_eq!(k.queue, b"tq:{concert}:queue");
+        assert_eq!(k.user(b"u1"), b"tq:{concert}:user:u1");
+        assert_eq!(k.dedupe(b"d{x}"), b"tq:{concert}:dedupe:d{x}");
+    }
+
+    #[test]
+    fn timed_work_keys_name_their_event() {
+        assert_eq!(event_with_timed_work(b"tq:{ev}:beat"), Some(&b"ev"[..]));
+        assert_eq!(event_with_timed_work(b"tq:{ev}:holds"), Some(&b"ev"[..]));
+        assert_eq!(event_with_timed_work(b"tq:{ev}:queue"), None);
+        assert_eq!(event_with_timed_work(b"tq:{ev}:user:x:beat"), None);
+        assert_eq!(event_with_timed_work(b"other"), None);
+    }
+}

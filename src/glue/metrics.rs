@@ -1,0 +1,217 @@
+//! Per-command figures for `INFO tq`: calls, failures by error code and a
+//! fixed-size latency histogram (O(1) per call, no allocation).
+
+use parking_lot::Mutex;
+use redis_module::{InfoContext, RedisResult};
+
+use super::commands::{CommandId, COMMANDS};
+use crate::domain::store::Counter;
+
+/// Error codes counted separately; anything else counts as `ERR`.
+pub const ERROR_CODES: [&str; 10] = [
+    "ERR",
+    "WRONGTYPE",
+    "DUPLICATE",
+    "NOT_QUEUED",
+    "NOT_READY",
+    "SEAT_UNAVAILABLE",
+    "SOLD_OUT",
+    "NOT_HELD",
+    "NOT_OWNER",
+    "TRYAGAIN",
+];
+
+/// Log-linear histogram over nanoseconds: 8 sub-buckets per power of two,
+/// so any value is off by at most 1/8 (12.5%).
+const SUB_BUCKETS: usize = 8;
+const BUCKETS: usize = 64 * SUB_BUCKETS;
+
+#[derive(Clone, Copy)]
+pub struct Histogram {
+    counts: [u64; BUCKETS],
+    total: u64,
+}
+
+impl Histogram {
+    const EMPTY: Histogram = Histogram {
+        counts: [0; BUCKETS],
+        total: 0,
+    };
+
+    fn bucket(ns: u64) -> usize {
+        if ns < SUB_BUCKETS as u64 {
+            return ns as usize;
+        }
+        let exp = 63 - ns.leading_zeros() as usize; // >= 3
+        let sub = ((ns >> (exp - 3)) & 7) as usize;
+        (exp - 2) * SUB_BUCKETS + sub
+    }
+
+    /// The smallest value that falls in `bucket` (its lower bound).
+    fn lower_bound(bucket: usize) -> u64 {
+        if bucket < SUB_BUCKETS {
+            return bucket as u64;
+        }
+        let exp = bucket / SUB_BUCKETS + 2;
+        let sub = (bucket % SUB_BUCKETS) as u64;
+        (8 + sub) << (exp - 3)
+    }
+
+    pub fn record(&mut self, ns: u64) {
+        self.counts[Self::bucket(ns)] += 1;
+        self.total += 1;
+    }
+
+    /// The `q` quantile (0..1) in nanoseconds, as the middle of its bucket.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let low = Self::lower_bound(bucket);
+                let high = Self::lower_bound(bucket + 1);
+                return low + (high - low) / 2;
+            }
+        }
+        Self::lower_bound(BUCKETS - 1)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct CommandFigures {
+    calls: u64,
+    errors: [u64; ERROR_CODES.len()],
+    latency: Histogram,
+}
+
+/// Module-wide totals of things that happened, also outside commands.
+#[derive(Clone, Copy, Default)]
+pub struct Totals {
+    pub dedupe_hits: u64,
+    pub admitted: u64,
+    pub abandoned: u64,
+    pub holds_expired: u64,
+}
+
+struct Figures {
+    commands: [CommandFigures; COMMANDS.len()],
+    totals: Totals,
+}
+
+static FIGURES: Mutex<Figures> = Mutex::new(Figures {
+    commands: [CommandFigures {
+        calls: 0,
+        errors: [0; ERROR_CODES.len()],
+        latency: Histogram::EMPTY,
+    }; COMMANDS.len()],
+    totals: Totals {
+        dedupe_hits: 0,
+        admitted: 0,
+        abandoned: 0,
+        holds_expired: 0,
+    },
+});
+
+pub fn record_call(command: CommandId, error_code: Option<&str>, ns: u64) {
+    let mut figures = FIGURES.lock();
+    let f = &mut figures.commands[command as usize];
+    f.calls += 1;
+    f.latency.record(ns);
+    if let Some(code) = error_code {
+        let i = ERROR_CODES.iter().position(|c| *c == code).unwrap_or(0);
+        f.errors[i] += 1;
+    }
+}
+
+/// Adds to the module totals whenever an event counter moves, whoever
+/// moved it (a command or the background reaper).
+pub fn record_counter(counter: Counter, delta: i64) {
+    if delta <= 0 {
+        return;
+    }
+    let mut figures = FIGURES.lock();
+    let t = &mut figures.totals;
+    match counter {
+        Counter::Duplicates => t.dedupe_hits += delta as u64,
+        Counter::Admitted => t.admitted += delta as u64,
+        Counter::Abandoned => t.abandoned += delta as u64,
+        Counter::HoldsExpired => t.holds_expired += delta as u64,
+        Counter::Inventory | Counter::Sold => {}
+    }
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+/// `INFO tq`: one section of totals, one of per-command figures. Field
+/// names are flat `key:value` pairs that redis_exporter turns into gauges.
+pub fn add_info(ctx: &InfoContext) -> RedisResult<()> {
+    let figures = FIGURES.lock();
+    let t = figures.totals;
+    let builder = ctx
+        .builder()
+        .add_section("totals")
+        .field("dedupe_hits", t.dedupe_hits)?
+        .field("admitted", t.admitted)?
+        .field("abandoned", t.abandoned)?
+        .field("holds_expired", t.holds_expired)?
+        .build_section()?;
+    let mut section = builder.add_section("commands");
+    for (id, f) in COMMANDS.iter().zip(figures.commands.iter()) {
+        let name = id.metric_name();
+        section = section
+            .field(&format!("{name}_calls"), f.calls)?
+            .field(&format!("{name}_failed"), f.errors.iter().sum::<u64>())?;
+        for (code, n) in ERROR_CODES.iter().zip(f.errors.iter()) {
+            if *n > 0 {
+                let code = code.to_ascii_lowercase();
+                section = section.field(&format!("{name}_errors_{code}"), *n)?;
+            }
+        }
+        for (label, q) in [("p50", 0.50), ("p95", 0.95), ("p99", 0.99)] {
+            section = section.field(
+                &format!("{name}_latency_{label}_us"),
+                us(f.latency.quantile(q)),
+            )?;
+        }
+    }
+    section.build_section()?.build_info()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for ns in (0..100_000u64).chain([1 << 40, u64::MAX]) {
+            let b = Histogram::bucket(ns);
+            assert!(b >= last && b < BUCKETS);
+            assert!(Histogram::lower_bound(b) <= ns);
+            if b + 1 < BUCKETS {
+                assert!(ns < Histogram::lower_bound(b + 1), "{ns}");
+            }
+            last = b;
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_an_eighth() {
+        let mut h = Histogram::EMPTY;
+        for ns in 1..=1000u64 {
+            h.record(ns * 1000);
+        }
+        for (q, exact) in [(0.5, 500_000.0), (0.95, 950_000.0), (0.99, 990_000.0)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - exact).abs() / exact < 0.125, "{q}: {got}");
+        }
+        assert_eq!(Histogram::EMPTY.quantile(0.5), 0);
+    }
+}

@@ -1,0 +1,26 @@
+//! The Redis side: command registration, argument bytes in, replies out,
+//! key access and replication (`store`), background reaping, metrics.
+//! The rules themselves live in `crate::domain`.
+
+pub mod commands;
+pub mod config;
+pub mod event_commands;
+pub mod keys;
+pub mod metrics;
+pub mod queue_commands;
+pub mod reaper;
+pub mod reply;
+pub mod seat_commands;
+pub mod store;
+
+use redis_module::{Context, RedisString, Status};
+
+/// Module set-up after configs are loaded.
+pub fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    if let Err(e) = commands::register(ctx) {
+        ctx.log_warning(&format!("tq: {e}"));
+        return Status::Err;
+    }
+    reaper::start(ctx);
+    Status::Ok
+}

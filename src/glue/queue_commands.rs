@@ -1,0 +1,112 @@
+//! TQ.ENQUEUE, TQ.POSITION, TQ.ENTER, TQ.LEAVE, TQ.USER, TQ.TRIM.
+
+use redis_module::{Context, KeyType};
+
+use super::commands::{check_types, now_ms};
+use super::config::defaults;
+use super::keys::EventKeys;
+use super::reply::Reply;
+use super::store::RedisStore;
+use crate::domain::args;
+use crate::domain::error::TqResult;
+use crate::domain::event;
+use crate::domain::queue;
+use crate::domain::settings::Settings;
+
+/// Opens the event for a queue command: checks the types of its queue keys
+/// (and of `extra` keys) before anything is read or written.
+fn open<'c>(
+    ctx: &'c Context,
+    event_name: &[u8],
+    extra: &[(&[u8], KeyType)],
+) -> TqResult<(RedisStore<'c>, Settings)> {
+    let mut store = RedisStore::new(ctx, event_name);
+    check_types(ctx, &queue_keys(&store.keys))?;
+    check_types(ctx, extra)?;
+    let settings = event::settings(&mut store, &defaults())?;
+    Ok((store, settings))
+}
+
+pub fn queue_keys(keys: &EventKeys) -> [(&[u8], KeyType); 5] {
+    [
+        (&keys.queue, KeyType::Stream),
+        (&keys.order, KeyType::ZSet),
+        (&keys.beat, KeyType::ZSet),
+        (&keys.meta, KeyType::Hash),
+        (&keys.admits, KeyType::Hash),
+    ]
+}
+
+pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_enqueue(args)?;
+    let keys = EventKeys::new(req.event);
+    let user_key = keys.user(req.user);
+    let dedupe_key = req.dedupe.map(|d| keys.dedupe(d));
+    let mut extra = vec![(user_key.as_slice(), KeyType::ZSet)];
+    if let Some(k) = &dedupe_key {
+        extra.push((k.as_slice(), KeyType::String));
+    }
+    let (mut store, settings) = open(ctx, req.event, &extra)?;
+    let done = queue::enqueue(&mut store, &settings, now_ms(), &req)?;
+    Ok(Reply::Map(vec![
+        ("id", Reply::Bulk(done.id.to_string().into_bytes())),
+        ("position", Reply::uint(done.position)),
+        ("user_position", Reply::uint(done.user_position)),
+    ]))
+}
+
+pub fn position(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_token_args(args, "tq.position")?;
+    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let p = queue::position(&mut store, &settings, now_ms(), req.token)?;
+    Ok(Reply::Map(vec![
+        ("position", Reply::uint(p.position)),
+        ("user_position", Reply::uint(p.user_position)),
+        ("ready", Reply::bool(p.ready)),
+        ("eta_ms", Reply::Int(p.eta_ms)),
+        ("waited_ms", Reply::uint(p.waited_ms)),
+    ]))
+}
+
+pub fn enter(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_token_args(args, "tq.enter")?;
+    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let done = queue::enter(&mut store, &settings, now_ms(), req.token)?;
+    Ok(Reply::Map(vec![
+        ("admitted", Reply::Int(1)),
+        ("position_was", Reply::uint(done.position_was)),
+    ]))
+}
+
+pub fn leave(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_token_args(args, "tq.leave")?;
+    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let removed = queue::leave(&mut store, &settings, now_ms(), req.token)?;
+    Ok(Reply::bool(removed))
+}
+
+pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_user_args(args)?;
+    let user_key = EventKeys::new(req.event).user(req.user);
+    let (mut store, settings) = open(ctx, req.event, &[(&user_key, KeyType::ZSet)])?;
+    let entries = queue::user_view(&mut store, &settings, now_ms(), req.user)?;
+    Ok(Reply::Array(
+        entries
+            .into_iter()
+            .map(|e| {
+                Reply::Map(vec![
+                    ("id", Reply::Bulk(e.id.to_string().into_bytes())),
+                    ("token", Reply::Bulk(e.token)),
+                    ("position", Reply::uint(e.position)),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+pub fn trim(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
+    let req = args::parse_trim(args)?;
+    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let removed = queue::trim(&mut store, &settings, now_ms(), req.max_age_s)?;
+    Ok(Reply::uint(removed))
+}

@@ -1,0 +1,89 @@
+//! Replies, written with the raw reply API so that maps keep the field
+//! order of the contract (a RESP3 map; a flat array under RESP2).
+
+use redis_module::raw;
+
+pub enum Reply {
+    Int(i64),
+    Bulk(Vec<u8>),
+    Simple(&'static str),
+    Null,
+    Double(f64),
+    Array(Vec<Reply>),
+    Map(Vec<(&'static str, Reply)>),
+}
+
+impl Reply {
+    pub fn bool(b: bool) -> Reply {
+        Reply::Int(b as i64)
+    }
+
+    pub fn uint(n: u64) -> Reply {
+        Reply::Int(n.min(i64::MAX as u64) as i64)
+    }
+
+    pub fn ok() -> Reply {
+        Reply::Simple("OK")
+    }
+}
+
+/// Writes `reply` to the client of `ctx`.
+pub fn send(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
+    // SAFETY: `ctx` is the live context of the command being executed and
+    // the reply functions are set by RedisModule_Init.
+    unsafe {
+        match reply {
+            Reply::Int(n) => {
+                raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, *n);
+            }
+            Reply::Bulk(bytes) => {
+                raw::RedisModule_ReplyWithStringBuffer.unwrap()(
+                    ctx,
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                );
+            }
+            Reply::Simple(text) => {
+                let c = std::ffi::CString::new(*text).unwrap_or_default();
+                raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, c.as_ptr());
+            }
+            Reply::Null => {
+                raw::RedisModule_ReplyWithNull.unwrap()(ctx);
+            }
+            Reply::Double(d) => {
+                raw::RedisModule_ReplyWithDouble.unwrap()(ctx, *d);
+            }
+            Reply::Array(items) => {
+                raw::RedisModule_ReplyWithArray.unwrap()(ctx, items.len() as _);
+                for item in items {
+                    send(ctx, item);
+                }
+            }
+            Reply::Map(fields) => {
+                raw::RedisModule_ReplyWithMap.unwrap()(ctx, fields.len() as _);
+                for (name, value) in fields {
+                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(
+                        ctx,
+                        name.as_ptr().cast(),
+                        name.len(),
+                    );
+                    send(ctx, value);
+                }
+            }
+        }
+    }
+}
+
+/// Sends `-<text>`; `text` starts with the error code.
+pub fn send_error(ctx: *mut raw::RedisModuleCtx, text: &str) {
+    // Error replies are one line: keep them printable ASCII.
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect();
+    let c = std::ffi::CString::new(clean).unwrap_or_default();
+    // SAFETY: as in `send`.
+    unsafe {
+        raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr());
+    }
+}
