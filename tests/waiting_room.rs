@@ -1,0 +1,269 @@
+//! Waiting room against a real server: exact positions under random joins
+//! and leaves, FIFO admission through the token bucket, abandonment, and
+//! TQ.CONFIG.
+
+mod common;
+
+use common::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::time::{Duration, Instant};
+
+fn position(con: &mut redis::Connection, event: &str, token: &str) -> Value {
+    tq!(con, "TQ.POSITION", event, token).unwrap()
+}
+
+#[test]
+fn positions_match_a_list_model_through_random_joins_and_leaves() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "HEARTBEAT", 31536000).unwrap();
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut model: Vec<(String, String)> = Vec::new();
+    for step in 0..3000 {
+        if model.is_empty() || rng.gen_bool(0.6) {
+            let user = format!("u{}", rng.gen_range(0..6));
+            let token = format!("t{step}");
+            let r = tq!(&mut con, "TQ.ENQUEUE", "ev", &user, &token).unwrap();
+            model.push((user.clone(), token));
+            assert_eq!(int_field(&r, "position"), model.len() as i64);
+            let mine = model.iter().filter(|(u, _)| *u == user).count() as i64;
+            assert_eq!(int_field(&r, "user_position"), mine);
+        } else {
+            let (_, token) = model.remove(rng.gen_range(0..model.len()));
+            assert_eq!(int(&tq!(&mut con, "TQ.LEAVE", "ev", &token).unwrap()), 1);
+        }
+        // One random entry each step, every entry every 500 steps.
+        let check: Vec<usize> = if model.is_empty() {
+            vec![]
+        } else if step % 500 == 499 {
+            (0..model.len()).collect()
+        } else {
+            vec![rng.gen_range(0..model.len())]
+        };
+        for i in check {
+            let (user, token) = &model[i];
+            let p = position(&mut con, "ev", token);
+            assert_eq!(int_field(&p, "position"), i as i64 + 1, "step {step}");
+            let before = model[..i].iter().filter(|(u, _)| u == user).count() as i64;
+            assert_eq!(int_field(&p, "user_position"), before + 1);
+        }
+    }
+    let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
+    assert_eq!(int_field(&stats, "waiting"), model.len() as i64);
+    let len: i64 = redis_query(&mut con, &["XLEN", "tq:{ev}:queue"]);
+    assert_eq!(len, model.len() as i64);
+    for u in 0..6 {
+        let user = format!("u{u}");
+        let entries = array(&tq!(&mut con, "TQ.USER", "ev", &user).unwrap());
+        let expected: Vec<(String, i64)> = model
+            .iter()
+            .enumerate()
+            .filter(|(_, (mu, _))| *mu == user)
+            .map(|(i, (_, t))| (t.clone(), i as i64 + 1))
+            .collect();
+        let got: Vec<(String, i64)> = entries
+            .iter()
+            .map(|e| (text_field(e, "token"), int_field(e, "position")))
+            .collect();
+        assert_eq!(got, expected);
+    }
+}
+
+#[test]
+fn admission_is_fifo_through_the_token_bucket() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 2, "BURST", 2).unwrap();
+    for i in 0..6 {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", format!("t{i}")).unwrap();
+    }
+    // Full bucket of 2: positions 1 and 2 are ready, 3 is not.
+    let p = position(&mut con, "ev", "t1");
+    assert_eq!((int_field(&p, "ready"), int_field(&p, "eta_ms")), (1, 0));
+    let p = position(&mut con, "ev", "t2");
+    assert_eq!(int_field(&p, "ready"), 0);
+    assert_eq!(int_field(&p, "eta_ms"), -1, "no admission measured yet");
+    assert_eq!(error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")), "NOT_READY 3");
+    // Second in line may enter before the first: both are within the tokens.
+    let r = tq!(&mut con, "TQ.ENTER", "ev", "t1").unwrap();
+    assert_eq!((int_field(&r, "admitted"), int_field(&r, "position_was")), (1, 2));
+    let r = tq!(&mut con, "TQ.ENTER", "ev", "t0").unwrap();
+    assert_eq!(int_field(&r, "position_was"), 1);
+    assert_eq!(code(&tq!(&mut con, "TQ.ENTER", "ev", "t0")), "NOT_QUEUED");
+    // The bucket is empty: t2 is first and must wait about 0.5 s.
+    let started = Instant::now();
+    assert_eq!(error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")), "NOT_READY 1");
+    let p = position(&mut con, "ev", "t3");
+    assert_eq!(int_field(&p, "position"), 2);
+    let eta = int_field(&p, "eta_ms");
+    assert!(eta > 0, "two admissions measured: an estimate exists ({eta})");
+    assert!(eventually(Duration::from_secs(3), || {
+        int_field(&position(&mut con, "ev", "t2"), "ready") == 1
+    }));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "refilled too fast: {waited:?}");
+    // ready == 1 means ENTER succeeds now.
+    assert_eq!(int_field(&tq!(&mut con, "TQ.ENTER", "ev", "t2").unwrap(), "position_was"), 1);
+    let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
+    assert_eq!(int_field(&stats, "admitted"), 3);
+    assert_eq!(int_field(&stats, "waiting"), 3);
+    let rate = float(&field(&stats, "admission_rate"));
+    assert!((rate - 3.0 / 60.0).abs() < 1e-9, "{rate}");
+}
+
+#[test]
+fn ready_never_disagrees_with_enter() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 20, "BURST", 3).unwrap();
+    for i in 0..40 {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", format!("t{i}")).unwrap();
+    }
+    let mut admitted = 0;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while admitted < 40 && Instant::now() < deadline {
+        let token = format!("t{admitted}");
+        let ready = int_field(&position(&mut con, "ev", &token), "ready");
+        let enter = tq!(&mut con, "TQ.ENTER", "ev", &token);
+        if ready == 1 {
+            assert!(enter.is_ok(), "ready but {enter:?}");
+        }
+        if enter.is_ok() {
+            admitted += 1;
+        } else {
+            assert_eq!(code(&enter), "NOT_READY");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // 3 at once, then 20/s: 40 admissions take about 1.85 s.
+    assert_eq!(admitted, 40);
+}
+
+#[test]
+fn eta_tracks_the_measured_admission_rate() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 1000, "BURST", 60).unwrap();
+    for i in 0..200 {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", format!("t{i}")).unwrap();
+    }
+    for i in 0..60 {
+        tq!(&mut con, "TQ.ENTER", "ev", format!("t{i}")).unwrap();
+    }
+    // 60 admissions in the last minute: 1/s measured, below RATE 1000.
+    // t199 is at position 140 with at most a few tokens refilled.
+    let p = position(&mut con, "ev", "t199");
+    assert_eq!(int_field(&p, "position"), 140);
+    let eta = int_field(&p, "eta_ms");
+    assert!((100_000..=140_000).contains(&eta), "eta {eta}");
+    assert!(int_field(&p, "waited_ms") >= 0);
+}
+
+#[test]
+fn abandoned_entries_drop_out_without_being_polled() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "HEARTBEAT", 1).unwrap();
+    for (user, token) in [("ua", "a"), ("ub", "b"), ("uc", "c")] {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", user, token).unwrap();
+    }
+    assert_eq!(int_field(&position(&mut con, "ev", "c"), "position"), 3);
+    // c keeps its heartbeat; nobody touches a or b.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1600) {
+        position(&mut con, "ev", "c");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(int_field(&position(&mut con, "ev", "c"), "position"), 1);
+    assert_eq!(code(&tq!(&mut con, "TQ.POSITION", "ev", "a")), "NOT_QUEUED");
+    let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
+    assert_eq!((int_field(&stats, "waiting"), int_field(&stats, "abandoned")), (1, 2));
+    assert!(array(&tq!(&mut con, "TQ.USER", "ev", "ua").unwrap()).is_empty());
+    let len: i64 = redis_query(&mut con, &["XLEN", "tq:{ev}:queue"]);
+    assert_eq!(len, 1);
+    let exists: i64 = redis_query(&mut con, &["EXISTS", "tq:{ev}:user:ua", "tq:{ev}:user:ub"]);
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn the_module_removes_abandoned_entries_from_storage_by_itself() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "quiet", "HEARTBEAT", 1).unwrap();
+    for i in 0..50 {
+        tq!(&mut con, "TQ.ENQUEUE", "quiet", format!("u{i}"), format!("t{i}")).unwrap();
+    }
+    let joined = Instant::now();
+    // No TQ command touches the event from here on.
+    assert!(eventually(Duration::from_secs(4), || {
+        redis_query::<i64>(&mut con, &["XLEN", "tq:{quiet}:queue"]) == 0
+    }));
+    let took = joined.elapsed();
+    assert!(took >= Duration::from_millis(1000), "removed before the heartbeat ran out");
+    assert!(took < Duration::from_millis(2600), "took {took:?}");
+    let left: i64 = redis_query(&mut con, &["EXISTS", "tq:{quiet}:order", "tq:{quiet}:beat", "tq:{quiet}:user:u1"]);
+    assert_eq!(left, 0);
+    let meta: i64 = redis_query(&mut con, &["HGET", "tq:{quiet}:meta", "abandoned"]);
+    assert_eq!(meta, 50);
+}
+
+#[test]
+fn config_is_validated_and_stored_per_event() {
+    let server = Server::start();
+    let mut con = server.client();
+    let defaults = tq!(&mut con, "TQ.CONFIG", "ev").unwrap();
+    let fields: Vec<(String, i64)> = map(&defaults).iter().map(|(k, v)| (k.clone(), int(v))).collect();
+    assert_eq!(
+        fields,
+        [("rate", 50), ("burst", 500), ("heartbeat", 300), ("hold_ttl", 300), ("dedupe_ttl", 300)]
+            .map(|(k, v)| (k.to_string(), v))
+    );
+    let ok = tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 7, "burst", 9, "HOLD-TTL", 60).unwrap();
+    assert_eq!(text(&ok), "OK");
+    let now = tq!(&mut con, "TQ.CONFIG", "ev").unwrap();
+    assert_eq!((int_field(&now, "rate"), int_field(&now, "burst")), (7, 9));
+    assert_eq!((int_field(&now, "hold_ttl"), int_field(&now, "heartbeat")), (60, 300));
+    // Another event keeps the defaults.
+    assert_eq!(int_field(&tq!(&mut con, "TQ.CONFIG", "other").unwrap(), "rate"), 50);
+    let digest: String = redis_query(&mut con, &["DEBUG", "DIGEST"]);
+    for bad in [
+        vec!["RATE"],
+        vec!["RATE", "-1"],
+        vec!["RATE", "1000001"],
+        vec!["BURST", "x"],
+        vec!["HEARTBEAT", "0"],
+        vec!["HOLD-TTL", "31536001"],
+        vec!["DEDUPE-TTL", "1.5"],
+        vec!["RATE", "1", "RATE", "2"],
+        vec!["SPEED", "1"],
+    ] {
+        let mut words: Vec<Vec<u8>> = vec![b"TQ.CONFIG".to_vec(), b"ev".to_vec()];
+        words.extend(bad.iter().map(|w| w.as_bytes().to_vec()));
+        let r = call_args(&mut con, &words);
+        assert_eq!(code(&r), "ERR", "{bad:?}");
+    }
+    let after: String = redis_query(&mut con, &["DEBUG", "DIGEST"]);
+    assert_eq!(digest, after);
+    // The dedupe window follows the event's DEDUPE-TTL.
+    tq!(&mut con, "TQ.CONFIG", "ev", "DEDUPE-TTL", 1).unwrap();
+    tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t1", "DEDUPE", "d").unwrap();
+    let pttl: i64 = redis_query(&mut con, &["PTTL", "tq:{ev}:dedupe:d"]);
+    assert!((1..=1000).contains(&pttl), "{pttl}");
+}
+
+#[test]
+fn reconfiguring_refills_the_bucket() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 0, "BURST", 1).unwrap();
+    for i in 0..3 {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", format!("t{i}")).unwrap();
+    }
+    tq!(&mut con, "TQ.ENTER", "ev", "t0").unwrap();
+    assert_eq!(code(&tq!(&mut con, "TQ.ENTER", "ev", "t1")), "NOT_READY");
+    tq!(&mut con, "TQ.CONFIG", "ev", "BURST", 2).unwrap();
+    tq!(&mut con, "TQ.ENTER", "ev", "t2").unwrap();
+    tq!(&mut con, "TQ.ENTER", "ev", "t1").unwrap();
+}
