@@ -219,8 +219,7 @@ pub fn parse_event_args<'a>(args: &[Bytes<'a>], command: &str) -> TqResult<Event
 /// An event name: 1..=200 bytes without braces, so that `tq:{E}:` is a
 /// hash tag that puts every key of the event in the slot of `E`.
 pub fn event(raw: Bytes<'_>) -> TqResult<Bytes<'_>> {
-    if raw.is_empty() || raw.len() > MAX_EVENT_LEN || raw.iter().any(|b| matches!(b, b'{' | b'}'))
-    {
+    if raw.is_empty() || raw.len() > MAX_EVENT_LEN || raw.iter().any(|b| matches!(b, b'{' | b'}')) {
         return Err(TqError::syntax("invalid event name"));
     }
     Ok(raw)
@@ -243,11 +242,7 @@ fn seconds(what: &str, raw: Bytes<'_>) -> TqResult<u64> {
 /// A plain decimal integer (optional leading '-', nothing else) within
 /// `min..=max`.
 pub fn integer_in(what: &str, raw: Bytes<'_>, min: u64, max: u64) -> TqResult<u64> {
-    let err = || {
-        TqError::syntax(format!(
-            "{what} must be an integer between {min} and {max}"
-        ))
-    };
+    let err = || TqError::syntax(format!("{what} must be an integer between {min} and {max}"));
     let digits = raw.strip_prefix(b"-").unwrap_or(raw);
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(err());
@@ -292,7 +287,9 @@ fn once(first_time: bool, keyword: &str) -> TqResult<()> {
     if first_time {
         Ok(())
     } else {
-        Err(TqError::syntax(format!("syntax error, {keyword} given twice")))
+        Err(TqError::syntax(format!(
+            "syntax error, {keyword} given twice"
+        )))
     }
 }
 
@@ -347,7 +344,10 @@ mod tests {
     #[test]
     fn enqueue_with_and_without_options() {
         let e = parse_enqueue(&v(&["ev", "u1", "t1"])).unwrap();
-        assert_eq!((e.event, e.user, e.token), (&b"ev"[..], &b"u1"[..], &b"t1"[..]));
+        assert_eq!(
+            (e.event, e.user, e.token),
+            (&b"ev"[..], &b"u1"[..], &b"t1"[..])
+        );
         assert_eq!((e.dedupe, e.ttl_s), (None, None));
         let e = parse_enqueue(&v(&["ev", "u1", "t1", "ttl", "60", "DEDUPE", "d"])).unwrap();
         assert_eq!((e.dedupe, e.ttl_s), (Some(&b"d"[..]), Some(60)));
@@ -400,7 +400,17 @@ mod tests {
     fn integers_are_strict() {
         assert_eq!(integer_in("n", b"0", 0, 10), Ok(0));
         assert_eq!(integer_in("n", b"007", 0, 10), Ok(7));
-        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"0x1", b"11", b"-0", b"1e3", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"0x1",
+            b"11",
+            b"-0",
+            b"1e3",
+            b"\xff",
+        ] {
             assert!(integer_in("n", bad, 0, 10).is_err(), "{bad:?}");
         }
     }
@@ -408,22 +418,36 @@ mod tests {
     #[test]
     fn inventory_trim_hold_release_confirm() {
         assert_eq!(parse_inventory(&v(&["e"])).unwrap().set, None);
-        assert_eq!(parse_inventory(&v(&["e", "set", "2147483648"])).unwrap().set, Some(1 << 31));
+        assert_eq!(
+            parse_inventory(&v(&["e", "set", "2147483648"]))
+                .unwrap()
+                .set,
+            Some(1 << 31)
+        );
         assert!(parse_inventory(&v(&["e", "SET", "2147483649"])).is_err());
         assert!(parse_inventory(&v(&["e", "SET", "-1"])).is_err());
         assert!(parse_inventory(&v(&["e", "GET", "1"])).is_err());
         assert!(parse_inventory(&v(&["e", "SET"])).is_err());
 
-        assert_eq!(parse_trim(&v(&["e", "maxage", "10"])).unwrap().max_age_s, 10);
+        assert_eq!(
+            parse_trim(&v(&["e", "maxage", "10"])).unwrap().max_age_s,
+            10
+        );
         assert!(parse_trim(&v(&["e", "MAXLEN", "10"])).is_err());
 
-        assert_eq!(parse_hold(&v(&["e", "s", "u", "TTL", "5"])).unwrap().ttl_s, Some(5));
+        assert_eq!(
+            parse_hold(&v(&["e", "s", "u", "TTL", "5"])).unwrap().ttl_s,
+            Some(5)
+        );
         assert!(parse_hold(&v(&["e", "s", "u", "TTL"])).is_err());
         assert!(parse_hold(&v(&["e", "s", "u", "FOO", "5"])).is_err());
         assert!(parse_hold(&v(&["e", "s", "u", "TTL", "5", "x"])).is_err());
 
         assert_eq!(parse_release(&v(&["e", "s"])).unwrap().user, None);
-        assert_eq!(parse_release(&v(&["e", "s", "u"])).unwrap().user, Some(&b"u"[..]));
+        assert_eq!(
+            parse_release(&v(&["e", "s", "u"])).unwrap().user,
+            Some(&b"u"[..])
+        );
         assert!(parse_release(&v(&["e", "s", "u", "x"])).is_err());
         assert!(parse_confirm(&v(&["e", "s"])).is_err());
     }
@@ -434,7 +458,11 @@ mod tests {
         let got: Vec<_> = c.change.iter().collect();
         assert_eq!(
             got,
-            vec![(Setting::Rate, 10), (Setting::Burst, 20), (Setting::HoldTtl, 30)]
+            vec![
+                (Setting::Rate, 10),
+                (Setting::Burst, 20),
+                (Setting::HoldTtl, 30)
+            ]
         );
         assert!(parse_config(&v(&["e"])).unwrap().change.is_empty());
         for bad in [

@@ -57,7 +57,10 @@ impl fmt::Display for TqError {
             TqError::Syntax(text) => write!(f, "{code} {text}"),
             TqError::Internal(text) => write!(f, "{code} internal error: {text}"),
             TqError::WrongType => {
-                write!(f, "{code} Operation against a key holding the wrong kind of value")
+                write!(
+                    f,
+                    "{code} Operation against a key holding the wrong kind of value"
+                )
             }
             TqError::Duplicate(id) => write!(f, "{code} {id}"),
             TqError::NotReady(position) => write!(f, "{code} {position}"),
@@ -97,7 +100,10 @@ mod tests {
             assert!(text.starts_with(e.code()), "{text}");
             assert!(text.is_ascii());
         }
-        assert_eq!(TqError::Duplicate("5-1".into()).to_string(), "DUPLICATE 5-1");
+        assert_eq!(
+            TqError::Duplicate("5-1".into()).to_string(),
+            "DUPLICATE 5-1"
+        );
         assert_eq!(TqError::NotReady(7).to_string(), "NOT_READY 7");
     }
 }

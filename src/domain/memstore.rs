@@ -126,7 +126,12 @@ impl EventStore for MemStore {
     }
 
     fn entries_before(&mut self, id: EntryId, limit: usize) -> TqResult<Vec<Waiting>> {
-        Ok(self.queue.range(..id).take(limit).map(|(_, w)| w.clone()).collect())
+        Ok(self
+            .queue
+            .range(..id)
+            .take(limit)
+            .map(|(_, w)| w.clone())
+            .collect())
     }
 
     fn dedupe_lookup(&mut self, dedupe: &[u8]) -> TqResult<Option<Vec<u8>>> {
@@ -187,7 +192,9 @@ impl EventStore for MemStore {
         Ok(self
             .seats
             .iter()
-            .filter(|(_, s)| matches!(s, StoredSeat::Held { expires_ms, .. } if *expires_ms <= now_ms))
+            .filter(
+                |(_, s)| matches!(s, StoredSeat::Held { expires_ms, .. } if *expires_ms <= now_ms),
+            )
             .map(|(seat, _)| seat.clone())
             .take(limit)
             .collect())

@@ -75,7 +75,9 @@ fn duplicate<S: EventStore, T>(store: &mut S, original: Vec<u8>) -> TqResult<T> 
     store.add_counter(Counter::Duplicates, 1)?;
     let mut id = original;
     id.truncate(MAX_NAME_LEN);
-    Err(TqError::Duplicate(String::from_utf8_lossy(&id).into_owned()))
+    Err(TqError::Duplicate(
+        String::from_utf8_lossy(&id).into_owned(),
+    ))
 }
 
 /// TQ.POSITION: where `token` stands; also its heartbeat.

@@ -12,7 +12,12 @@ use super::store::{Counter, EventStore, StoredSeat};
 
 const T0: u64 = 1_764_000_000_000;
 
-fn join(s: &mut MemStore, set: &Settings, user: &str, token: &str) -> Result<queue::Enqueued, TqError> {
+fn join(
+    s: &mut MemStore,
+    set: &Settings,
+    user: &str,
+    token: &str,
+) -> Result<queue::Enqueued, TqError> {
     let now = s.now_ms;
     queue::enqueue(
         s,
@@ -32,7 +37,10 @@ fn join(s: &mut MemStore, set: &Settings, user: &str, token: &str) -> Result<que
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -114,19 +122,34 @@ fn admission_is_fifo_through_the_token_bucket() {
     let p3 = queue::position(&mut s, &set, T0, b"t2").unwrap();
     assert!(!p3.ready);
     assert_eq!(p3.eta_ms, -1, "nobody admitted yet: no estimate");
-    assert_eq!(queue::enter(&mut s, &set, T0, b"t2"), Err(TqError::NotReady(3)));
-    assert_eq!(queue::enter(&mut s, &set, T0, b"t1").unwrap().position_was, 2);
-    assert_eq!(queue::enter(&mut s, &set, T0, b"t0").unwrap().position_was, 1);
+    assert_eq!(
+        queue::enter(&mut s, &set, T0, b"t2"),
+        Err(TqError::NotReady(3))
+    );
+    assert_eq!(
+        queue::enter(&mut s, &set, T0, b"t1").unwrap().position_was,
+        2
+    );
+    assert_eq!(
+        queue::enter(&mut s, &set, T0, b"t0").unwrap().position_was,
+        1
+    );
     // Bucket empty; t2 is now first but must wait for a token.
     let p = queue::position(&mut s, &set, T0, b"t2").unwrap();
     assert_eq!((p.position, p.ready), (1, false));
     assert!(p.eta_ms > 0);
-    assert_eq!(queue::enter(&mut s, &set, T0 + 499, b"t2"), Err(TqError::NotReady(1)));
+    assert_eq!(
+        queue::enter(&mut s, &set, T0 + 499, b"t2"),
+        Err(TqError::NotReady(1))
+    );
     let ready = queue::position(&mut s, &set, T0 + 500, b"t2").unwrap();
     assert_eq!((ready.ready, ready.eta_ms), (true, 0));
     assert!(queue::enter(&mut s, &set, T0 + 500, b"t2").is_ok());
     assert_eq!(s.counter(Counter::Admitted).unwrap(), 3);
-    assert_eq!(queue::enter(&mut s, &set, T0 + 500, b"t0"), Err(TqError::NotQueued));
+    assert_eq!(
+        queue::enter(&mut s, &set, T0 + 500, b"t0"),
+        Err(TqError::NotQueued)
+    );
 }
 
 #[test]
@@ -147,9 +170,15 @@ fn abandoned_entries_stop_counting_and_are_removed() {
     assert_eq!((view[0].token.as_slice(), view[0].position), (&b"c"[..], 1));
     let stats = event::stats(&mut s, &set, later).unwrap();
     assert_eq!((stats.waiting, stats.abandoned), (1, 2));
-    assert_eq!(queue::position(&mut s, &set, later, b"c").unwrap().position, 1);
+    assert_eq!(
+        queue::position(&mut s, &set, later, b"c").unwrap().position,
+        1
+    );
     assert_eq!(s.tokens(), vec![b"c".to_vec()]);
-    assert_eq!(queue::position(&mut s, &set, later, b"a"), Err(TqError::NotQueued));
+    assert_eq!(
+        queue::position(&mut s, &set, later, b"a"),
+        Err(TqError::NotQueued)
+    );
     assert_eq!(s.counter(Counter::Abandoned).unwrap(), 2);
 }
 
@@ -166,7 +195,9 @@ fn trim_removes_only_entries_older_than_max_age() {
 
 /// inventory + held + sold, the quantity the seat rules must conserve.
 fn seat_total(s: &mut MemStore) -> u64 {
-    s.counter(Counter::Inventory).unwrap() + s.held_count().unwrap() + s.counter(Counter::Sold).unwrap()
+    s.counter(Counter::Inventory).unwrap()
+        + s.held_count().unwrap()
+        + s.counter(Counter::Sold).unwrap()
 }
 
 #[test]
@@ -174,16 +205,37 @@ fn seat_state_machine() {
     let mut s = MemStore::new(T0);
     seats::inventory(&mut s, T0, Some(2)).unwrap();
     assert_eq!(seats::hold(&mut s, T0, b"A1", b"u1", 10), Ok(1));
-    assert_eq!(seats::hold(&mut s, T0, b"A1", b"u2", 10), Err(TqError::SeatUnavailable));
-    assert_eq!(seats::release(&mut s, T0, b"A1", Some(b"u2")), Err(TqError::NotOwner));
-    assert_eq!(seats::confirm(&mut s, T0, b"A1", b"u2"), Err(TqError::NotOwner));
+    assert_eq!(
+        seats::hold(&mut s, T0, b"A1", b"u2", 10),
+        Err(TqError::SeatUnavailable)
+    );
+    assert_eq!(
+        seats::release(&mut s, T0, b"A1", Some(b"u2")),
+        Err(TqError::NotOwner)
+    );
+    assert_eq!(
+        seats::confirm(&mut s, T0, b"A1", b"u2"),
+        Err(TqError::NotOwner)
+    );
     assert_eq!(seats::confirm(&mut s, T0, b"A1", b"u1"), Ok(()));
-    assert_eq!(seats::release(&mut s, T0, b"A1", None), Err(TqError::NotHeld));
-    assert_eq!(seats::hold(&mut s, T0, b"A1", b"u3", 10), Err(TqError::SeatUnavailable));
+    assert_eq!(
+        seats::release(&mut s, T0, b"A1", None),
+        Err(TqError::NotHeld)
+    );
+    assert_eq!(
+        seats::hold(&mut s, T0, b"A1", b"u3", 10),
+        Err(TqError::SeatUnavailable)
+    );
     assert_eq!(seats::hold(&mut s, T0, b"A2", b"u3", 10), Ok(0));
-    assert_eq!(seats::hold(&mut s, T0, b"A3", b"u3", 10), Err(TqError::SoldOut));
+    assert_eq!(
+        seats::hold(&mut s, T0, b"A3", b"u3", 10),
+        Err(TqError::SoldOut)
+    );
     assert_eq!(seats::release(&mut s, T0, b"A2", Some(b"u3")), Ok(1));
-    assert_eq!(seats::release(&mut s, T0, b"A2", None), Err(TqError::NotHeld));
+    assert_eq!(
+        seats::release(&mut s, T0, b"A2", None),
+        Err(TqError::NotHeld)
+    );
     assert_eq!(seat_total(&mut s), 2);
 }
 
@@ -195,10 +247,19 @@ fn an_expired_hold_gives_the_seat_back_exactly_once() {
     let view = seats::seat_view(&mut s, T0 + 4_999, b"A1").unwrap();
     assert_eq!((view.state, view.ttl_ms), ("held", 1));
     let view = seats::seat_view(&mut s, T0 + 5_000, b"A1").unwrap();
-    assert_eq!((view.state, view.user, view.ttl_ms), ("available", None, -1));
+    assert_eq!(
+        (view.state, view.user, view.ttl_ms),
+        ("available", None, -1)
+    );
     let stats = event::stats(&mut s, &Settings::DEFAULT, T0 + 5_000).unwrap();
-    assert_eq!((stats.inventory, stats.held, stats.holds_expired), (1, 0, 1));
-    assert_eq!(seats::confirm(&mut s, T0 + 5_000, b"A1", b"u1"), Err(TqError::NotHeld));
+    assert_eq!(
+        (stats.inventory, stats.held, stats.holds_expired),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        seats::confirm(&mut s, T0 + 5_000, b"A1", b"u1"),
+        Err(TqError::NotHeld)
+    );
     assert_eq!(seats::expire_holds(&mut s, T0 + 6_000, 10).unwrap(), 0);
     assert_eq!(s.counter(Counter::HoldsExpired).unwrap(), 1);
     assert_eq!(seats::hold(&mut s, T0 + 6_000, b"A1", b"u2", 5), Ok(0));

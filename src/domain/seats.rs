@@ -85,7 +85,12 @@ pub fn release<S: EventStore>(
 }
 
 /// TQ.CONFIRM: the hold of `user` becomes a sale.
-pub fn confirm<S: EventStore>(store: &mut S, now_ms: u64, seat: &[u8], user: &[u8]) -> TqResult<()> {
+pub fn confirm<S: EventStore>(
+    store: &mut S,
+    now_ms: u64,
+    seat: &[u8],
+    user: &[u8],
+) -> TqResult<()> {
     expire_holds(store, now_ms, ALL)?;
     holder_check(store.seat(seat)?, Some(user))?;
     store.set_seat(

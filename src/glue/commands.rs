@@ -219,11 +219,16 @@ pub fn now_ms() -> u64 {
 /// exists with another type than expected.
 pub fn check_types(ctx: &Context, keys: &[(&[u8], KeyType)]) -> TqResult<()> {
     for (name, expected) in keys {
-        let key = ctx.open_key(&ctx.create_string(*name));
-        let actual = key.key_type();
+        let actual = key_type(ctx, name);
         if actual != KeyType::Empty && actual != *expected {
             return Err(TqError::WrongType);
         }
     }
     Ok(())
+}
+
+/// The type of key `name` (binary-safe: names may hold NUL bytes).
+pub fn key_type(ctx: &Context, name: &[u8]) -> KeyType {
+    let name = RedisString::create_from_slice(ctx.ctx, name);
+    ctx.open_key(&name).key_type()
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis_module::{raw, Context, ContextFlags, KeyType, NotifyEvent};
 
-use super::commands::{check_types, now_ms};
+use super::commands::{check_types, key_type, now_ms};
 use super::config::defaults;
 use super::keys::event_with_timed_work;
 use super::queue_commands::queue_keys;
@@ -101,6 +101,6 @@ fn reap_event(ctx: &Context, name: &[u8]) -> TqResult<bool> {
     let now = now_ms();
     queue::reap_abandoned(&mut store, &settings, now, BATCH)?;
     seats::expire_holds(&mut store, now, BATCH)?;
-    let exists = |key: &[u8]| ctx.open_key(&ctx.create_string(key)).key_type() != KeyType::Empty;
+    let exists = |key: &[u8]| key_type(ctx, key) != KeyType::Empty;
     Ok(exists(&store.keys.beat) || exists(&store.keys.holds))
 }

@@ -79,7 +79,13 @@ pub fn send_error(ctx: *mut raw::RedisModuleCtx, text: &str) {
     // Error replies are one line: keep them printable ASCII.
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     let c = std::ffi::CString::new(clean).unwrap_or_default();
     // SAFETY: as in `send`.

@@ -30,7 +30,11 @@ pub fn seat_keys(keys: &EventKeys) -> [(&[u8], KeyType); 3] {
 pub fn inventory(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_inventory(args)?;
     let mut store = open(ctx, req.event)?;
-    Ok(Reply::uint(seats::inventory(&mut store, now_ms(), req.set)?))
+    Ok(Reply::uint(seats::inventory(
+        &mut store,
+        now_ms(),
+        req.set,
+    )?))
 }
 
 pub fn hold(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {

@@ -187,7 +187,11 @@ impl<'c> RedisStore<'c> {
             }
             match (token, user) {
                 (Some(token), Some(user)) => out.push(Waiting { id, token, user }),
-                _ => return Err(TqError::Internal(format!("queue entry {id} lacks token or user"))),
+                _ => {
+                    return Err(TqError::Internal(format!(
+                        "queue entry {id} lacks token or user"
+                    )))
+                }
             }
         }
         Ok(out)
@@ -236,7 +240,10 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn user_entries(&mut self, user: &[u8]) -> TqResult<Vec<(EntryId, Vec<u8>)>> {
-        let reply = self.read("ZRANGE", &[&self.keys.user(user), b"0", b"-1", b"WITHSCORES"])?;
+        let reply = self.read(
+            "ZRANGE",
+            &[&self.keys.user(user), b"0", b"-1", b"WITHSCORES"],
+        )?;
         let mut items = reply.list()?.into_iter();
         let mut out = Vec::new();
         while let (Some(token), Some(score)) = (items.next(), items.next()) {
@@ -284,7 +291,14 @@ impl EventStore for RedisStore<'_> {
         let max = [b"(".as_slice(), &num(before_ms)].concat();
         let reply = self.read(
             "ZRANGEBYSCORE",
-            &[&self.keys.beat, b"-inf", &max, b"LIMIT", b"0", &limit_arg(limit)],
+            &[
+                &self.keys.beat,
+                b"-inf",
+                &max,
+                b"LIMIT",
+                b"0",
+                &limit_arg(limit),
+            ],
         )?;
         reply
             .list()?
@@ -295,7 +309,9 @@ impl EventStore for RedisStore<'_> {
 
     fn stale_count(&mut self, before_ms: u64) -> TqResult<u64> {
         let max = [b"(".as_slice(), &num(before_ms)].concat();
-        Ok(self.read("ZCOUNT", &[&self.keys.beat, b"-inf", &max])?.int()? as u64)
+        Ok(self
+            .read("ZCOUNT", &[&self.keys.beat, b"-inf", &max])?
+            .int()? as u64)
     }
 
     fn entries_before(&mut self, id: EntryId, limit: usize) -> TqResult<Vec<Waiting>> {
@@ -353,7 +369,9 @@ impl EventStore for RedisStore<'_> {
 
     fn record_admission(&mut self, now_ms: u64) -> TqResult<()> {
         let second = num(now_ms / 1000);
-        let count = self.write("HINCRBY", &[&self.keys.admits, &second, b"1"])?.int()?;
+        let count = self
+            .write("HINCRBY", &[&self.keys.admits, &second, b"1"])?
+            .int()?;
         if count == 1 {
             // First admission of a new second: drop seconds that have left
             // the window, so the hash holds at most one window.
@@ -369,7 +387,10 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn admissions_since(&mut self, since_s: u64) -> TqResult<u64> {
-        let mut items = self.read("HGETALL", &[&self.keys.admits])?.list()?.into_iter();
+        let mut items = self
+            .read("HGETALL", &[&self.keys.admits])?
+            .list()?
+            .into_iter();
         let mut total = 0;
         while let (Some(second), Some(count)) = (items.next(), items.next()) {
             let second = parse_u64(&second.opt_bytes()?.ok_or_else(unexpected)?)?;
@@ -383,8 +404,9 @@ impl EventStore for RedisStore<'_> {
     fn seat(&mut self, seat: &[u8]) -> TqResult<StoredSeat> {
         match self.read("HGET", &[&self.keys.seats, seat])?.opt_bytes()? {
             None => Ok(StoredSeat::Available),
-            Some(raw) => decode_seat(&raw)
-                .ok_or_else(|| TqError::Internal("unreadable seat record".into())),
+            Some(raw) => {
+                decode_seat(&raw).ok_or_else(|| TqError::Internal("unreadable seat record".into()))
+            }
         }
     }
 
@@ -405,7 +427,14 @@ impl EventStore for RedisStore<'_> {
     fn expired_holds(&mut self, now_ms: u64, limit: usize) -> TqResult<Vec<Vec<u8>>> {
         let reply = self.read(
             "ZRANGEBYSCORE",
-            &[&self.keys.holds, b"-inf", &num(now_ms), b"LIMIT", b"0", &limit_arg(limit)],
+            &[
+                &self.keys.holds,
+                b"-inf",
+                &num(now_ms),
+                b"LIMIT",
+                b"0",
+                &limit_arg(limit),
+            ],
         )?;
         reply
             .list()?
@@ -415,7 +444,9 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn expired_hold_count(&mut self, now_ms: u64) -> TqResult<u64> {
-        Ok(self.read("ZCOUNT", &[&self.keys.holds, b"-inf", &num(now_ms)])?.int()? as u64)
+        Ok(self
+            .read("ZCOUNT", &[&self.keys.holds, b"-inf", &num(now_ms)])?
+            .int()? as u64)
     }
 
     fn held_count(&mut self) -> TqResult<u64> {
@@ -428,13 +459,19 @@ impl EventStore for RedisStore<'_> {
 
     fn add_counter(&mut self, counter: Counter, delta: i64) -> TqResult<()> {
         let by = delta.to_string().into_bytes();
-        self.write("HINCRBY", &[&self.keys.meta, counter.field().as_bytes(), &by])?;
+        self.write(
+            "HINCRBY",
+            &[&self.keys.meta, counter.field().as_bytes(), &by],
+        )?;
         super::metrics::record_counter(counter, delta);
         Ok(())
     }
 
     fn set_counter(&mut self, counter: Counter, value: u64) -> TqResult<()> {
-        self.write("HSET", &[&self.keys.meta, counter.field().as_bytes(), &num(value)])?;
+        self.write(
+            "HSET",
+            &[&self.keys.meta, counter.field().as_bytes(), &num(value)],
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,217 @@
+//! Bad input for every command: a clear error reply, and nothing changed.
+
+mod common;
+
+use common::*;
+
+/// State for the commands to act on, so "changes nothing" means something.
+fn seeded() -> (Server, redis::Connection) {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.ENQUEUE", "ev", "u1", "t1", "DEDUPE", "d1").unwrap();
+    tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 5).unwrap();
+    tq!(&mut con, "TQ.HOLD", "ev", "A1", "u1").unwrap();
+    (server, con)
+}
+
+fn digest(con: &mut redis::Connection) -> String {
+    redis_query(con, &["DEBUG", "DIGEST"])
+}
+
+/// Every case must fail with `expected_code` and leave the data as it was.
+fn assert_refused(con: &mut redis::Connection, cases: &[(&str, Vec<&[u8]>)]) {
+    for (expected_code, words) in cases {
+        let before = digest(con);
+        let words: Vec<Vec<u8>> = words.iter().map(|w| w.to_vec()).collect();
+        let reply = call_args(con, &words);
+        let shown: Vec<String> = words
+            .iter()
+            .map(|w| String::from_utf8_lossy(&w[..w.len().min(40)]).into_owned())
+            .collect();
+        assert_eq!(code(&reply), *expected_code, "{shown:?} -> {reply:?}");
+        assert_eq!(digest(con), before, "{shown:?} changed data");
+    }
+}
+
+macro_rules! words {
+    ($($w:expr),* $(,)?) => { vec![$(AsRef::<[u8]>::as_ref(&$w)),*] };
+}
+
+#[test]
+fn wrong_arity_for_every_command() {
+    let (_server, mut con) = seeded();
+    let cases = vec![
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u"]),
+        ("ERR", words!["TQ.ENQUEUE"]),
+        ("ERR", words!["TQ.POSITION", "ev"]),
+        ("ERR", words!["TQ.POSITION", "ev", "t1", "x"]),
+        ("ERR", words!["TQ.ENTER", "ev"]),
+        ("ERR", words!["TQ.LEAVE", "ev", "t1", "t2"]),
+        ("ERR", words!["TQ.USER", "ev"]),
+        ("ERR", words!["TQ.TRIM", "ev", "MAXAGE"]),
+        ("ERR", words!["TQ.TRIM", "ev", "MAXAGE", "1", "2"]),
+        ("ERR", words!["TQ.INVENTORY"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "SET", "1", "2"]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2"]),
+        ("ERR", words!["TQ.RELEASE", "ev"]),
+        ("ERR", words!["TQ.RELEASE", "ev", "A1", "u1", "x"]),
+        ("ERR", words!["TQ.CONFIRM", "ev", "A1"]),
+        ("ERR", words!["TQ.SEAT", "ev"]),
+        ("ERR", words!["TQ.CONFIG"]),
+        ("ERR", words!["TQ.STATS"]),
+        ("ERR", words!["TQ.STATS", "ev", "x"]),
+    ];
+    assert_refused(&mut con, &cases);
+}
+
+#[test]
+fn bad_names_and_numbers() {
+    let (_server, mut con) = seeded();
+    let long_event = vec![b'e'; 201];
+    let long_name = vec![b'x'; 1025];
+    let cases = vec![
+        ("ERR", words!["TQ.ENQUEUE", "", "u", "t"]),
+        ("ERR", words!["TQ.ENQUEUE", "e{v}", "u", "t"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev}", "u", "t"]),
+        ("ERR", words!["TQ.ENQUEUE", long_event, "u", "t"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "", "t"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", ""]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", long_name]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", ""]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "0"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "-1"]),
+        (
+            "ERR",
+            words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "31536001"],
+        ),
+        (
+            "ERR",
+            words![
+                "TQ.ENQUEUE",
+                "ev",
+                "u",
+                "t",
+                "TTL",
+                "99999999999999999999999"
+            ],
+        ),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "abc"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "1.5"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "nan"]),
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "BOGUS", "1"]),
+        ("ERR", words!["TQ.POSITION", "", "t1"]),
+        ("ERR", words!["TQ.POSITION", "ev", ""]),
+        ("ERR", words!["TQ.ENTER", "{ev}", "t1"]),
+        ("ERR", words!["TQ.LEAVE", "ev", ""]),
+        ("ERR", words!["TQ.USER", "ev", ""]),
+        ("ERR", words!["TQ.TRIM", "ev", "MAXLEN", "10"]),
+        ("ERR", words!["TQ.TRIM", "ev", "MAXAGE", "0"]),
+        ("ERR", words!["TQ.TRIM", "ev", "MAXAGE", "-5"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "SET", "-1"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "SET", "2147483649"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "SET", "1e3"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "ADD", "1"]),
+        ("ERR", words!["TQ.HOLD", "ev", "", "u"]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2", ""]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2", "u", "TTL", "0"]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2", "u", "TTL", "31536001"]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2", "u", "TTL"]),
+        ("ERR", words!["TQ.HOLD", "ev", "A2", "u", "EX", "5"]),
+        ("ERR", words!["TQ.RELEASE", "ev", "A1", ""]),
+        ("ERR", words!["TQ.CONFIRM", "ev", "", "u1"]),
+        ("ERR", words!["TQ.SEAT", "ev", ""]),
+        ("ERR", words!["TQ.CONFIG", "ev", "RATE", "-1"]),
+        ("ERR", words!["TQ.CONFIG", "ev", "HEARTBEAT", "0"]),
+        ("ERR", words!["TQ.STATS", "e{"]),
+    ];
+    assert_refused(&mut con, &cases);
+    let text = error_text(&tq!(&mut con, "TQ.ENQUEUE", "a{b", "u", "t"));
+    assert_eq!(text, "ERR invalid event name");
+}
+
+#[test]
+fn keys_of_the_wrong_type_are_reported_and_left_alone() {
+    let (_server, mut con) = seeded();
+    let _: () = redis_query(&mut con, &["SET", "tq:{bad}:queue", "not a stream"]);
+    let _: () = redis_query(&mut con, &["SET", "tq:{bad}:seats", "not a hash"]);
+    let _: () = redis_query(&mut con, &["SET", "tq:{ev}:user:mallory", "not a zset"]);
+    let _: i64 = redis_query(&mut con, &["LPUSH", "tq:{ev}:dedupe:dd", "not a string"]);
+    let _: i64 = redis_query(&mut con, &["SADD", "tq:{cfg}:meta", "x"]);
+    let cases = vec![
+        ("WRONGTYPE", words!["TQ.ENQUEUE", "bad", "u", "t"]),
+        ("WRONGTYPE", words!["TQ.POSITION", "bad", "t"]),
+        ("WRONGTYPE", words!["TQ.ENTER", "bad", "t"]),
+        ("WRONGTYPE", words!["TQ.LEAVE", "bad", "t"]),
+        ("WRONGTYPE", words!["TQ.USER", "bad", "u"]),
+        ("WRONGTYPE", words!["TQ.TRIM", "bad", "MAXAGE", "1"]),
+        ("WRONGTYPE", words!["TQ.STATS", "bad"]),
+        ("WRONGTYPE", words!["TQ.INVENTORY", "bad", "SET", "3"]),
+        ("WRONGTYPE", words!["TQ.HOLD", "bad", "A1", "u"]),
+        ("WRONGTYPE", words!["TQ.RELEASE", "bad", "A1"]),
+        ("WRONGTYPE", words!["TQ.CONFIRM", "bad", "A1", "u"]),
+        ("WRONGTYPE", words!["TQ.SEAT", "bad", "A1"]),
+        ("WRONGTYPE", words!["TQ.ENQUEUE", "ev", "mallory", "t9"]),
+        ("WRONGTYPE", words!["TQ.USER", "ev", "mallory"]),
+        (
+            "WRONGTYPE",
+            words!["TQ.ENQUEUE", "ev", "u2", "t9", "DEDUPE", "dd"],
+        ),
+        ("WRONGTYPE", words!["TQ.CONFIG", "cfg"]),
+        ("WRONGTYPE", words!["TQ.CONFIG", "cfg", "RATE", "1"]),
+    ];
+    assert_refused(&mut con, &cases);
+}
+
+#[test]
+fn binary_names_work_and_errors_stay_one_line() {
+    let (_server, mut con) = seeded();
+    let event: &[u8] = b"ev\x00\xff\r\n";
+    let user: &[u8] = b"us\r\ner\x00";
+    let token: &[u8] = b"\xfe\xfftok en";
+    let r = tq!(
+        &mut con,
+        "TQ.ENQUEUE",
+        event,
+        user,
+        token,
+        "DEDUPE",
+        b"\x00\r\n".as_slice()
+    )
+    .unwrap();
+    assert_eq!(int_field(&r, "position"), 1);
+    let again = tq!(
+        &mut con,
+        "TQ.ENQUEUE",
+        event,
+        user,
+        b"x".as_slice(),
+        "DEDUPE",
+        b"\x00\r\n".as_slice()
+    );
+    assert_eq!(code(&again), "DUPLICATE");
+    let entries = array(&tq!(&mut con, "TQ.USER", event, user).unwrap());
+    match field(&entries[0], "token") {
+        Value::BulkString(b) => assert_eq!(b, token),
+        other => panic!("{other:?}"),
+    }
+    tq!(&mut con, "TQ.INVENTORY", event, "SET", 1).unwrap();
+    tq!(&mut con, "TQ.HOLD", event, b"seat\r\n".as_slice(), user).unwrap();
+    let seat = tq!(&mut con, "TQ.SEAT", event, b"seat\r\n".as_slice()).unwrap();
+    match field(&seat, "user") {
+        Value::BulkString(b) => assert_eq!(b, user),
+        other => panic!("{other:?}"),
+    }
+    let bad = tq!(
+        &mut con,
+        "TQ.HOLD",
+        "ev",
+        "A2",
+        "u",
+        b"\r\nTTL\x00".as_slice(),
+        "5"
+    );
+    assert_eq!(code(&bad), "ERR");
+    let pong: String = redis_query(&mut con, &["PING"]);
+    assert_eq!(pong, "PONG");
+}
