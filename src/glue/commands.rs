@@ -205,6 +205,7 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         if status != raw::REDISMODULE_OK as c_int {
             return Err(format!("could not create {}", id.name()));
         }
+        super::command_info::describe(ctx, id);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! key access and replication (`store`), background reaping, metrics.
 //! The rules themselves live in `crate::domain`.
 
+pub mod command_info;
 pub mod commands;
 pub mod config;
 pub mod event_commands;
