@@ -2,7 +2,7 @@
 
 use redis_module::{Context, KeyType};
 
-use super::commands::{check_types, now_ms};
+use super::commands::{check_types, guard_event, now_ms};
 use super::config::defaults;
 use super::queue_commands::queue_keys;
 use super::reply::Reply;
@@ -16,7 +16,7 @@ use crate::domain::settings::Setting;
 pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_config(args)?;
     let mut store = RedisStore::new(ctx, req.event);
-    check_types(ctx, &[(&store.keys.meta, KeyType::Hash)])?;
+    guard_event(ctx, &store.keys, &[(&store.keys.meta, KeyType::Hash)])?;
     if !req.change.is_empty() {
         event::configure(&mut store, &req.change)?;
         return Ok(Reply::ok());
@@ -33,7 +33,7 @@ pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 pub fn stats(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_event_args(args, "tq.stats")?;
     let mut store = RedisStore::new(ctx, req.event);
-    check_types(ctx, &queue_keys(&store.keys))?;
+    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
     check_types(ctx, &seat_keys(&store.keys))?;
     let settings = event::settings(&mut store, &defaults())?;
     let s = event::stats(&mut store, &settings, now_ms())?;

@@ -43,6 +43,34 @@ impl EventKeys {
     }
 }
 
+/// Which of an event's keys exist on this node (for the queue stream: holds
+/// entries).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presence {
+    pub queue_entries: bool,
+    pub order: bool,
+    pub beat: bool,
+    pub meta: bool,
+    pub seats: bool,
+    pub holds: bool,
+    pub admits: bool,
+}
+
+impl Presence {
+    /// Whether these keys can be the whole state of an event. The keys
+    /// always appear together in these ways, so anything else means some
+    /// are still on another node (a slot mid-migration):
+    /// - waiting entries, their order index and their heartbeats exist
+    ///   together (empty sorted sets vanish, the stream stays empty);
+    /// - a held seat is in the seats hash, and seats imply the meta hash
+    ///   (inventory), as do admissions (the admitted counter).
+    pub fn is_whole(&self) -> bool {
+        let queue_whole = self.queue_entries == self.order && self.order == self.beat;
+        let seats_whole = (!self.holds || self.seats) && (!self.seats || self.meta);
+        queue_whole && seats_whole && (!self.admits || self.meta)
+    }
+}
+
 /// The event name inside a key `tq:{E}:<suffix>` whose suffix is one of
 /// the fixed keys that mark an event with timed work (`beat`, `holds`).
 pub fn event_with_timed_work(key: &[u8]) -> Option<&[u8]> {
@@ -64,6 +92,52 @@ mod tests {
         assert_eq!(k.queue, b"tq:{concert}:queue");
         assert_eq!(k.user(b"u1"), b"tq:{concert}:user:u1");
         assert_eq!(k.dedupe(b"d{x}"), b"tq:{concert}:dedupe:d{x}");
+    }
+
+    #[test]
+    fn partial_key_sets_are_not_whole() {
+        let none = Presence::default();
+        assert!(none.is_whole());
+        let queue = Presence {
+            queue_entries: true,
+            order: true,
+            beat: true,
+            ..none
+        };
+        assert!(queue.is_whole());
+        assert!(!Presence {
+            beat: false,
+            ..queue
+        }
+        .is_whole());
+        assert!(!Presence {
+            queue_entries: false,
+            ..queue
+        }
+        .is_whole());
+        let seats = Presence {
+            meta: true,
+            seats: true,
+            holds: true,
+            admits: true,
+            ..queue
+        };
+        assert!(seats.is_whole());
+        assert!(!Presence {
+            seats: false,
+            ..seats
+        }
+        .is_whole());
+        assert!(!Presence {
+            meta: false,
+            ..seats
+        }
+        .is_whole());
+        assert!(Presence {
+            holds: false,
+            ..seats
+        }
+        .is_whole());
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub const ERROR_CODES: [&str; 10] = [
 /// Log-linear histogram over nanoseconds: 8 sub-buckets per power of two,
 /// so any value is off by at most 1/8 (12.5%).
 const SUB_BUCKETS: usize = 8;
-const BUCKETS: usize = 64 * SUB_BUCKETS;
+/// Enough buckets for any u64: the top one starts at 15 * 2^60.
+const BUCKETS: usize = 62 * SUB_BUCKETS;
 
 #[derive(Clone, Copy)]
 pub struct Histogram {
@@ -49,6 +50,9 @@ impl Histogram {
 
     /// The smallest value that falls in `bucket` (its lower bound).
     fn lower_bound(bucket: usize) -> u64 {
+        if bucket >= BUCKETS {
+            return u64::MAX;
+        }
         if bucket < SUB_BUCKETS {
             return bucket as u64;
         }

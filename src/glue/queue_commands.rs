@@ -2,7 +2,7 @@
 
 use redis_module::{Context, KeyType};
 
-use super::commands::{check_types, now_ms};
+use super::commands::{check_types, guard_event, now_ms};
 use super::config::defaults;
 use super::keys::EventKeys;
 use super::reply::Reply;
@@ -21,7 +21,7 @@ fn open<'c>(
     extra: &[(&[u8], KeyType)],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
     let mut store = RedisStore::new(ctx, event_name);
-    check_types(ctx, &queue_keys(&store.keys))?;
+    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
     check_types(ctx, extra)?;
     let settings = event::settings(&mut store, &defaults())?;
     Ok((store, settings))

@@ -15,13 +15,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis_module::{raw, Context, ContextFlags, KeyType, NotifyEvent};
 
-use super::commands::{check_types, key_type, now_ms};
+use super::commands::{check_types, guard_event, key_type, now_ms};
 use super::config::defaults;
 use super::keys::event_with_timed_work;
 use super::queue_commands::queue_keys;
 use super::seat_commands::seat_keys;
 use super::store::RedisStore;
-use crate::domain::error::TqResult;
+use crate::domain::error::{TqError, TqResult};
 use crate::domain::{event, queue, seats};
 
 /// Timer period; expiries are written back within about this much.
@@ -78,6 +78,8 @@ fn reap_all(ctx: &Context) {
         match reap_event(ctx, &name) {
             Ok(true) => {}
             Ok(false) => forget(db, &name),
+            // Mid-migration: the node that ends up with the keys reaps them.
+            Err(TqError::TryAgain) => {}
             Err(e) => ctx.log_warning(&format!(
                 "tq: reaping event '{}' failed: {e}",
                 String::from_utf8_lossy(&name)
@@ -95,7 +97,7 @@ fn forget(db: i32, name: &[u8]) {
 /// Reaps one event; false once it has no timed work left.
 fn reap_event(ctx: &Context, name: &[u8]) -> TqResult<bool> {
     let mut store = RedisStore::new(ctx, name);
-    check_types(ctx, &queue_keys(&store.keys))?;
+    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
     check_types(ctx, &seat_keys(&store.keys))?;
     let settings = event::settings(&mut store, &defaults())?;
     let now = now_ms();

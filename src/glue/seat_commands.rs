@@ -2,7 +2,7 @@
 
 use redis_module::{Context, KeyType};
 
-use super::commands::{check_types, now_ms};
+use super::commands::{guard_event, now_ms};
 use super::config::defaults;
 use super::keys::EventKeys;
 use super::reply::Reply;
@@ -15,7 +15,7 @@ use crate::domain::seats;
 /// Opens the event for a seat command, checking its seat keys' types.
 fn open<'c>(ctx: &'c Context, event_name: &[u8]) -> TqResult<RedisStore<'c>> {
     let store = RedisStore::new(ctx, event_name);
-    check_types(ctx, &seat_keys(&store.keys))?;
+    guard_event(ctx, &store.keys, &seat_keys(&store.keys))?;
     Ok(store)
 }
 
