@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 fn stats_total(con: &mut redis::Connection, event: &str) -> (i64, i64, i64) {
     let s = tq!(con, "TQ.STATS", event).unwrap();
-    (int_field(&s, "inventory"), int_field(&s, "held"), int_field(&s, "sold"))
+    (
+        int_field(&s, "inventory"),
+        int_field(&s, "held"),
+        int_field(&s, "sold"),
+    )
 }
 
 /// Inside one script no timer runs, so whatever the script sees after the
@@ -39,7 +43,10 @@ fn expiry_is_seen_by_commands_from_that_millisecond_on() {
         let t: Vec<String> = redis_query(&mut con, &["TIME"]);
         t[0].parse::<i64>().unwrap() * 1000 + t[1].parse::<i64>().unwrap() / 1000
     };
-    assert_eq!(int(&tq!(&mut con, "TQ.HOLD", "ev", "A1", "u1", "TTL", 1).unwrap()), 9);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "ev", "A1", "u1", "TTL", 1).unwrap()),
+        9
+    );
     let seat = tq!(&mut con, "TQ.SEAT", "ev", "A1").unwrap();
     assert_eq!(text_field(&seat, "state"), "held");
     let ttl = int_field(&seat, "ttl_ms");
@@ -69,14 +76,20 @@ fn expired_holds_leave_storage_within_a_second_untouched() {
     }));
     let took = held_at.elapsed();
     assert!(took >= Duration::from_millis(990), "{took:?}");
-    assert!(took < Duration::from_millis(2200), "stored expiry took {took:?}");
+    assert!(
+        took < Duration::from_millis(2200),
+        "stored expiry took {took:?}"
+    );
     let inv: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "inventory"]);
     assert_eq!(inv, 10);
     let holds: i64 = redis_query(&mut con, &["EXISTS", "tq:{ev}:holds"]);
     assert_eq!(holds, 0);
     let expired: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "holds_expired"]);
     assert_eq!(expired, 3);
-    assert_eq!(code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "u1")), "NOT_HELD");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "u1")),
+        "NOT_HELD"
+    );
     assert_eq!(code(&tq!(&mut con, "TQ.RELEASE", "ev", "A1")), "NOT_HELD");
 }
 
@@ -100,27 +113,51 @@ fn ownership_and_confirm() {
     let mut con = server.client();
     tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 3).unwrap();
     tq!(&mut con, "TQ.HOLD", "ev", "A1", "alice").unwrap();
-    assert_eq!(code(&tq!(&mut con, "TQ.RELEASE", "ev", "A1", "bob")), "NOT_OWNER");
-    assert_eq!(code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "bob")), "NOT_OWNER");
-    assert_eq!(code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A9", "bob")), "NOT_HELD");
-    assert_eq!(text(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "alice").unwrap()), "OK");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.RELEASE", "ev", "A1", "bob")),
+        "NOT_OWNER"
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "bob")),
+        "NOT_OWNER"
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A9", "bob")),
+        "NOT_HELD"
+    );
+    assert_eq!(
+        text(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "alice").unwrap()),
+        "OK"
+    );
     let seat = tq!(&mut con, "TQ.SEAT", "ev", "A1").unwrap();
     assert_eq!(text_field(&seat, "state"), "sold");
     assert_eq!(text_field(&seat, "user"), "alice");
     assert_eq!(int_field(&seat, "ttl_ms"), -1);
     // Sold is permanent.
     assert_eq!(code(&tq!(&mut con, "TQ.RELEASE", "ev", "A1")), "NOT_HELD");
-    assert_eq!(code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "alice")), "NOT_HELD");
-    assert_eq!(code(&tq!(&mut con, "TQ.HOLD", "ev", "A1", "bob")), "SEAT_UNAVAILABLE");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "alice")),
+        "NOT_HELD"
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.HOLD", "ev", "A1", "bob")),
+        "SEAT_UNAVAILABLE"
+    );
     assert_eq!(stats_total(&mut con, "ev"), (2, 0, 1));
     // Release by the holder, with or without naming them.
     tq!(&mut con, "TQ.HOLD", "ev", "A2", "bob").unwrap();
-    assert_eq!(int(&tq!(&mut con, "TQ.RELEASE", "ev", "A2", "bob").unwrap()), 2);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.RELEASE", "ev", "A2", "bob").unwrap()),
+        2
+    );
     tq!(&mut con, "TQ.HOLD", "ev", "A2", "carol").unwrap();
     assert_eq!(int(&tq!(&mut con, "TQ.RELEASE", "ev", "A2").unwrap()), 2);
     // INVENTORY SET moves only the available count.
     tq!(&mut con, "TQ.HOLD", "ev", "A3", "bob").unwrap();
-    assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 10).unwrap()), 10);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 10).unwrap()),
+        10
+    );
     assert_eq!(stats_total(&mut con, "ev"), (10, 1, 1));
 }
 
@@ -156,13 +193,24 @@ fn many_clients_never_break_the_invariant_or_sell_a_seat_twice() {
                         Err(e) => e.code().unwrap_or("?").to_string(),
                     };
                     assert!(
-                        ["ok", "SEAT_UNAVAILABLE", "SOLD_OUT", "NOT_HELD", "NOT_OWNER"]
-                            .contains(&label.as_str()),
+                        [
+                            "ok",
+                            "SEAT_UNAVAILABLE",
+                            "SOLD_OUT",
+                            "NOT_HELD",
+                            "NOT_OWNER"
+                        ]
+                        .contains(&label.as_str()),
                         "{r:?}"
                     );
                     *outcomes.entry(label).or_default() += 1;
                     if r.is_ok() && text(r.as_ref().unwrap()) == "OK" {
-                        sales.lock().unwrap().entry(seat).or_default().push(user.clone());
+                        sales
+                            .lock()
+                            .unwrap()
+                            .entry(seat)
+                            .or_default()
+                            .push(user.clone());
                     }
                 }
                 outcomes
@@ -177,7 +225,11 @@ fn many_clients_never_break_the_invariant_or_sell_a_seat_twice() {
             while !stop.load(Ordering::Relaxed) {
                 let (inventory, held, sold) = stats_total(&mut con, "ev");
                 assert!(inventory >= 0);
-                assert_eq!(inventory + held + sold, INVENTORY, "({inventory},{held},{sold})");
+                assert_eq!(
+                    inventory + held + sold,
+                    INVENTORY,
+                    "({inventory},{held},{sold})"
+                );
                 checks += 1;
             }
             checks
@@ -195,7 +247,10 @@ fn many_clients_never_break_the_invariant_or_sell_a_seat_twice() {
     println!("outcomes {totals:?}, invariant checked {checks} times");
     assert!(checks > 100);
     for kind in ["ok", "SEAT_UNAVAILABLE", "NOT_HELD"] {
-        assert!(totals.get(kind).copied().unwrap_or(0) > 0, "no {kind} in {totals:?}");
+        assert!(
+            totals.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} in {totals:?}"
+        );
     }
     let sales = sales.lock().unwrap();
     for (seat, buyers) in sales.iter() {

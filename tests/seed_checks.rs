@@ -10,10 +10,27 @@ use std::sync::{Arc, Barrier};
 fn check1_enqueue_then_duplicate_leaves_one_entry() {
     let server = Server::start();
     let mut con = server.client();
-    let first = tq!(&mut con, "TQ.ENQUEUE", "concert", "user-1", "tok-1", "DEDUPE", "req-1").unwrap();
+    let first = tq!(
+        &mut con,
+        "TQ.ENQUEUE",
+        "concert",
+        "user-1",
+        "tok-1",
+        "DEDUPE",
+        "req-1"
+    )
+    .unwrap();
     let id = text_field(&first, "id");
     assert_eq!(int_field(&first, "position"), 1);
-    let again = tq!(&mut con, "TQ.ENQUEUE", "concert", "user-1", "tok-2", "DEDUPE", "req-1");
+    let again = tq!(
+        &mut con,
+        "TQ.ENQUEUE",
+        "concert",
+        "user-1",
+        "tok-2",
+        "DEDUPE",
+        "req-1"
+    );
     assert_eq!(error_text(&again), format!("DUPLICATE {id}"));
     let same_token = tq!(&mut con, "TQ.ENQUEUE", "concert", "user-1", "tok-1");
     assert_eq!(error_text(&same_token), format!("DUPLICATE {id}"));
@@ -32,7 +49,15 @@ fn check2_hundred_concurrent_clients_one_dedupe_id() {
             std::thread::spawn(move || {
                 barrier.wait();
                 let token = format!("tok-{i}");
-                tq!(&mut con, "TQ.ENQUEUE", "concert", format!("user-{i}"), token, "DEDUPE", "same")
+                tq!(
+                    &mut con,
+                    "TQ.ENQUEUE",
+                    "concert",
+                    format!("user-{i}"),
+                    token,
+                    "DEDUPE",
+                    "same"
+                )
             })
         })
         .collect();
@@ -46,15 +71,24 @@ fn check2_hundred_concurrent_clients_one_dedupe_id() {
     let mut con = server.client();
     let len: i64 = redis_query(&mut con, &["XLEN", "tq:{concert}:queue"]);
     assert_eq!(len, 1);
-    assert_eq!(int_field(&tq!(&mut con, "TQ.STATS", "concert").unwrap(), "duplicates"), 99);
+    assert_eq!(
+        int_field(&tq!(&mut con, "TQ.STATS", "concert").unwrap(), "duplicates"),
+        99
+    );
 }
 
 #[test]
 fn check3_hold_takes_a_seat_once() {
     let server = Server::start();
     let mut con = server.client();
-    assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "concert", "SET", 100).unwrap()), 100);
-    assert_eq!(int(&tq!(&mut con, "TQ.HOLD", "concert", "A-12", "user-1").unwrap()), 99);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.INVENTORY", "concert", "SET", 100).unwrap()),
+        100
+    );
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "concert", "A-12", "user-1").unwrap()),
+        99
+    );
     let second = tq!(&mut con, "TQ.HOLD", "concert", "A-12", "user-2");
     assert_eq!(code(&second), "SEAT_UNAVAILABLE");
     assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "concert").unwrap()), 99);
@@ -69,8 +103,14 @@ fn check4_release_gives_the_seat_back() {
     let mut con = server.client();
     tq!(&mut con, "TQ.INVENTORY", "concert", "SET", 100).unwrap();
     tq!(&mut con, "TQ.HOLD", "concert", "A-12", "user-1").unwrap();
-    assert_eq!(int(&tq!(&mut con, "TQ.RELEASE", "concert", "A-12").unwrap()), 100);
-    assert_eq!(code(&tq!(&mut con, "TQ.RELEASE", "concert", "A-12")), "NOT_HELD");
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.RELEASE", "concert", "A-12").unwrap()),
+        100
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.RELEASE", "concert", "A-12")),
+        "NOT_HELD"
+    );
     assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "concert").unwrap()), 100);
     let seat = tq!(&mut con, "TQ.SEAT", "concert", "A-12").unwrap();
     assert_eq!(text_field(&seat, "state"), "available");
@@ -82,11 +122,20 @@ fn check5_sold_out_never_goes_negative() {
     let server = Server::start();
     let mut con = server.client();
     tq!(&mut con, "TQ.INVENTORY", "concert", "SET", 0).unwrap();
-    assert_eq!(code(&tq!(&mut con, "TQ.HOLD", "concert", "A-1", "user-1")), "SOLD_OUT");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.HOLD", "concert", "A-1", "user-1")),
+        "SOLD_OUT"
+    );
     assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "concert").unwrap()), 0);
     tq!(&mut con, "TQ.INVENTORY", "concert", "SET", 1).unwrap();
-    assert_eq!(int(&tq!(&mut con, "TQ.HOLD", "concert", "A-1", "user-1").unwrap()), 0);
-    assert_eq!(code(&tq!(&mut con, "TQ.HOLD", "concert", "A-2", "user-2")), "SOLD_OUT");
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "concert", "A-1", "user-1").unwrap()),
+        0
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.HOLD", "concert", "A-2", "user-2")),
+        "SOLD_OUT"
+    );
     assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "concert").unwrap()), 0);
     let seat = tq!(&mut con, "TQ.SEAT", "concert", "A-2").unwrap();
     assert_eq!(text_field(&seat, "state"), "available");
@@ -98,7 +147,14 @@ fn check6_per_user_fifo() {
     let mut con = server.client();
     let mut ids = Vec::new();
     for i in 1..=5 {
-        let r = tq!(&mut con, "TQ.ENQUEUE", "concert", "user-123", format!("t{i}")).unwrap();
+        let r = tq!(
+            &mut con,
+            "TQ.ENQUEUE",
+            "concert",
+            "user-123",
+            format!("t{i}")
+        )
+        .unwrap();
         assert_eq!(int_field(&r, "user_position"), i);
         assert_eq!(int_field(&r, "position"), i);
         ids.push(text_field(&r, "id"));
@@ -118,19 +174,32 @@ fn check7_multi_user_order_is_kept_per_user() {
     let mut con = server.client();
     for round in 1..=3 {
         for user in ["user-A", "user-B", "user-C"] {
-            let r = tq!(&mut con, "TQ.ENQUEUE", "concert", user, format!("{user}-{round}")).unwrap();
+            let r = tq!(
+                &mut con,
+                "TQ.ENQUEUE",
+                "concert",
+                user,
+                format!("{user}-{round}")
+            )
+            .unwrap();
             assert_eq!(int_field(&r, "user_position"), round);
         }
     }
     for (u, user) in ["user-A", "user-B", "user-C"].iter().enumerate() {
         let entries = array(&tq!(&mut con, "TQ.USER", "concert", *user).unwrap());
         let tokens: Vec<String> = entries.iter().map(|e| text_field(e, "token")).collect();
-        assert_eq!(tokens, (1..=3).map(|r| format!("{user}-{r}")).collect::<Vec<_>>());
+        assert_eq!(
+            tokens,
+            (1..=3).map(|r| format!("{user}-{r}")).collect::<Vec<_>>()
+        );
         let positions: Vec<i64> = entries.iter().map(|e| int_field(e, "position")).collect();
         let expected: Vec<i64> = (0..3).map(|r| r * 3 + u as i64 + 1).collect();
         assert_eq!(positions, expected);
     }
-    assert_eq!(int_field(&tq!(&mut con, "TQ.STATS", "concert").unwrap(), "waiting"), 9);
+    assert_eq!(
+        int_field(&tq!(&mut con, "TQ.STATS", "concert").unwrap(), "waiting"),
+        9
+    );
 }
 
 #[test]
@@ -147,7 +216,10 @@ fn check8_leave_removes_exactly_that_entry() {
     let entries = array(&tq!(&mut con, "TQ.USER", "concert", "user-1").unwrap());
     let tokens: Vec<String> = entries.iter().map(|e| text_field(e, "token")).collect();
     assert_eq!(tokens, ["t1", "t3"]);
-    assert_eq!(code(&tq!(&mut con, "TQ.POSITION", "concert", "t2")), "NOT_QUEUED");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.POSITION", "concert", "t2")),
+        "NOT_QUEUED"
+    );
 }
 
 #[test]
@@ -163,20 +235,43 @@ fn check9_trim_by_age() {
     let old_ms = now_ms - 600_000;
     let old_id = format!("{old_ms}-0");
     let score = (old_ms << 11).to_string();
-    let _: String = redis_query(&mut con, &["XADD", "tq:{concert}:queue", &old_id, "token", "old", "user", "u"]);
+    let _: String = redis_query(
+        &mut con,
+        &[
+            "XADD",
+            "tq:{concert}:queue",
+            &old_id,
+            "token",
+            "old",
+            "user",
+            "u",
+        ],
+    );
     let _: i64 = redis_query(&mut con, &["ZADD", "tq:{concert}:order", &score, "old"]);
     let _: i64 = redis_query(&mut con, &["ZADD", "tq:{concert}:user:u", &score, "old"]);
-    let _: i64 = redis_query(&mut con, &["ZADD", "tq:{concert}:beat", &now_ms.to_string(), "old"]);
+    let _: i64 = redis_query(
+        &mut con,
+        &["ZADD", "tq:{concert}:beat", &now_ms.to_string(), "old"],
+    );
     tq!(&mut con, "TQ.ENQUEUE", "concert", "u", "new").unwrap();
-    assert_eq!(int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()), 1);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()),
+        1
+    );
     let entries = array(&tq!(&mut con, "TQ.USER", "concert", "u").unwrap());
     assert_eq!(entries.len(), 1);
     assert_eq!(text_field(&entries[0], "token"), "new");
     assert_eq!(int_field(&entries[0], "position"), 1);
     let len: i64 = redis_query(&mut con, &["XLEN", "tq:{concert}:queue"]);
     assert_eq!(len, 1);
-    assert_eq!(code(&tq!(&mut con, "TQ.POSITION", "concert", "old")), "NOT_QUEUED");
-    assert_eq!(int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()), 0);
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.POSITION", "concert", "old")),
+        "NOT_QUEUED"
+    );
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()),
+        0
+    );
 }
 
 #[test]
@@ -212,7 +307,10 @@ fn maps_are_flat_arrays_in_resp2_and_maps_in_resp3() {
     let r = tq!(&mut resp3, "TQ.POSITION", "concert", "t1").unwrap();
     assert!(matches!(r, Value::Map(_)), "{r:?}");
     let names: Vec<String> = map(&r).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(names, ["position", "user_position", "ready", "eta_ms", "waited_ms"]);
+    assert_eq!(
+        names,
+        ["position", "user_position", "ready", "eta_ms", "waited_ms"]
+    );
     let stats = tq!(&mut resp3, "TQ.STATS", "concert").unwrap();
     assert!(matches!(field(&stats, "admission_rate"), Value::Double(_)));
 }

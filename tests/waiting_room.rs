@@ -85,27 +85,48 @@ fn admission_is_fifo_through_the_token_bucket() {
     let p = position(&mut con, "ev", "t2");
     assert_eq!(int_field(&p, "ready"), 0);
     assert_eq!(int_field(&p, "eta_ms"), -1, "no admission measured yet");
-    assert_eq!(error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")), "NOT_READY 3");
+    assert_eq!(
+        error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")),
+        "NOT_READY 3"
+    );
     // Second in line may enter before the first: both are within the tokens.
     let r = tq!(&mut con, "TQ.ENTER", "ev", "t1").unwrap();
-    assert_eq!((int_field(&r, "admitted"), int_field(&r, "position_was")), (1, 2));
+    assert_eq!(
+        (int_field(&r, "admitted"), int_field(&r, "position_was")),
+        (1, 2)
+    );
     let r = tq!(&mut con, "TQ.ENTER", "ev", "t0").unwrap();
     assert_eq!(int_field(&r, "position_was"), 1);
     assert_eq!(code(&tq!(&mut con, "TQ.ENTER", "ev", "t0")), "NOT_QUEUED");
     // The bucket is empty: t2 is first and must wait about 0.5 s.
     let started = Instant::now();
-    assert_eq!(error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")), "NOT_READY 1");
+    assert_eq!(
+        error_text(&tq!(&mut con, "TQ.ENTER", "ev", "t2")),
+        "NOT_READY 1"
+    );
     let p = position(&mut con, "ev", "t3");
     assert_eq!(int_field(&p, "position"), 2);
     let eta = int_field(&p, "eta_ms");
-    assert!(eta > 0, "two admissions measured: an estimate exists ({eta})");
+    assert!(
+        eta > 0,
+        "two admissions measured: an estimate exists ({eta})"
+    );
     assert!(eventually(Duration::from_secs(3), || {
         int_field(&position(&mut con, "ev", "t2"), "ready") == 1
     }));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(300), "refilled too fast: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "refilled too fast: {waited:?}"
+    );
     // ready == 1 means ENTER succeeds now.
-    assert_eq!(int_field(&tq!(&mut con, "TQ.ENTER", "ev", "t2").unwrap(), "position_was"), 1);
+    assert_eq!(
+        int_field(
+            &tq!(&mut con, "TQ.ENTER", "ev", "t2").unwrap(),
+            "position_was"
+        ),
+        1
+    );
     let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
     assert_eq!(int_field(&stats, "admitted"), 3);
     assert_eq!(int_field(&stats, "waiting"), 3);
@@ -179,7 +200,10 @@ fn abandoned_entries_drop_out_without_being_polled() {
     assert_eq!(int_field(&position(&mut con, "ev", "c"), "position"), 1);
     assert_eq!(code(&tq!(&mut con, "TQ.POSITION", "ev", "a")), "NOT_QUEUED");
     let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
-    assert_eq!((int_field(&stats, "waiting"), int_field(&stats, "abandoned")), (1, 2));
+    assert_eq!(
+        (int_field(&stats, "waiting"), int_field(&stats, "abandoned")),
+        (1, 2)
+    );
     assert!(array(&tq!(&mut con, "TQ.USER", "ev", "ua").unwrap()).is_empty());
     let len: i64 = redis_query(&mut con, &["XLEN", "tq:{ev}:queue"]);
     assert_eq!(len, 1);
@@ -193,7 +217,14 @@ fn the_module_removes_abandoned_entries_from_storage_by_itself() {
     let mut con = server.client();
     tq!(&mut con, "TQ.CONFIG", "quiet", "HEARTBEAT", 1).unwrap();
     for i in 0..50 {
-        tq!(&mut con, "TQ.ENQUEUE", "quiet", format!("u{i}"), format!("t{i}")).unwrap();
+        tq!(
+            &mut con,
+            "TQ.ENQUEUE",
+            "quiet",
+            format!("u{i}"),
+            format!("t{i}")
+        )
+        .unwrap();
     }
     let joined = Instant::now();
     // No TQ command touches the event from here on.
@@ -201,9 +232,20 @@ fn the_module_removes_abandoned_entries_from_storage_by_itself() {
         redis_query::<i64>(&mut con, &["XLEN", "tq:{quiet}:queue"]) == 0
     }));
     let took = joined.elapsed();
-    assert!(took >= Duration::from_millis(1000), "removed before the heartbeat ran out");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "removed before the heartbeat ran out"
+    );
     assert!(took < Duration::from_millis(2600), "took {took:?}");
-    let left: i64 = redis_query(&mut con, &["EXISTS", "tq:{quiet}:order", "tq:{quiet}:beat", "tq:{quiet}:user:u1"]);
+    let left: i64 = redis_query(
+        &mut con,
+        &[
+            "EXISTS",
+            "tq:{quiet}:order",
+            "tq:{quiet}:beat",
+            "tq:{quiet}:user:u1",
+        ],
+    );
     assert_eq!(left, 0);
     let meta: i64 = redis_query(&mut con, &["HGET", "tq:{quiet}:meta", "abandoned"]);
     assert_eq!(meta, 50);
@@ -214,19 +256,45 @@ fn config_is_validated_and_stored_per_event() {
     let server = Server::start();
     let mut con = server.client();
     let defaults = tq!(&mut con, "TQ.CONFIG", "ev").unwrap();
-    let fields: Vec<(String, i64)> = map(&defaults).iter().map(|(k, v)| (k.clone(), int(v))).collect();
+    let fields: Vec<(String, i64)> = map(&defaults)
+        .iter()
+        .map(|(k, v)| (k.clone(), int(v)))
+        .collect();
     assert_eq!(
         fields,
-        [("rate", 50), ("burst", 500), ("heartbeat", 300), ("hold_ttl", 300), ("dedupe_ttl", 300)]
-            .map(|(k, v)| (k.to_string(), v))
+        [
+            ("rate", 50),
+            ("burst", 500),
+            ("heartbeat", 300),
+            ("hold_ttl", 300),
+            ("dedupe_ttl", 300)
+        ]
+        .map(|(k, v)| (k.to_string(), v))
     );
-    let ok = tq!(&mut con, "TQ.CONFIG", "ev", "RATE", 7, "burst", 9, "HOLD-TTL", 60).unwrap();
+    let ok = tq!(
+        &mut con,
+        "TQ.CONFIG",
+        "ev",
+        "RATE",
+        7,
+        "burst",
+        9,
+        "HOLD-TTL",
+        60
+    )
+    .unwrap();
     assert_eq!(text(&ok), "OK");
     let now = tq!(&mut con, "TQ.CONFIG", "ev").unwrap();
     assert_eq!((int_field(&now, "rate"), int_field(&now, "burst")), (7, 9));
-    assert_eq!((int_field(&now, "hold_ttl"), int_field(&now, "heartbeat")), (60, 300));
+    assert_eq!(
+        (int_field(&now, "hold_ttl"), int_field(&now, "heartbeat")),
+        (60, 300)
+    );
     // Another event keeps the defaults.
-    assert_eq!(int_field(&tq!(&mut con, "TQ.CONFIG", "other").unwrap(), "rate"), 50);
+    assert_eq!(
+        int_field(&tq!(&mut con, "TQ.CONFIG", "other").unwrap(), "rate"),
+        50
+    );
     let digest: String = redis_query(&mut con, &["DEBUG", "DIGEST"]);
     for bad in [
         vec!["RATE"],
