@@ -92,12 +92,18 @@ pub fn position<S: EventStore>(
     let position = store.rank(token)? + 1;
     let user_position = store.user_rank(&entry.user, token)? + 1;
     let tokens = bucket::whole_tokens(bucket::milli_tokens_now(store.bucket()?, settings, now_ms));
-    let measured = measured_rate(store, now_ms)?;
+    let ready = position <= tokens;
+    // The measured rate only matters for an entry that must wait.
+    let measured = if ready {
+        0.0
+    } else {
+        measured_rate(store, now_ms)?
+    };
     store.touch(token, now_ms)?;
     Ok(PositionInfo {
         position,
         user_position,
-        ready: position <= tokens,
+        ready,
         eta_ms: bucket::eta_ms(position, tokens, measured, settings.rate),
         waited_ms: now_ms.saturating_sub(entry.id.ms),
     })

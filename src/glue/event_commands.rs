@@ -32,7 +32,7 @@ pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn stats(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_event_args(args, "tq.stats")?;
-    let mut store = RedisStore::new(ctx, req.event);
+    let mut store = RedisStore::read_only(ctx, req.event);
     guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
     check_types(ctx, &seat_keys(&store.keys))?;
     let settings = event::settings(&mut store, &defaults())?;

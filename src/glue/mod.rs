@@ -9,6 +9,7 @@ pub mod event_commands;
 pub mod keys;
 pub mod metrics;
 pub mod queue_commands;
+pub mod rawkey;
 pub mod reaper;
 pub mod reply;
 pub mod seat_commands;

@@ -20,7 +20,14 @@ fn open<'c>(
     event_name: &[u8],
     extra: &[(&[u8], KeyType)],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
-    let mut store = RedisStore::new(ctx, event_name);
+    open_as(RedisStore::new(ctx, event_name), extra)
+}
+
+fn open_as<'c>(
+    mut store: RedisStore<'c>,
+    extra: &[(&[u8], KeyType)],
+) -> TqResult<(RedisStore<'c>, Settings)> {
+    let ctx = store.ctx();
     guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
     check_types(ctx, extra)?;
     let settings = event::settings(&mut store, &defaults())?;
@@ -88,7 +95,8 @@ pub fn leave(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_user_args(args)?;
     let user_key = EventKeys::new(req.event).user(req.user);
-    let (mut store, settings) = open(ctx, req.event, &[(&user_key, KeyType::ZSet)])?;
+    let store = RedisStore::read_only(ctx, req.event);
+    let (mut store, settings) = open_as(store, &[(&user_key, KeyType::ZSet)])?;
     let entries = queue::user_view(&mut store, &settings, now_ms(), req.user)?;
     Ok(Reply::Array(
         entries

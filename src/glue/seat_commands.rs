@@ -14,8 +14,11 @@ use crate::domain::seats;
 
 /// Opens the event for a seat command, checking its seat keys' types.
 fn open<'c>(ctx: &'c Context, event_name: &[u8]) -> TqResult<RedisStore<'c>> {
-    let store = RedisStore::new(ctx, event_name);
-    guard_event(ctx, &store.keys, &seat_keys(&store.keys))?;
+    guarded(RedisStore::new(ctx, event_name))
+}
+
+fn guarded(store: RedisStore<'_>) -> TqResult<RedisStore<'_>> {
+    guard_event(store.ctx(), &store.keys, &seat_keys(&store.keys))?;
     Ok(store)
 }
 
@@ -65,7 +68,7 @@ pub fn confirm(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn seat(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_seat(args)?;
-    let mut store = open(ctx, req.event)?;
+    let mut store = guarded(RedisStore::read_only(ctx, req.event))?;
     let view = seats::seat_view(&mut store, now_ms(), req.seat)?;
     Ok(Reply::Map(vec![
         ("state", Reply::Bulk(view.state.as_bytes().to_vec())),
