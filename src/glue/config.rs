@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::domain::settings::Settings;
+use crate::domain::settings::{Setting, Settings};
 
 pub static RATE: AtomicI64 = AtomicI64::new(Settings::DEFAULT.rate as i64);
 pub static BURST: AtomicI64 = AtomicI64::new(Settings::DEFAULT.burst as i64);
@@ -23,4 +23,32 @@ pub fn defaults() -> Settings {
         hold_ttl_s: get(&HOLD_TTL),
         dedupe_ttl_s: get(&DEDUPE_TTL),
     }
+}
+
+fn variable(setting: Setting) -> &'static AtomicI64 {
+    match setting {
+        Setting::Rate => &RATE,
+        Setting::Burst => &BURST,
+        Setting::Heartbeat => &HEARTBEAT,
+        Setting::HoldTtl => &HOLD_TTL,
+        Setting::DedupeTtl => &DEDUPE_TTL,
+    }
+}
+
+/// Values given as `--loadmodule` arguments become the configs' defaults,
+/// which Redis does not range-check (CONFIG SET does). Checked here so a
+/// bad argument refuses the load instead of, say, expiring every hold at
+/// once.
+pub fn check_loaded() -> Result<(), String> {
+    for setting in Setting::ALL {
+        let value = variable(setting).load(Ordering::Relaxed);
+        let (min, max) = setting.range();
+        if value < min as i64 || value > max as i64 {
+            return Err(format!(
+                "tq.{} is {value}, must be between {min} and {max}",
+                setting.keyword().to_ascii_lowercase()
+            ));
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,10 @@ use redis_module::{Context, RedisString, Status};
 
 /// Module set-up after configs are loaded.
 pub fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    if let Err(e) = config::check_loaded() {
+        ctx.log_warning(&format!("tq: {e}"));
+        return Status::Err;
+    }
     if let Err(e) = commands::register(ctx) {
         ctx.log_warning(&format!("tq: {e}"));
         return Status::Err;

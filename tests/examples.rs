@@ -1,0 +1,164 @@
+//! The client examples in examples/ work as written: each runs against a
+//! harness server, exits 0, ends with "confirmed ..." and leaves the seat sold.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Runs `program args` with REDIS_HOST/REDIS_PORT pointing at `server`;
+/// returns stdout, failing the test on a non-zero exit or a hang.
+fn run_example(server: &Server, program: &str, args: &[&str]) -> String {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("REDIS_HOST", "127.0.0.1")
+        .env("REDIS_PORT", server.port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? `make deps`)"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{program} {args:?} did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "{program} {args:?} failed ({status})\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    out
+}
+
+/// Checks an example's output and what it left on the server.
+fn check_flow(server: &Server, out: &str) -> String {
+    let lines: Vec<&str> = out.lines().collect();
+    // "event demo-xxxx: 100 seats on sale"
+    let event = lines
+        .first()
+        .and_then(|l| l.strip_prefix("event "))
+        .and_then(|l| l.split(':').next())
+        .unwrap_or_else(|| panic!("no event line:\n{out}"))
+        .to_string();
+    assert!(lines.iter().any(|l| l.starts_with("joined: id=")), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("position=1 ready=1")),
+        "{out}"
+    );
+    assert!(lines.contains(&"entered: position_was=1"), "{out}");
+    assert!(lines.contains(&"held A-12: 99 seats left"), "{out}");
+    let last = lines.last().unwrap();
+    let fan = last
+        .strip_prefix("confirmed A-12 for ")
+        .unwrap_or_else(|| panic!("last line is not 'confirmed ...':\n{out}"));
+
+    let mut con = server.client();
+    let seat = tq!(&mut con, "TQ.SEAT", event.as_str(), "A-12").unwrap();
+    assert_eq!(text_field(&seat, "state"), "sold");
+    assert_eq!(text_field(&seat, "user"), fan);
+    let stats = tq!(&mut con, "TQ.STATS", event.as_str()).unwrap();
+    assert_eq!(
+        (
+            int_field(&stats, "waiting"),
+            int_field(&stats, "admitted"),
+            int_field(&stats, "sold"),
+            int_field(&stats, "inventory")
+        ),
+        (0, 1, 1, 99),
+        "{stats:?}"
+    );
+    event
+}
+
+#[test]
+fn flow_sh_runs_the_whole_flow_with_redis_cli() {
+    let server = Server::start();
+    let script = examples_dir().join("flow.sh");
+    let first = check_flow(
+        &server,
+        &run_example(&server, "bash", &[script.to_str().unwrap()]),
+    );
+    // A second run picks a fresh event, so the same seat is free again.
+    let second = check_flow(
+        &server,
+        &run_example(&server, "bash", &[script.to_str().unwrap()]),
+    );
+    assert_ne!(first, second);
+}
+
+#[test]
+fn flow_py_runs_the_whole_flow_with_redis_py() {
+    match Command::new("python3").arg("-c").arg("import redis").output() {
+        Err(e) => panic!("python3 not found ({e}): examples/flow.py needs Python 3 with redis-py"),
+        Ok(o) if !o.status.success() => panic!(
+            "redis-py is not installed for python3 (`make deps`, or `python3 -m pip install redis`):\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Ok(_) => {}
+    }
+    let server = Server::start();
+    let script = examples_dir().join("flow.py");
+    let first = check_flow(
+        &server,
+        &run_example(&server, "python3", &[script.to_str().unwrap()]),
+    );
+    let second = check_flow(
+        &server,
+        &run_example(&server, "python3", &[script.to_str().unwrap()]),
+    );
+    assert_ne!(first, second);
+}
+
+/// The Go example can't run here (no Go toolchain or module proxy); at least
+/// keep it a main package that uses go-redis' Do for the TQ commands.
+#[test]
+fn flow_go_is_a_go_redis_main_package() {
+    let dir = examples_dir().join("go");
+    let gomod = std::fs::read_to_string(dir.join("go.mod")).expect("examples/go/go.mod");
+    assert!(
+        gomod.contains("require github.com/redis/go-redis/v9 "),
+        "{gomod}"
+    );
+    let src = std::fs::read_to_string(dir.join("flow.go")).expect("examples/go/flow.go");
+    assert!(src.contains("package main") && src.contains("func main()"));
+    for cmd in [
+        "TQ.INVENTORY",
+        "TQ.ENQUEUE",
+        "TQ.POSITION",
+        "TQ.ENTER",
+        "TQ.HOLD",
+        "TQ.CONFIRM",
+    ] {
+        assert!(
+            src.contains(&format!("\"{cmd}\"")),
+            "flow.go does not call {cmd}"
+        );
+    }
+    assert!(src.contains("REDIS_HOST") && src.contains("REDIS_PORT"));
+}
