@@ -129,11 +129,11 @@ fn run(
     .unwrap_or_else(|panic| Err(TqError::Internal(panic_text(&panic))));
     let error_code = match &outcome {
         Ok(reply) => {
-            send(ctx, reply);
+            send(&context, reply);
             None
         }
         Err(error) => {
-            send_error(ctx, &error.to_string());
+            send_error(&context, &error.to_string());
             Some(error.code())
         }
     };

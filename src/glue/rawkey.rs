@@ -12,6 +12,9 @@ use redis_module::{raw, Context};
 
 use crate::domain::entry_id::EntryId;
 
+/// A stream entry: its id and (field, value) pairs.
+pub type StreamEntry = (EntryId, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// A RedisModuleString owned by us, freed on drop.
 pub struct RStr {
     ctx: *mut raw::RedisModuleCtx,
@@ -75,6 +78,10 @@ impl<'c> Key<'c> {
         self.ptr.is_null()
             || unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) }
                 == raw::REDISMODULE_KEYTYPE_EMPTY as c_int
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Elements of the value (stream entries, set members, hash fields).
@@ -246,7 +253,7 @@ impl<'c> Key<'c> {
         }
         let f = RStr::new(self.ctx, field);
         // REDISMODULE_HASH_DELETE is the value ((RedisModuleString*)1).
-        let delete = 1usize as *mut raw::RedisModuleString;
+        let delete = ptr::without_provenance_mut::<raw::RedisModuleString>(1);
         // SAFETY: as in `hset`.
         unsafe {
             raw::RedisModule_HashSet.unwrap()(
@@ -374,7 +381,7 @@ impl<'c> Key<'c> {
         to: EntryId,
         to_exclusive: bool,
         limit: usize,
-    ) -> Vec<(EntryId, Vec<(Vec<u8>, Vec<u8>)>)> {
+    ) -> Vec<StreamEntry> {
         let mut out = Vec::new();
         if self.is_missing() || limit == 0 {
             return out;

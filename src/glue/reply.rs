@@ -1,7 +1,7 @@
 //! Replies, written with the raw reply API so that maps keep the field
 //! order of the contract (a RESP3 map; a flat array under RESP2).
 
-use redis_module::raw;
+use redis_module::{raw, Context};
 
 pub enum Reply {
     Int(i64),
@@ -28,7 +28,11 @@ impl Reply {
 }
 
 /// Writes `reply` to the client of `ctx`.
-pub fn send(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
+pub fn send(ctx: &Context, reply: &Reply) {
+    send_raw(ctx.ctx, reply)
+}
+
+fn send_raw(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
     // SAFETY: `ctx` is the live context of the command being executed and
     // the reply functions are set by RedisModule_Init.
     unsafe {
@@ -56,7 +60,7 @@ pub fn send(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
             Reply::Array(items) => {
                 raw::RedisModule_ReplyWithArray.unwrap()(ctx, items.len() as _);
                 for item in items {
-                    send(ctx, item);
+                    send_raw(ctx, item);
                 }
             }
             Reply::Map(fields) => {
@@ -67,7 +71,7 @@ pub fn send(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
                         name.as_ptr().cast(),
                         name.len(),
                     );
-                    send(ctx, value);
+                    send_raw(ctx, value);
                 }
             }
         }
@@ -75,7 +79,7 @@ pub fn send(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
 }
 
 /// Sends `-<text>`; `text` starts with the error code.
-pub fn send_error(ctx: *mut raw::RedisModuleCtx, text: &str) {
+pub fn send_error(ctx: &Context, text: &str) {
     // Error replies are one line: keep them printable ASCII.
     let clean: String = text
         .chars()
@@ -90,6 +94,6 @@ pub fn send_error(ctx: *mut raw::RedisModuleCtx, text: &str) {
     let c = std::ffi::CString::new(clean).unwrap_or_default();
     // SAFETY: as in `send`.
     unsafe {
-        raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr());
+        raw::RedisModule_ReplyWithError.unwrap()(ctx.ctx, c.as_ptr());
     }
 }
