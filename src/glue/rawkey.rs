@@ -358,21 +358,6 @@ impl<'c> Key<'c> {
         (ok == raw::REDISMODULE_OK as c_int).then(|| EntryId::new(sid.ms, sid.seq))
     }
 
-    pub fn xdel(&self, id: EntryId) -> bool {
-        if self.is_missing() {
-            return false;
-        }
-        let mut sid = raw::RedisModuleStreamID {
-            ms: id.ms,
-            seq: id.seq,
-        };
-        // SAFETY: key opened for writing.
-        unsafe {
-            raw::RedisModule_StreamDelete.unwrap()(self.ptr, &mut sid)
-                == raw::REDISMODULE_OK as c_int
-        }
-    }
-
     /// Entries with ids in `from..=to` (or `from..to` when `to_exclusive`),
     /// oldest first, at most `limit`: (id, [(field, value)]).
     pub fn xrange(

@@ -6,7 +6,8 @@
 //! id, `ZADD` with concrete scores, `HSET` with the new value, `SET ... PXAT`
 //! with an absolute time), never as the clock-dependent TQ command, and
 //! fires the keyspace event that command would. The two reads with no
-//! low-level form (`ZRANK`, `ZCOUNT`) use RM_Call.
+//! low-level form (`ZRANK`, `ZCOUNT`) and `XDEL` (see `delete_from_queue`)
+//! use RM_Call.
 
 use std::ffi::{c_int, CStr};
 use std::sync::LazyLock;
@@ -179,7 +180,8 @@ impl<'c> RedisStore<'c> {
         }
     }
 
-    /// Integer reply of a read-only RM_Call (ZRANK, ZCOUNT); None for nil.
+    /// Integer reply of an RM_Call that replicates nothing itself (ZRANK,
+    /// ZCOUNT, XDEL); None for nil.
     fn read_int(&self, cmd: &str, args: &[&[u8]]) -> TqResult<Option<i64>> {
         match self.ctx.call_ext::<_, CallResult>(cmd, &READ, args) {
             Ok(CallReply::I64(n)) => Ok(Some(n.to_i64())),
@@ -256,13 +258,16 @@ impl<'c> RedisStore<'c> {
         Ok(id)
     }
 
-    fn delete_from_queue(&mut self, id: EntryId) {
-        let queue = self.key(Fixed::Queue);
-        if queue.xdel(id) {
-            queue.notify(NOTIFY_STREAM, c"xdel");
-            let text = id.to_string();
-            replicate(self.ctx, c"XDEL", &[&self.keys.queue, text.as_bytes()]);
+    /// XDEL through RM_Call: unlike RM_StreamDelete it also advances the
+    /// stream's max-deleted-entry-id, as the replica's XDEL will, so a
+    /// promoted replica has the very same stream.
+    fn delete_from_queue(&mut self, id: EntryId) -> TqResult<()> {
+        let text = id.to_string();
+        let args: [&[u8]; 2] = [&self.keys.queue, text.as_bytes()];
+        if self.read_int("XDEL", &args)? == Some(1) {
+            replicate(self.ctx, c"XDEL", &args);
         }
+        Ok(())
     }
 
     fn to_waiting(id: EntryId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> TqResult<Waiting> {
@@ -345,7 +350,7 @@ impl EventStore for RedisStore<'_> {
         if !id.fits_score() {
             // More than 2^11 joins in one millisecond: move to the next
             // id that maps exactly to a score (see entry_id.rs).
-            self.delete_from_queue(id);
+            self.delete_from_queue(id)?;
             id = self.add_to_queue(Some(id.next_scorable()), token, user)?;
         }
         let score = id.score() as u64;
@@ -367,7 +372,7 @@ impl EventStore for RedisStore<'_> {
             replicate(self.ctx, c"ZREM", &[&user_name, &entry.token]);
         }
         drop(user_key);
-        self.delete_from_queue(entry.id);
+        self.delete_from_queue(entry.id)?;
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
         Ok(())
