@@ -5,9 +5,7 @@ use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use redis_module::{raw, Context, ContextFlags, KeyType, RedisString};
-
-use super::keys::{EventKeys, Presence};
+use redis_module::{raw, Context, RedisString};
 
 use super::reply::{send, send_error, Reply};
 use super::{event_commands, queue_commands, seat_commands};
@@ -216,63 +214,4 @@ pub fn register(ctx: &Context) -> Result<(), String> {
 pub fn now_ms() -> u64 {
     // SAFETY: set by RedisModule_Init; takes no arguments.
     unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
-}
-
-/// The checks every command makes before it reads or writes an event:
-/// key types (WRONGTYPE), and in a cluster that the event's keys are all
-/// on this node (TRYAGAIN while a slot migration has moved only some).
-pub fn guard_event(ctx: &Context, keys: &EventKeys, typed: &[(&[u8], KeyType)]) -> TqResult<()> {
-    check_types(ctx, typed)?;
-    if ctx.get_flags().contains(ContextFlags::CLUSTER) && !presence(ctx, keys).is_whole() {
-        return Err(TqError::TryAgain);
-    }
-    Ok(())
-}
-
-fn presence(ctx: &Context, keys: &EventKeys) -> Presence {
-    let exists = |name: &[u8]| key_type(ctx, name) != KeyType::Empty;
-    Presence {
-        queue_entries: value_length(ctx, &keys.queue) > 0,
-        order: exists(&keys.order),
-        beat: exists(&keys.beat),
-        meta: exists(&keys.meta),
-        seats: exists(&keys.seats),
-        holds: exists(&keys.holds),
-        admits: exists(&keys.admits),
-    }
-}
-
-/// Fails with WRONGTYPE, before anything is written, if one of `keys`
-/// exists with another type than expected.
-pub fn check_types(ctx: &Context, keys: &[(&[u8], KeyType)]) -> TqResult<()> {
-    for (name, expected) in keys {
-        let actual = key_type(ctx, name);
-        if actual != KeyType::Empty && actual != *expected {
-            return Err(TqError::WrongType);
-        }
-    }
-    Ok(())
-}
-
-/// The type of key `name` (binary-safe: names may hold NUL bytes).
-pub fn key_type(ctx: &Context, name: &[u8]) -> KeyType {
-    let name = RedisString::create_from_slice(ctx.ctx, name);
-    ctx.open_key(&name).key_type()
-}
-
-/// Elements in key `name` (entries of a stream, fields of a hash, ...); 0
-/// when it does not exist.
-pub fn value_length(ctx: &Context, name: &[u8]) -> usize {
-    let name = RedisString::create_from_slice(ctx.ctx, name);
-    // SAFETY: the key handle is opened read-only and closed before return.
-    unsafe {
-        let key =
-            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.inner, raw::REDISMODULE_READ as c_int);
-        if key.is_null() {
-            return 0;
-        }
-        let len = raw::RedisModule_ValueLength.unwrap()(key);
-        raw::RedisModule_CloseKey.unwrap()(key);
-        len
-    }
 }

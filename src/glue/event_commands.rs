@@ -1,12 +1,11 @@
 //! TQ.CONFIG and TQ.STATS.
 
-use redis_module::{Context, KeyType};
+use redis_module::Context;
 
-use super::commands::{check_types, guard_event, now_ms};
+use super::commands::now_ms;
 use super::config::defaults;
-use super::queue_commands::queue_keys;
+use super::keys::Fixed;
 use super::reply::Reply;
-use super::seat_commands::seat_keys;
 use super::store::RedisStore;
 use crate::domain::args;
 use crate::domain::error::TqResult;
@@ -16,7 +15,7 @@ use crate::domain::settings::Setting;
 pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_config(args)?;
     let mut store = RedisStore::new(ctx, req.event);
-    guard_event(ctx, &store.keys, &[(&store.keys.meta, KeyType::Hash)])?;
+    store.guard(&[Fixed::Meta], &[])?;
     if !req.change.is_empty() {
         event::configure(&mut store, &req.change)?;
         return Ok(Reply::ok());
@@ -33,8 +32,7 @@ pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 pub fn stats(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_event_args(args, "tq.stats")?;
     let mut store = RedisStore::read_only(ctx, req.event);
-    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
-    check_types(ctx, &seat_keys(&store.keys))?;
+    store.guard(&Fixed::ALL, &[])?;
     let settings = event::settings(&mut store, &defaults())?;
     let s = event::stats(&mut store, &settings, now_ms())?;
     Ok(Reply::Map(vec![

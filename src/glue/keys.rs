@@ -1,45 +1,97 @@
 //! Names of the Redis keys that hold one event (`tq:{E}:...`). The braces
 //! make `E` the hash tag, so all of them share the slot of the key `E`.
 
-/// The fixed keys of an event, built once per command.
+use redis_module::KeyType;
+
+/// The keys every event has (each may be absent until first written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fixed {
+    Queue,
+    Order,
+    Beat,
+    Meta,
+    Seats,
+    Holds,
+    Admits,
+}
+
+impl Fixed {
+    pub const ALL: [Fixed; 7] = [
+        Fixed::Queue,
+        Fixed::Order,
+        Fixed::Beat,
+        Fixed::Meta,
+        Fixed::Seats,
+        Fixed::Holds,
+        Fixed::Admits,
+    ];
+    /// What the waiting-room commands read or write.
+    pub const QUEUE_FAMILY: [Fixed; 5] = [
+        Fixed::Queue,
+        Fixed::Order,
+        Fixed::Beat,
+        Fixed::Meta,
+        Fixed::Admits,
+    ];
+    /// What the seat commands read or write.
+    pub const SEAT_FAMILY: [Fixed; 3] = [Fixed::Seats, Fixed::Holds, Fixed::Meta];
+
+    pub fn suffix(self) -> &'static [u8] {
+        match self {
+            Fixed::Queue => b"queue",
+            Fixed::Order => b"order",
+            Fixed::Beat => b"beat",
+            Fixed::Meta => b"meta",
+            Fixed::Seats => b"seats",
+            Fixed::Holds => b"holds",
+            Fixed::Admits => b"admits",
+        }
+    }
+
+    /// The Redis type the key must have when it exists.
+    pub fn kind(self) -> KeyType {
+        match self {
+            Fixed::Queue => KeyType::Stream,
+            Fixed::Order | Fixed::Beat | Fixed::Holds => KeyType::ZSet,
+            Fixed::Meta | Fixed::Seats | Fixed::Admits => KeyType::Hash,
+        }
+    }
+}
+
+/// Key names of one event: `tq:{E}:` plus a suffix.
 pub struct EventKeys {
     prefix: Vec<u8>,
-    pub queue: Vec<u8>,
-    pub order: Vec<u8>,
-    pub beat: Vec<u8>,
-    pub meta: Vec<u8>,
-    pub seats: Vec<u8>,
-    pub holds: Vec<u8>,
-    pub admits: Vec<u8>,
 }
 
 impl EventKeys {
     pub fn new(event: &[u8]) -> Self {
-        let mut prefix = Vec::with_capacity(event.len() + 6);
+        let mut prefix = Vec::with_capacity(event.len() + 16);
         prefix.extend_from_slice(b"tq:{");
         prefix.extend_from_slice(event);
         prefix.extend_from_slice(b"}:");
-        let key = |suffix: &str| [prefix.as_slice(), suffix.as_bytes()].concat();
-        EventKeys {
-            queue: key("queue"),
-            order: key("order"),
-            beat: key("beat"),
-            meta: key("meta"),
-            seats: key("seats"),
-            holds: key("holds"),
-            admits: key("admits"),
-            prefix,
+        EventKeys { prefix }
+    }
+
+    fn with(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut name = self.prefix.clone();
+        for part in parts {
+            name.extend_from_slice(part);
         }
+        name
+    }
+
+    pub fn fixed(&self, which: Fixed) -> Vec<u8> {
+        self.with(&[which.suffix()])
     }
 
     /// Sorted set of one user's waiting tokens.
     pub fn user(&self, user: &[u8]) -> Vec<u8> {
-        [self.prefix.as_slice(), b"user:", user].concat()
+        self.with(&[b"user:", user])
     }
 
     /// String key recording a dedupe id until its window closes.
     pub fn dedupe(&self, dedupe: &[u8]) -> Vec<u8> {
-        [self.prefix.as_slice(), b"dedupe:", dedupe].concat()
+        self.with(&[b"dedupe:", dedupe])
     }
 }
 
@@ -89,7 +141,7 @@ mod tests {
     #[test]
     fn key_names() {
         let k = EventKeys::new(b"concert");
-        assert_eq!(k.queue, b"tq:{concert}:queue");
+        assert_eq!(k.fixed(Fixed::Queue), b"tq:{concert}:queue");
         assert_eq!(k.user(b"u1"), b"tq:{concert}:user:u1");
         assert_eq!(k.dedupe(b"d{x}"), b"tq:{concert}:dedupe:d{x}");
     }

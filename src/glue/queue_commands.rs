@@ -2,9 +2,9 @@
 
 use redis_module::{Context, KeyType};
 
-use super::commands::{check_types, guard_event, now_ms};
+use super::commands::now_ms;
 use super::config::defaults;
-use super::keys::EventKeys;
+use super::keys::{EventKeys, Fixed};
 use super::reply::Reply;
 use super::store::RedisStore;
 use crate::domain::args;
@@ -13,35 +13,24 @@ use crate::domain::event;
 use crate::domain::queue;
 use crate::domain::settings::Settings;
 
-/// Opens the event for a queue command: checks the types of its queue keys
-/// (and of `extra` keys) before anything is read or written.
+/// Opens the event for a write queue command.
 fn open<'c>(
     ctx: &'c Context,
     event_name: &[u8],
     extra: &[(&[u8], KeyType)],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
-    open_as(RedisStore::new(ctx, event_name), extra)
+    guarded(RedisStore::new(ctx, event_name), extra)
 }
 
-fn open_as<'c>(
+/// Checks the queue keys (and `extra` keys) before anything is read or
+/// written, then reads the event's settings.
+fn guarded<'c>(
     mut store: RedisStore<'c>,
     extra: &[(&[u8], KeyType)],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
-    let ctx = store.ctx();
-    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
-    check_types(ctx, extra)?;
+    store.guard(&Fixed::QUEUE_FAMILY, extra)?;
     let settings = event::settings(&mut store, &defaults())?;
     Ok((store, settings))
-}
-
-pub fn queue_keys(keys: &EventKeys) -> [(&[u8], KeyType); 5] {
-    [
-        (&keys.queue, KeyType::Stream),
-        (&keys.order, KeyType::ZSet),
-        (&keys.beat, KeyType::ZSet),
-        (&keys.meta, KeyType::Hash),
-        (&keys.admits, KeyType::Hash),
-    ]
 }
 
 pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
@@ -96,7 +85,7 @@ pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_user_args(args)?;
     let user_key = EventKeys::new(req.event).user(req.user);
     let store = RedisStore::read_only(ctx, req.event);
-    let (mut store, settings) = open_as(store, &[(&user_key, KeyType::ZSet)])?;
+    let (mut store, settings) = guarded(store, &[(&user_key, KeyType::ZSet)])?;
     let entries = queue::user_view(&mut store, &settings, now_ms(), req.user)?;
     Ok(Reply::Array(
         entries

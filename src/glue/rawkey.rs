@@ -8,7 +8,7 @@
 use std::ffi::{c_char, c_int, c_long, CStr};
 use std::ptr;
 
-use redis_module::{raw, Context};
+use redis_module::{raw, Context, KeyType};
 
 use crate::domain::entry_id::EntryId;
 
@@ -423,6 +423,30 @@ impl<'c> Key<'c> {
     }
 
     // ---- telling the world -------------------------------------------------
+
+    pub fn name_bytes(&self) -> &[u8] {
+        bytes_of(self.name.ptr)
+    }
+
+    pub fn exists(&self) -> bool {
+        !self.is_missing()
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        if self.ptr.is_null() {
+            return KeyType::Empty;
+        }
+        // SAFETY: open key.
+        unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) }.into()
+    }
+
+    /// Replicates `cmd <this key> rest...` (see `replicate`).
+    pub fn replicate(&self, cmd: &CStr, rest: &[&[u8]]) {
+        let mut args: [&[u8]; 7] = [&[]; 7];
+        args[0] = self.name_bytes();
+        args[1..=rest.len()].copy_from_slice(rest);
+        replicate(self.ctx, cmd, &args[..=rest.len()]);
+    }
 
     /// Fires the keyspace event `event` of class `class` for this key, as
     /// the equivalent Redis command would.

@@ -13,13 +13,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis_module::{raw, Context, ContextFlags, KeyType, NotifyEvent};
+use redis_module::{raw, Context, ContextFlags, NotifyEvent};
 
-use super::commands::{check_types, guard_event, key_type, now_ms};
+use super::commands::now_ms;
 use super::config::defaults;
-use super::keys::event_with_timed_work;
-use super::queue_commands::queue_keys;
-use super::seat_commands::seat_keys;
+use super::keys::{event_with_timed_work, Fixed};
 use super::store::RedisStore;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::{event, queue, seats};
@@ -97,12 +95,10 @@ fn forget(db: i32, name: &[u8]) {
 /// Reaps one event; false once it has no timed work left.
 fn reap_event(ctx: &Context, name: &[u8]) -> TqResult<bool> {
     let mut store = RedisStore::new(ctx, name);
-    guard_event(ctx, &store.keys, &queue_keys(&store.keys))?;
-    check_types(ctx, &seat_keys(&store.keys))?;
+    store.guard(&Fixed::ALL, &[])?;
     let settings = event::settings(&mut store, &defaults())?;
     let now = now_ms();
     queue::reap_abandoned(&mut store, &settings, now, BATCH)?;
     seats::expire_holds(&mut store, now, BATCH)?;
-    let exists = |key: &[u8]| key_type(ctx, key) != KeyType::Empty;
-    Ok(exists(&store.keys.beat) || exists(&store.keys.holds))
+    Ok(store.has_timed_work())
 }

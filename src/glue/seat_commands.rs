@@ -1,10 +1,10 @@
 //! TQ.INVENTORY, TQ.HOLD, TQ.RELEASE, TQ.CONFIRM, TQ.SEAT.
 
-use redis_module::{Context, KeyType};
+use redis_module::Context;
 
-use super::commands::{guard_event, now_ms};
+use super::commands::now_ms;
 use super::config::defaults;
-use super::keys::EventKeys;
+use super::keys::Fixed;
 use super::reply::Reply;
 use super::store::RedisStore;
 use crate::domain::args;
@@ -17,17 +17,9 @@ fn open<'c>(ctx: &'c Context, event_name: &[u8]) -> TqResult<RedisStore<'c>> {
     guarded(RedisStore::new(ctx, event_name))
 }
 
-fn guarded(store: RedisStore<'_>) -> TqResult<RedisStore<'_>> {
-    guard_event(store.ctx(), &store.keys, &seat_keys(&store.keys))?;
+fn guarded(mut store: RedisStore<'_>) -> TqResult<RedisStore<'_>> {
+    store.guard(&Fixed::SEAT_FAMILY, &[])?;
     Ok(store)
-}
-
-pub fn seat_keys(keys: &EventKeys) -> [(&[u8], KeyType); 3] {
-    [
-        (&keys.seats, KeyType::Hash),
-        (&keys.holds, KeyType::ZSet),
-        (&keys.meta, KeyType::Hash),
-    ]
 }
 
 pub fn inventory(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {

@@ -5,17 +5,19 @@
 //! as the plain command that has the same effect (`XADD` with the concrete
 //! id, `ZADD` with concrete scores, `HSET` with the new value, `SET ... PXAT`
 //! with an absolute time), never as the clock-dependent TQ command, and
-//! fires the keyspace event that command would. The two reads with no
+//! fires the keyspace event that command would. The reads with no
 //! low-level form (`ZRANK`, `ZCOUNT`) and `XDEL` (see `delete_from_queue`)
 //! use RM_Call.
 
 use std::ffi::{c_int, CStr};
 use std::sync::LazyLock;
 
-use redis_module::{raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use redis_module::{
+    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, ContextFlags, KeyType,
+};
 
-use super::keys::EventKeys;
-use super::rawkey::{replicate, Key};
+use super::keys::{EventKeys, Fixed, Presence};
+use super::rawkey::Key;
 use crate::domain::bucket::RATE_WINDOW_S;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
@@ -23,105 +25,44 @@ use crate::domain::seats::{decode_seat, encode_seat};
 use crate::domain::settings::{Setting, SettingsChange};
 use crate::domain::store::{BucketState, Counter, EventStore, StoredSeat, Waiting};
 
-static READ: LazyLock<CallOptions> = LazyLock::new(|| CallOptionsBuilder::new().build());
+static PLAIN_CALL: LazyLock<CallOptions> = LazyLock::new(|| CallOptionsBuilder::new().build());
 
 const BUCKET_MILLI: &CStr = c"bucket_milli";
 const BUCKET_AT: &CStr = c"bucket_at";
 const SETTING_FIELDS: [&CStr; 5] = [c"rate", c"burst", c"heartbeat", c"hold_ttl", c"dedupe_ttl"];
 
-const NOTIFY_STREAM: c_int = raw::REDISMODULE_NOTIFY_STREAM;
 const NOTIFY_ZSET: c_int = raw::REDISMODULE_NOTIFY_ZSET;
 const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
-const NOTIFY_STRING: c_int = raw::REDISMODULE_NOTIFY_STRING;
 
 /// A user's rank is counted by walking their entries up to this many;
 /// beyond, ZRANK is cheaper.
 const WALK_USER_RANK: u64 = 32;
 
-/// The event's fixed keys, each opened on first use.
-#[derive(Clone, Copy)]
-enum Fixed {
-    Queue,
-    Order,
-    Beat,
-    Meta,
-    Seats,
-    Holds,
-    Admits,
-}
-
-#[derive(Default)]
-struct OpenKeys<'c> {
-    keys: [Option<Key<'c>>; 7],
-}
-
-impl<'c> OpenKeys<'c> {
-    fn get(
-        &mut self,
-        ctx: &'c Context,
-        names: &EventKeys,
-        which: Fixed,
-        writable: bool,
-    ) -> &Key<'c> {
-        self.keys[which as usize].get_or_insert_with(|| {
-            let name = name_of(names, which);
-            if writable {
-                Key::write(ctx, name)
-            } else {
-                Key::read(ctx, name)
-            }
-        })
-    }
-}
-
-fn name_of(names: &EventKeys, which: Fixed) -> &[u8] {
-    match which {
-        Fixed::Queue => &names.queue,
-        Fixed::Order => &names.order,
-        Fixed::Beat => &names.beat,
-        Fixed::Meta => &names.meta,
-        Fixed::Seats => &names.seats,
-        Fixed::Holds => &names.holds,
-        Fixed::Admits => &names.admits,
-    }
-}
-
 /// Decimal text of a number without allocating.
 struct Num {
-    buf: [u8; 24],
-    len: usize,
+    buf: [u8; 20],
+    start: usize,
 }
 
 impl Num {
-    fn new(value: i64) -> Num {
-        let mut buf = [0u8; 24];
-        let mut n = value.unsigned_abs();
-        let mut i = buf.len();
+    fn of(value: u64) -> Num {
+        let mut buf = [0u8; 20];
+        let (mut n, mut start) = (value, buf.len());
         loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
             n /= 10;
             if n == 0 {
-                break;
+                return Num { buf, start };
             }
         }
-        if value < 0 {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        buf.copy_within(i.., 0);
-        Num { buf, len: 24 - i }
-    }
-
-    fn of(value: u64) -> Num {
-        Num::new(value.min(i64::MAX as u64) as i64)
     }
 }
 
 impl std::ops::Deref for Num {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf[self.start..]
     }
 }
 
@@ -137,11 +78,23 @@ fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
 
+/// Integer reply of an RM_Call that replicates nothing itself (ZRANK,
+/// ZCOUNT, XDEL); None for nil.
+fn call_int(ctx: &Context, cmd: &str, args: &[&[u8]]) -> TqResult<Option<i64>> {
+    match ctx.call_ext::<_, CallResult>(cmd, &PLAIN_CALL, args) {
+        Ok(CallReply::I64(n)) => Ok(Some(n.to_i64())),
+        Ok(CallReply::Null(_)) => Ok(None),
+        Ok(_) => Err(corrupt("reply")),
+        Err(e) => Err(TqError::Internal(e.to_string())),
+    }
+}
+
 pub struct RedisStore<'c> {
     ctx: &'c Context,
     pub keys: EventKeys,
     writable: bool,
-    open: OpenKeys<'c>,
+    /// The event's fixed keys, each opened on first use.
+    open: [Option<Key<'c>>; 7],
 }
 
 impl<'c> RedisStore<'c> {
@@ -160,7 +113,7 @@ impl<'c> RedisStore<'c> {
             ctx,
             keys: EventKeys::new(event),
             writable,
-            open: OpenKeys::default(),
+            open: Default::default(),
         }
     }
 
@@ -168,8 +121,57 @@ impl<'c> RedisStore<'c> {
         self.ctx
     }
 
+    /// The checks every command makes before it reads or writes: the
+    /// `family` keys it uses and the `extra` keys have the right types
+    /// (else WRONGTYPE), and in a cluster the event's keys are all on this
+    /// node (else TRYAGAIN, while a slot migration has moved only some).
+    pub fn guard(&mut self, family: &[Fixed], extra: &[(&[u8], KeyType)]) -> TqResult<()> {
+        for &which in family {
+            let actual = self.key(which).key_type();
+            if actual != KeyType::Empty && actual != which.kind() {
+                return Err(TqError::WrongType);
+            }
+        }
+        for (name, expected) in extra {
+            let actual = self.other_key(name).key_type();
+            if actual != KeyType::Empty && actual != *expected {
+                return Err(TqError::WrongType);
+            }
+        }
+        if self.ctx.get_flags().contains(ContextFlags::CLUSTER) && !self.presence().is_whole() {
+            return Err(TqError::TryAgain);
+        }
+        Ok(())
+    }
+
+    fn presence(&mut self) -> Presence {
+        Presence {
+            queue_entries: !self.key(Fixed::Queue).is_empty(),
+            order: self.key(Fixed::Order).exists(),
+            beat: self.key(Fixed::Beat).exists(),
+            meta: self.key(Fixed::Meta).exists(),
+            seats: self.key(Fixed::Seats).exists(),
+            holds: self.key(Fixed::Holds).exists(),
+            admits: self.key(Fixed::Admits).exists(),
+        }
+    }
+
+    /// Whether the event still has entries or holds that may time out.
+    pub fn has_timed_work(&mut self) -> bool {
+        self.key(Fixed::Beat).exists() || self.key(Fixed::Holds).exists()
+    }
+
     fn key(&mut self, which: Fixed) -> &Key<'c> {
-        self.open.get(self.ctx, &self.keys, which, self.writable)
+        let (ctx, writable) = (self.ctx, self.writable);
+        let keys = &self.keys;
+        self.open[which as usize].get_or_insert_with(|| {
+            let name = keys.fixed(which);
+            if writable {
+                Key::write(ctx, &name)
+            } else {
+                Key::read(ctx, &name)
+            }
+        })
     }
 
     fn other_key(&self, name: &[u8]) -> Key<'c> {
@@ -177,17 +179,6 @@ impl<'c> RedisStore<'c> {
             Key::write(self.ctx, name)
         } else {
             Key::read(self.ctx, name)
-        }
-    }
-
-    /// Integer reply of an RM_Call that replicates nothing itself (ZRANK,
-    /// ZCOUNT, XDEL); None for nil.
-    fn read_int(&self, cmd: &str, args: &[&[u8]]) -> TqResult<Option<i64>> {
-        match self.ctx.call_ext::<_, CallResult>(cmd, &READ, args) {
-            Ok(CallReply::I64(n)) => Ok(Some(n.to_i64())),
-            Ok(CallReply::Null(_)) => Ok(None),
-            Ok(_) => Err(corrupt("reply")),
-            Err(e) => Err(TqError::Internal(e.to_string())),
         }
     }
 
@@ -202,33 +193,22 @@ impl<'c> RedisStore<'c> {
         let meta = self.key(Fixed::Meta);
         meta.hset(field, &value);
         meta.notify(NOTIFY_HASH, c"hset");
-        replicate(self.ctx, c"HSET", &[&self.keys.meta, field, &value]);
+        meta.replicate(c"HSET", &[field, &value]);
     }
 
     fn del_meta(&mut self, field: &[u8]) {
         let meta = self.key(Fixed::Meta);
         meta.hdel(field);
         meta.notify(NOTIFY_HASH, c"hdel");
-        replicate(self.ctx, c"HDEL", &[&self.keys.meta, field]);
+        meta.replicate(c"HDEL", &[field]);
     }
 
     fn zadd(&mut self, which: Fixed, score: u64, member: &[u8]) {
-        let key = self.key(which);
-        key.zadd(score as f64, member);
-        key.notify(NOTIFY_ZSET, c"zadd");
-        replicate(
-            self.ctx,
-            c"ZADD",
-            &[name_of(&self.keys, which), &Num::of(score), member],
-        );
+        zadd(self.key(which), score, member);
     }
 
     fn zrem(&mut self, which: Fixed, member: &[u8]) {
-        let key = self.key(which);
-        if key.zrem(member) {
-            key.notify(NOTIFY_ZSET, c"zrem");
-            replicate(self.ctx, c"ZREM", &[name_of(&self.keys, which), member]);
-        }
+        zrem(self.key(which), member);
     }
 
     fn add_to_queue(
@@ -241,20 +221,9 @@ impl<'c> RedisStore<'c> {
         let id = queue
             .xadd(id, &[b"token", token, b"user", user])
             .ok_or_else(|| TqError::Internal("stream refused the entry".into()))?;
-        queue.notify(NOTIFY_STREAM, c"xadd");
+        queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xadd");
         let text = id.to_string();
-        replicate(
-            self.ctx,
-            c"XADD",
-            &[
-                &self.keys.queue,
-                text.as_bytes(),
-                b"token",
-                token,
-                b"user",
-                user,
-            ],
-        );
+        queue.replicate(c"XADD", &[text.as_bytes(), b"token", token, b"user", user]);
         Ok(id)
     }
 
@@ -262,12 +231,29 @@ impl<'c> RedisStore<'c> {
     /// stream's max-deleted-entry-id, as the replica's XDEL will, so a
     /// promoted replica has the very same stream.
     fn delete_from_queue(&mut self, id: EntryId) -> TqResult<()> {
+        let ctx = self.ctx;
         let text = id.to_string();
-        let args: [&[u8]; 2] = [&self.keys.queue, text.as_bytes()];
-        if self.read_int("XDEL", &args)? == Some(1) {
-            replicate(self.ctx, c"XDEL", &args);
+        let queue = self.key(Fixed::Queue);
+        if call_int(ctx, "XDEL", &[queue.name_bytes(), text.as_bytes()])? == Some(1) {
+            queue.replicate(c"XDEL", &[text.as_bytes()]);
         }
         Ok(())
+    }
+
+    /// ZRANK of `member` in a sorted set; NOT_QUEUED when absent.
+    fn zrank(&mut self, which: Fixed, member: &[u8]) -> TqResult<u64> {
+        let ctx = self.ctx;
+        let key = self.key(which);
+        let rank = call_int(ctx, "ZRANK", &[key.name_bytes(), member])?;
+        rank.map(|r| r as u64).ok_or(TqError::NotQueued)
+    }
+
+    /// ZCOUNT key -inf max.
+    fn zcount_to(&mut self, which: Fixed, max: &[u8]) -> TqResult<u64> {
+        let ctx = self.ctx;
+        let key = self.key(which);
+        let n = call_int(ctx, "ZCOUNT", &[key.name_bytes(), b"-inf", max])?;
+        Ok(n.unwrap_or(0) as u64)
     }
 
     fn to_waiting(id: EntryId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> TqResult<Waiting> {
@@ -285,6 +271,19 @@ impl<'c> RedisStore<'c> {
                 "queue entry {id} lacks token or user"
             ))),
         }
+    }
+}
+
+fn zadd(key: &Key<'_>, score: u64, member: &[u8]) {
+    key.zadd(score as f64, member);
+    key.notify(NOTIFY_ZSET, c"zadd");
+    key.replicate(c"ZADD", &[&Num::of(score), member]);
+}
+
+fn zrem(key: &Key<'_>, member: &[u8]) {
+    if key.zrem(member) {
+        key.notify(NOTIFY_ZSET, c"zrem");
+        key.replicate(c"ZREM", &[member]);
     }
 }
 
@@ -315,16 +314,13 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn rank(&mut self, token: &[u8]) -> TqResult<u64> {
-        let rank = self.read_int("ZRANK", &[&self.keys.order, token])?;
-        rank.map(|r| r as u64).ok_or(TqError::NotQueued)
+        self.zrank(Fixed::Order, token)
     }
 
     fn user_rank(&mut self, user: &[u8], token: &[u8]) -> TqResult<u64> {
-        let name = self.keys.user(user);
-        let key = self.other_key(&name);
+        let key = self.other_key(&self.keys.user(user));
         if key.len() > WALK_USER_RANK {
-            drop(key);
-            let rank = self.read_int("ZRANK", &[&name, token])?;
+            let rank = call_int(self.ctx, "ZRANK", &[key.name_bytes(), token])?;
             return rank.map(|r| r as u64).ok_or(TqError::NotQueued);
         }
         let score = key.zscore(token).ok_or(TqError::NotQueued)?;
@@ -355,23 +351,13 @@ impl EventStore for RedisStore<'_> {
         }
         let score = id.score() as u64;
         self.zadd(Fixed::Order, score, token);
-        let user_name = self.keys.user(user);
-        let user_key = Key::write(self.ctx, &user_name);
-        user_key.zadd(score as f64, token);
-        user_key.notify(NOTIFY_ZSET, c"zadd");
-        replicate(self.ctx, c"ZADD", &[&user_name, &Num::of(score), token]);
+        zadd(&self.other_key(&self.keys.user(user)), score, token);
         self.zadd(Fixed::Beat, now_ms, token);
         Ok(id)
     }
 
     fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
-        let user_name = self.keys.user(&entry.user);
-        let user_key = Key::write(self.ctx, &user_name);
-        if user_key.zrem(&entry.token) {
-            user_key.notify(NOTIFY_ZSET, c"zrem");
-            replicate(self.ctx, c"ZREM", &[&user_name, &entry.token]);
-        }
-        drop(user_key);
+        zrem(&self.other_key(&self.keys.user(&entry.user)), &entry.token);
         self.delete_from_queue(entry.id)?;
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
@@ -382,11 +368,7 @@ impl EventStore for RedisStore<'_> {
         let beat = self.key(Fixed::Beat);
         if beat.zadd_xx(now_ms as f64, token) {
             beat.notify(NOTIFY_ZSET, c"zadd");
-            replicate(
-                self.ctx,
-                c"ZADD",
-                &[&self.keys.beat, b"XX", &Num::of(now_ms), token],
-            );
+            beat.replicate(c"ZADD", &[b"XX", &Num::of(now_ms), token]);
         }
         Ok(())
     }
@@ -402,8 +384,7 @@ impl EventStore for RedisStore<'_> {
 
     fn stale_count(&mut self, before_ms: u64) -> TqResult<u64> {
         let max = [b"(".as_slice(), &Num::of(before_ms)].concat();
-        let n = self.read_int("ZCOUNT", &[&self.keys.beat, b"-inf", &max])?;
-        Ok(n.unwrap_or(0) as u64)
+        self.zcount_to(Fixed::Beat, &max)
     }
 
     fn entries_before(&mut self, id: EntryId, limit: usize) -> TqResult<Vec<Waiting>> {
@@ -420,16 +401,11 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn dedupe_record(&mut self, dedupe: &[u8], id: EntryId, expires_at_ms: u64) -> TqResult<()> {
-        let name = self.keys.dedupe(dedupe);
-        let key = Key::write(self.ctx, &name);
+        let key = Key::write(self.ctx, &self.keys.dedupe(dedupe));
         let id = id.to_string();
         key.set_string_until(id.as_bytes(), expires_at_ms);
-        key.notify(NOTIFY_STRING, c"set");
-        replicate(
-            self.ctx,
-            c"SET",
-            &[&name, id.as_bytes(), b"PXAT", &Num::of(expires_at_ms)],
-        );
+        key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
+        key.replicate(c"SET", &[id.as_bytes(), b"PXAT", &Num::of(expires_at_ms)]);
         Ok(())
     }
 
@@ -445,21 +421,12 @@ impl EventStore for RedisStore<'_> {
 
     fn set_bucket(&mut self, state: BucketState) -> TqResult<()> {
         let (milli, at) = (Num::of(state.milli_tokens), Num::of(state.at_ms));
+        let (milli_field, at_field) = (BUCKET_MILLI.to_bytes(), BUCKET_AT.to_bytes());
         let meta = self.key(Fixed::Meta);
-        meta.hset(BUCKET_MILLI.to_bytes(), &milli);
-        meta.hset(BUCKET_AT.to_bytes(), &at);
+        meta.hset(milli_field, &milli);
+        meta.hset(at_field, &at);
         meta.notify(NOTIFY_HASH, c"hset");
-        replicate(
-            self.ctx,
-            c"HSET",
-            &[
-                &self.keys.meta,
-                BUCKET_MILLI.to_bytes(),
-                &milli,
-                BUCKET_AT.to_bytes(),
-                &at,
-            ],
-        );
+        meta.replicate(c"HSET", &[milli_field, &milli, at_field, &at]);
         Ok(())
     }
 
@@ -481,17 +448,16 @@ impl EventStore for RedisStore<'_> {
         let value = Num::of(count);
         admits.hset(&second, &value);
         admits.notify(NOTIFY_HASH, c"hset");
-        replicate(self.ctx, c"HSET", &[&self.keys.admits, &second, &value]);
+        admits.replicate(c"HSET", &[&second, &value]);
         if count == 1 {
             // First admission of a new second: drop seconds that have left
             // the window, so the hash holds at most one window.
             let oldest_kept = (now_ms / 1000).saturating_sub(RATE_WINDOW_S - 1);
-            for (field, _) in self.key(Fixed::Admits).hgetall() {
+            for (field, _) in admits.hgetall() {
                 if parse_u64(&field)? < oldest_kept {
-                    let admits = self.key(Fixed::Admits);
                     admits.hdel(&field);
                     admits.notify(NOTIFY_HASH, c"hdel");
-                    replicate(self.ctx, c"HDEL", &[&self.keys.admits, &field]);
+                    admits.replicate(c"HDEL", &[&field]);
                 }
             }
         }
@@ -521,12 +487,12 @@ impl EventStore for RedisStore<'_> {
             None => {
                 seats.hdel(seat);
                 seats.notify(NOTIFY_HASH, c"hdel");
-                replicate(self.ctx, c"HDEL", &[&self.keys.seats, seat]);
+                seats.replicate(c"HDEL", &[seat]);
             }
             Some(record) => {
                 seats.hset(seat, &record);
                 seats.notify(NOTIFY_HASH, c"hset");
-                replicate(self.ctx, c"HSET", &[&self.keys.seats, seat, &record]);
+                seats.replicate(c"HSET", &[seat, &record]);
             }
         }
         match state {
@@ -546,8 +512,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn expired_hold_count(&mut self, now_ms: u64) -> TqResult<u64> {
-        let n = self.read_int("ZCOUNT", &[&self.keys.holds, b"-inf", &Num::of(now_ms)])?;
-        Ok(n.unwrap_or(0) as u64)
+        self.zcount_to(Fixed::Holds, &Num::of(now_ms))
     }
 
     fn held_count(&mut self) -> TqResult<u64> {
