@@ -72,26 +72,39 @@ impl EventKeys {
         EventKeys { prefix }
     }
 
-    fn with(&self, parts: &[&[u8]]) -> Vec<u8> {
-        let mut name = self.prefix.clone();
-        for part in parts {
-            name.extend_from_slice(part);
-        }
-        name
+    /// The name of a fixed key, in parts (see `rawkey::Key::open`).
+    pub fn fixed(&self, which: Fixed) -> [&[u8]; 3] {
+        [&self.prefix, which.suffix(), b""]
     }
 
-    pub fn fixed(&self, which: Fixed) -> Vec<u8> {
-        self.with(&[which.suffix()])
+    /// The name of a per-user or per-dedupe-id key, in parts.
+    pub fn other<'a>(&'a self, kind: Other, id: &'a [u8]) -> [&'a [u8]; 3] {
+        [&self.prefix, kind.infix(), id]
     }
+}
 
+/// Keys an event has one of per user, or per dedupe id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Other {
     /// Sorted set of one user's waiting tokens.
-    pub fn user(&self, user: &[u8]) -> Vec<u8> {
-        self.with(&[b"user:", user])
+    User,
+    /// String recording a dedupe id until its window closes.
+    Dedupe,
+}
+
+impl Other {
+    fn infix(self) -> &'static [u8] {
+        match self {
+            Other::User => b"user:",
+            Other::Dedupe => b"dedupe:",
+        }
     }
 
-    /// String key recording a dedupe id until its window closes.
-    pub fn dedupe(&self, dedupe: &[u8]) -> Vec<u8> {
-        self.with(&[b"dedupe:", dedupe])
+    pub fn kind(self) -> KeyType {
+        match self {
+            Other::User => KeyType::ZSet,
+            Other::Dedupe => KeyType::String,
+        }
     }
 }
 
@@ -141,9 +154,12 @@ mod tests {
     #[test]
     fn key_names() {
         let k = EventKeys::new(b"concert");
-        assert_eq!(k.fixed(Fixed::Queue), b"tq:{concert}:queue");
-        assert_eq!(k.user(b"u1"), b"tq:{concert}:user:u1");
-        assert_eq!(k.dedupe(b"d{x}"), b"tq:{concert}:dedupe:d{x}");
+        assert_eq!(k.fixed(Fixed::Queue).concat(), b"tq:{concert}:queue");
+        assert_eq!(k.other(Other::User, b"u1").concat(), b"tq:{concert}:user:u1");
+        assert_eq!(
+            k.other(Other::Dedupe, b"d{x}").concat(),
+            b"tq:{concert}:dedupe:d{x}"
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! TQ.ENQUEUE, TQ.POSITION, TQ.ENTER, TQ.LEAVE, TQ.USER, TQ.TRIM.
 
-use redis_module::{Context, KeyType};
+use redis_module::Context;
 
 use super::commands::now_ms;
 use super::config::defaults;
-use super::keys::{EventKeys, Fixed};
+use super::keys::{Fixed, Other};
 use super::reply::Reply;
 use super::store::RedisStore;
 use crate::domain::args;
@@ -13,36 +13,39 @@ use crate::domain::event;
 use crate::domain::queue;
 use crate::domain::settings::Settings;
 
+/// Keys of a command that joins, removes or locates entries.
+const MOVES: [Fixed; 4] = [Fixed::Queue, Fixed::Order, Fixed::Beat, Fixed::Meta];
+
 /// Opens the event for a write queue command.
 fn open<'c>(
     ctx: &'c Context,
     event_name: &[u8],
-    extra: &[(&[u8], KeyType)],
+    family: &[Fixed],
+    others: &[(Other, &[u8])],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
-    guarded(RedisStore::new(ctx, event_name), extra)
+    guarded(RedisStore::new(ctx, event_name), family, others)
 }
 
-/// Checks the queue keys (and `extra` keys) before anything is read or
-/// written, then reads the event's settings.
+/// Checks the keys the command uses before anything is read or written,
+/// then reads the event's settings.
 fn guarded<'c>(
     mut store: RedisStore<'c>,
-    extra: &[(&[u8], KeyType)],
+    family: &[Fixed],
+    others: &[(Other, &[u8])],
 ) -> TqResult<(RedisStore<'c>, Settings)> {
-    store.guard(&Fixed::QUEUE_FAMILY, extra)?;
+    store.guard(family, others)?;
     let settings = event::settings(&mut store, &defaults())?;
     Ok((store, settings))
 }
 
 pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_enqueue(args)?;
-    let keys = EventKeys::new(req.event);
-    let user_key = keys.user(req.user);
-    let dedupe_key = req.dedupe.map(|d| keys.dedupe(d));
-    let mut extra = vec![(user_key.as_slice(), KeyType::ZSet)];
-    if let Some(k) = &dedupe_key {
-        extra.push((k.as_slice(), KeyType::String));
-    }
-    let (mut store, settings) = open(ctx, req.event, &extra)?;
+    let user = (Other::User, req.user);
+    let others = match req.dedupe {
+        Some(d) => vec![user, (Other::Dedupe, d)],
+        None => vec![user],
+    };
+    let (mut store, settings) = open(ctx, req.event, &MOVES, &others)?;
     let done = queue::enqueue(&mut store, &settings, now_ms(), &req)?;
     Ok(Reply::Map(vec![
         ("id", Reply::Bulk(done.id.to_string().into_bytes())),
@@ -53,7 +56,7 @@ pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn position(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_token_args(args, "tq.position")?;
-    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let (mut store, settings) = open(ctx, req.event, &Fixed::QUEUE_FAMILY, &[])?;
     let p = queue::position(&mut store, &settings, now_ms(), req.token)?;
     Ok(Reply::Map(vec![
         ("position", Reply::uint(p.position)),
@@ -66,7 +69,7 @@ pub fn position(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn enter(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_token_args(args, "tq.enter")?;
-    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let (mut store, settings) = open(ctx, req.event, &Fixed::QUEUE_FAMILY, &[])?;
     let done = queue::enter(&mut store, &settings, now_ms(), req.token)?;
     Ok(Reply::Map(vec![
         ("admitted", Reply::Int(1)),
@@ -76,16 +79,15 @@ pub fn enter(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn leave(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_token_args(args, "tq.leave")?;
-    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let (mut store, settings) = open(ctx, req.event, &MOVES, &[])?;
     let removed = queue::leave(&mut store, &settings, now_ms(), req.token)?;
     Ok(Reply::bool(removed))
 }
 
 pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_user_args(args)?;
-    let user_key = EventKeys::new(req.event).user(req.user);
     let store = RedisStore::read_only(ctx, req.event);
-    let (mut store, settings) = guarded(store, &[(&user_key, KeyType::ZSet)])?;
+    let (mut store, settings) = guarded(store, &MOVES, &[(Other::User, req.user)])?;
     let entries = queue::user_view(&mut store, &settings, now_ms(), req.user)?;
     Ok(Reply::Array(
         entries
@@ -103,7 +105,7 @@ pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
 
 pub fn trim(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_trim(args)?;
-    let (mut store, settings) = open(ctx, req.event, &[])?;
+    let (mut store, settings) = open(ctx, req.event, &MOVES, &[])?;
     let removed = queue::trim(&mut store, &settings, now_ms(), req.max_age_s)?;
     Ok(Reply::uint(removed))
 }

@@ -57,15 +57,32 @@ pub struct Key<'c> {
 }
 
 impl<'c> Key<'c> {
-    pub fn read(ctx: &'c Context, name: &[u8]) -> Key<'c> {
-        Key::open(ctx, name, raw::REDISMODULE_READ)
+    /// Opens the key named by the concatenation of `parts`, for writing
+    /// or read-only. The name is assembled on the stack when it fits.
+    pub fn open(ctx: &'c Context, parts: &[&[u8]], writable: bool) -> Key<'c> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len <= stack.len() {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap
+        };
+        let mut at = 0;
+        for part in parts {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        let mode = if writable {
+            raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
+        } else {
+            raw::REDISMODULE_READ
+        };
+        Key::open_named(ctx, buf, mode)
     }
 
-    pub fn write(ctx: &'c Context, name: &[u8]) -> Key<'c> {
-        Key::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
-    }
-
-    fn open(ctx: &'c Context, name: &[u8], mode: u32) -> Key<'c> {
+    fn open_named(ctx: &'c Context, name: &[u8], mode: u32) -> Key<'c> {
         let name = RStr::new(ctx, name);
         // SAFETY: valid context and key name.
         let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.ptr, mode as c_int) };
@@ -329,9 +346,9 @@ impl<'c> Key<'c> {
     // ---- streams ---------------------------------------------------------
 
     /// XADD with an automatic id (or `id` when given); None if refused.
-    pub fn xadd(&self, id: Option<EntryId>, fields: &[&[u8]]) -> Option<EntryId> {
-        let strings: Vec<RStr> = fields.iter().map(|f| RStr::new(self.ctx, f)).collect();
-        let mut argv: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
+    pub fn xadd(&self, id: Option<EntryId>, fields: [&[u8]; 4]) -> Option<EntryId> {
+        let strings = fields.map(|f| RStr::new(self.ctx, f));
+        let mut argv = [strings[0].ptr, strings[1].ptr, strings[2].ptr, strings[3].ptr];
         let (flags, mut sid) = match id {
             None => (
                 raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,

@@ -16,7 +16,7 @@ use redis_module::{
     raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, ContextFlags, KeyType,
 };
 
-use super::keys::{EventKeys, Fixed, Presence};
+use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::rawkey::Key;
 use crate::domain::bucket::RATE_WINDOW_S;
 use crate::domain::entry_id::EntryId;
@@ -95,6 +95,8 @@ pub struct RedisStore<'c> {
     writable: bool,
     /// The event's fixed keys, each opened on first use.
     open: [Option<Key<'c>>; 7],
+    /// Per-user and per-dedupe-id keys opened so far (one or two).
+    others: Vec<(Other, Vec<u8>, Key<'c>)>,
 }
 
 impl<'c> RedisStore<'c> {
@@ -114,6 +116,7 @@ impl<'c> RedisStore<'c> {
             keys: EventKeys::new(event),
             writable,
             open: Default::default(),
+            others: Vec::new(),
         }
     }
 
@@ -122,19 +125,20 @@ impl<'c> RedisStore<'c> {
     }
 
     /// The checks every command makes before it reads or writes: the
-    /// `family` keys it uses and the `extra` keys have the right types
-    /// (else WRONGTYPE), and in a cluster the event's keys are all on this
-    /// node (else TRYAGAIN, while a slot migration has moved only some).
-    pub fn guard(&mut self, family: &[Fixed], extra: &[(&[u8], KeyType)]) -> TqResult<()> {
+    /// `family` keys and `others` keys it uses have the right types (else
+    /// WRONGTYPE), and in a cluster the event's keys are all on this node
+    /// (else TRYAGAIN, while a slot migration has moved only some).
+    pub fn guard(&mut self, family: &[Fixed], others: &[(Other, &[u8])]) -> TqResult<()> {
+        let wrong = |actual: KeyType, expected: KeyType| {
+            actual != KeyType::Empty && actual != expected
+        };
         for &which in family {
-            let actual = self.key(which).key_type();
-            if actual != KeyType::Empty && actual != which.kind() {
+            if wrong(self.key(which).key_type(), which.kind()) {
                 return Err(TqError::WrongType);
             }
         }
-        for (name, expected) in extra {
-            let actual = self.other_key(name).key_type();
-            if actual != KeyType::Empty && actual != *expected {
+        for &(kind, id) in others {
+            if wrong(self.other(kind, id).key_type(), kind.kind()) {
                 return Err(TqError::WrongType);
             }
         }
@@ -164,22 +168,21 @@ impl<'c> RedisStore<'c> {
     fn key(&mut self, which: Fixed) -> &Key<'c> {
         let (ctx, writable) = (self.ctx, self.writable);
         let keys = &self.keys;
-        self.open[which as usize].get_or_insert_with(|| {
-            let name = keys.fixed(which);
-            if writable {
-                Key::write(ctx, &name)
-            } else {
-                Key::read(ctx, &name)
-            }
-        })
+        self.open[which as usize].get_or_insert_with(|| Key::open(ctx, &keys.fixed(which), writable))
     }
 
-    fn other_key(&self, name: &[u8]) -> Key<'c> {
-        if self.writable {
-            Key::write(self.ctx, name)
-        } else {
-            Key::read(self.ctx, name)
-        }
+    /// The key of one user (or dedupe id), opened once per command.
+    fn other(&mut self, kind: Other, id: &[u8]) -> &Key<'c> {
+        let found = self.others.iter().position(|(k, i, _)| *k == kind && i == id);
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let key = Key::open(self.ctx, &self.keys.other(kind, id), self.writable);
+                self.others.push((kind, id.to_vec(), key));
+                self.others.len() - 1
+            }
+        };
+        &self.others[at].2
     }
 
     fn meta_field(&mut self, field: &CStr) -> TqResult<Option<u64>> {
@@ -219,7 +222,7 @@ impl<'c> RedisStore<'c> {
     ) -> TqResult<EntryId> {
         let queue = self.key(Fixed::Queue);
         let id = queue
-            .xadd(id, &[b"token", token, b"user", user])
+            .xadd(id, [b"token", token, b"user", user])
             .ok_or_else(|| TqError::Internal("stream refused the entry".into()))?;
         queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xadd");
         let text = id.to_string();
@@ -293,7 +296,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn user_waiting_count(&mut self, user: &[u8]) -> TqResult<u64> {
-        Ok(self.other_key(&self.keys.user(user)).len())
+        Ok(self.other(Other::User, user).len())
     }
 
     fn entry_id(&mut self, token: &[u8]) -> TqResult<Option<EntryId>> {
@@ -318,9 +321,10 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn user_rank(&mut self, user: &[u8], token: &[u8]) -> TqResult<u64> {
-        let key = self.other_key(&self.keys.user(user));
+        let ctx = self.ctx;
+        let key = self.other(Other::User, user);
         if key.len() > WALK_USER_RANK {
-            let rank = call_int(self.ctx, "ZRANK", &[key.name_bytes(), token])?;
+            let rank = call_int(ctx, "ZRANK", &[key.name_bytes(), token])?;
             return rank.map(|r| r as u64).ok_or(TqError::NotQueued);
         }
         let score = key.zscore(token).ok_or(TqError::NotQueued)?;
@@ -330,7 +334,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn user_entries(&mut self, user: &[u8]) -> TqResult<Vec<(EntryId, Vec<u8>)>> {
-        let key = self.other_key(&self.keys.user(user));
+        let key = self.other(Other::User, user);
         key.zrange_by_score(f64::NEG_INFINITY, f64::INFINITY, true, usize::MAX)
             .into_iter()
             .map(|(token, score)| {
@@ -351,13 +355,13 @@ impl EventStore for RedisStore<'_> {
         }
         let score = id.score() as u64;
         self.zadd(Fixed::Order, score, token);
-        zadd(&self.other_key(&self.keys.user(user)), score, token);
+        zadd(self.other(Other::User, user), score, token);
         self.zadd(Fixed::Beat, now_ms, token);
         Ok(id)
     }
 
     fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
-        zrem(&self.other_key(&self.keys.user(&entry.user)), &entry.token);
+        zrem(self.other(Other::User, &entry.user), &entry.token);
         self.delete_from_queue(entry.id)?;
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
@@ -397,12 +401,12 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn dedupe_lookup(&mut self, dedupe: &[u8]) -> TqResult<Option<Vec<u8>>> {
-        Ok(self.other_key(&self.keys.dedupe(dedupe)).get_string())
+        Ok(self.other(Other::Dedupe, dedupe).get_string())
     }
 
     fn dedupe_record(&mut self, dedupe: &[u8], id: EntryId, expires_at_ms: u64) -> TqResult<()> {
-        let key = Key::write(self.ctx, &self.keys.dedupe(dedupe));
         let id = id.to_string();
+        let key = self.other(Other::Dedupe, dedupe);
         key.set_string_until(id.as_bytes(), expires_at_ms);
         key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
         key.replicate(c"SET", &[id.as_bytes(), b"PXAT", &Num::of(expires_at_ms)]);
