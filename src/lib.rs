@@ -39,7 +39,7 @@ redis_module! {
     init: init,
     commands: [],
     event_handlers: [
-        [@ZSET @GENERIC @LOADED: on_key_event],
+        [@GENERIC @LOADED: on_key_event],
     ],
     configurations: [
         i64: [

@@ -71,6 +71,50 @@ impl EntryId {
     }
 }
 
+/// An id as `ms-seq` text on the stack (the hot paths format ids without
+/// the formatting machinery).
+pub struct IdText {
+    buf: [u8; 41],
+    len: usize,
+}
+
+impl std::ops::Deref for IdText {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+fn push_decimal(buf: &mut [u8; 41], len: &mut usize, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let count = digits.len() - i;
+    buf[*len..*len + count].copy_from_slice(&digits[i..]);
+    *len += count;
+}
+
+impl EntryId {
+    pub fn text(&self) -> IdText {
+        let mut out = IdText {
+            buf: [0; 41],
+            len: 0,
+        };
+        push_decimal(&mut out.buf, &mut out.len, self.ms);
+        out.buf[out.len] = b'-';
+        out.len += 1;
+        push_decimal(&mut out.buf, &mut out.len, self.seq);
+        out
+    }
+}
+
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -111,6 +155,13 @@ mod tests {
     fn parse_and_display() {
         assert_eq!(EntryId::parse(b"17-3"), Some(EntryId::new(17, 3)));
         assert_eq!(EntryId::new(17, 3).to_string(), "17-3");
+        for id in [
+            EntryId::new(0, 0),
+            EntryId::new(u64::MAX, u64::MAX),
+            EntryId::new(1764000000000, 12),
+        ] {
+            assert_eq!(&*id.text(), id.to_string().as_bytes());
+        }
         for bad in [&b""[..], b"17", b"a-1", b"1-", b"-1", b"1-2-3"] {
             assert_eq!(EntryId::parse(bad), None, "{bad:?}");
         }

@@ -64,6 +64,11 @@ pub struct EventKeys {
 }
 
 impl EventKeys {
+    /// The event name.
+    pub fn event(&self) -> &[u8] {
+        &self.prefix[4..self.prefix.len() - 2]
+    }
+
     pub fn new(event: &[u8]) -> Self {
         let mut prefix = Vec::with_capacity(event.len() + 16);
         prefix.extend_from_slice(b"tq:{");
@@ -155,7 +160,11 @@ mod tests {
     fn key_names() {
         let k = EventKeys::new(b"concert");
         assert_eq!(k.fixed(Fixed::Queue).concat(), b"tq:{concert}:queue");
-        assert_eq!(k.other(Other::User, b"u1").concat(), b"tq:{concert}:user:u1");
+        assert_eq!(k.event(), b"concert");
+        assert_eq!(
+            k.other(Other::User, b"u1").concat(),
+            b"tq:{concert}:user:u1"
+        );
         assert_eq!(
             k.other(Other::Dedupe, b"d{x}").concat(),
             b"tq:{concert}:dedupe:d{x}"

@@ -48,7 +48,7 @@ pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let (mut store, settings) = open(ctx, req.event, &MOVES, &others)?;
     let done = queue::enqueue(&mut store, &settings, now_ms(), &req)?;
     Ok(Reply::Map(vec![
-        ("id", Reply::Bulk(done.id.to_string().into_bytes())),
+        ("id", Reply::Bulk(done.id.text().to_vec())),
         ("position", Reply::uint(done.position)),
         ("user_position", Reply::uint(done.user_position)),
     ]))

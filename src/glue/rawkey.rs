@@ -348,7 +348,12 @@ impl<'c> Key<'c> {
     /// XADD with an automatic id (or `id` when given); None if refused.
     pub fn xadd(&self, id: Option<EntryId>, fields: [&[u8]; 4]) -> Option<EntryId> {
         let strings = fields.map(|f| RStr::new(self.ctx, f));
-        let mut argv = [strings[0].ptr, strings[1].ptr, strings[2].ptr, strings[3].ptr];
+        let mut argv = [
+            strings[0].ptr,
+            strings[1].ptr,
+            strings[2].ptr,
+            strings[3].ptr,
+        ];
         let (flags, mut sid) = match id {
             None => (
                 raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,

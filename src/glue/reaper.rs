@@ -2,18 +2,22 @@
 //! dropping abandoned waiting entries and giving back seats of expired
 //! holds, within about a second.
 //!
-//! Which events have such work is a cache, rebuilt from keyspace events:
-//! every write to `tq:{E}:beat` or `tq:{E}:holds` (by a TQ command, by the
-//! replication stream on a replica, by AOF replay, RESTORE during slot
-//! migration) and every such key loaded from an RDB registers `E`. Nothing
-//! here is needed to rebuild the data; it only tells the timer where to look.
+//! Which events have such work is a cache in module memory, never the
+//! data itself: write commands register their event, and it is rebuilt by
+//! scanning the keyspace for `tq:{E}:beat` / `tq:{E}:holds` whenever data
+//! arrives by other ways: after loading (RDB, AOF), when a replica becomes
+//! master, and from the keyspace events of RDB loading and RESTORE (slot
+//! migration). An event with no such key left is forgotten.
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis_module::{raw, Context, ContextFlags, NotifyEvent};
+use redis_module::key::RedisKey;
+use redis_module::server_events::{LoadingSubevent, ServerRole};
+use redis_module::{raw, Context, ContextFlags, KeysCursor, NotifyEvent, RedisString, RedisValue};
+use redis_module_macros::{loading_event_handler, role_changed_event_handler};
 
 use super::commands::now_ms;
 use super::config::defaults;
@@ -37,15 +41,67 @@ fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
-/// Keyspace-event callback: only records event names, never writes.
+/// Records that `event` in the selected database may have timed work.
+pub fn note(ctx: &Context, event: &[u8]) {
+    let db = selected_db(ctx);
+    let mut events = EVENTS.lock();
+    let set = events.entry(db).or_default();
+    if !set.contains(event) {
+        set.insert(event.to_vec());
+    }
+}
+
+/// Keyspace-event callback (RDB load, RESTORE): only records event names,
+/// never writes.
 pub fn on_key_event(ctx: &Context, _kind: NotifyEvent, _event: &str, key: &[u8]) {
     if let Some(event) = event_with_timed_work(key) {
-        let db = selected_db(ctx);
-        let mut events = EVENTS.lock();
-        let set = events.entry(db).or_default();
-        if !set.contains(event) {
-            set.insert(event.to_vec());
+        note(ctx, event);
+    }
+}
+
+/// Registers every event with timed work found in any database.
+fn rediscover(ctx: &Context) {
+    let databases = match ctx.call("CONFIG", &["GET", "databases"]) {
+        Ok(RedisValue::Array(v)) => match v.get(1) {
+            Some(RedisValue::SimpleString(n)) | Some(RedisValue::BulkString(n)) => {
+                n.parse().unwrap_or(16)
+            }
+            _ => 16,
+        },
+        _ => 16,
+    };
+    let original = selected_db(ctx);
+    for db in 0..databases {
+        // SAFETY: a valid context; db is within the configured range.
+        if unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, db) } != raw::REDISMODULE_OK as i32
+        {
+            continue;
         }
+        let cursor = KeysCursor::new();
+        while cursor.scan(
+            ctx,
+            &|ctx: &Context, name: RedisString, _key: Option<&RedisKey>| {
+                if let Some(event) = event_with_timed_work(name.as_slice()) {
+                    note(ctx, event);
+                }
+            },
+        ) {}
+    }
+    // SAFETY: as above.
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, original) };
+}
+
+#[loading_event_handler]
+fn after_loading(ctx: &Context, event: LoadingSubevent) {
+    if matches!(event, LoadingSubevent::Ended) {
+        rediscover(ctx);
+    }
+}
+
+#[role_changed_event_handler]
+fn after_role_change(ctx: &Context, role: ServerRole) {
+    if matches!(role, ServerRole::Primary) {
+        rediscover(ctx);
     }
 }
 

@@ -129,9 +129,8 @@ impl<'c> RedisStore<'c> {
     /// WRONGTYPE), and in a cluster the event's keys are all on this node
     /// (else TRYAGAIN, while a slot migration has moved only some).
     pub fn guard(&mut self, family: &[Fixed], others: &[(Other, &[u8])]) -> TqResult<()> {
-        let wrong = |actual: KeyType, expected: KeyType| {
-            actual != KeyType::Empty && actual != expected
-        };
+        let wrong =
+            |actual: KeyType, expected: KeyType| actual != KeyType::Empty && actual != expected;
         for &which in family {
             if wrong(self.key(which).key_type(), which.kind()) {
                 return Err(TqError::WrongType);
@@ -144,6 +143,10 @@ impl<'c> RedisStore<'c> {
         }
         if self.ctx.get_flags().contains(ContextFlags::CLUSTER) && !self.presence().is_whole() {
             return Err(TqError::TryAgain);
+        }
+        if self.writable {
+            // Any write may add entries or holds that time out later.
+            super::reaper::note(self.ctx, self.keys.event());
         }
         Ok(())
     }
@@ -168,12 +171,16 @@ impl<'c> RedisStore<'c> {
     fn key(&mut self, which: Fixed) -> &Key<'c> {
         let (ctx, writable) = (self.ctx, self.writable);
         let keys = &self.keys;
-        self.open[which as usize].get_or_insert_with(|| Key::open(ctx, &keys.fixed(which), writable))
+        self.open[which as usize]
+            .get_or_insert_with(|| Key::open(ctx, &keys.fixed(which), writable))
     }
 
     /// The key of one user (or dedupe id), opened once per command.
     fn other(&mut self, kind: Other, id: &[u8]) -> &Key<'c> {
-        let found = self.others.iter().position(|(k, i, _)| *k == kind && i == id);
+        let found = self
+            .others
+            .iter()
+            .position(|(k, i, _)| *k == kind && i == id);
         let at = match found {
             Some(at) => at,
             None => {
@@ -225,8 +232,7 @@ impl<'c> RedisStore<'c> {
             .xadd(id, [b"token", token, b"user", user])
             .ok_or_else(|| TqError::Internal("stream refused the entry".into()))?;
         queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xadd");
-        let text = id.to_string();
-        queue.replicate(c"XADD", &[text.as_bytes(), b"token", token, b"user", user]);
+        queue.replicate(c"XADD", &[&id.text(), b"token", token, b"user", user]);
         Ok(id)
     }
 
@@ -235,10 +241,10 @@ impl<'c> RedisStore<'c> {
     /// promoted replica has the very same stream.
     fn delete_from_queue(&mut self, id: EntryId) -> TqResult<()> {
         let ctx = self.ctx;
-        let text = id.to_string();
+        let text = id.text();
         let queue = self.key(Fixed::Queue);
-        if call_int(ctx, "XDEL", &[queue.name_bytes(), text.as_bytes()])? == Some(1) {
-            queue.replicate(c"XDEL", &[text.as_bytes()]);
+        if call_int(ctx, "XDEL", &[queue.name_bytes(), &text])? == Some(1) {
+            queue.replicate(c"XDEL", &[&text]);
         }
         Ok(())
     }
@@ -405,11 +411,11 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn dedupe_record(&mut self, dedupe: &[u8], id: EntryId, expires_at_ms: u64) -> TqResult<()> {
-        let id = id.to_string();
+        let id = id.text();
         let key = self.other(Other::Dedupe, dedupe);
-        key.set_string_until(id.as_bytes(), expires_at_ms);
+        key.set_string_until(&id, expires_at_ms);
         key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
-        key.replicate(c"SET", &[id.as_bytes(), b"PXAT", &Num::of(expires_at_ms)]);
+        key.replicate(c"SET", &[&id, b"PXAT", &Num::of(expires_at_ms)]);
         Ok(())
     }
 

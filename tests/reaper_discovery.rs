@@ -1,0 +1,71 @@
+//! The background reaper finds events whose data arrived without a TQ
+//! command on this server: after an AOF reload and restart, and on a
+//! replica promoted to master. Nobody touches the events afterwards; the
+//! abandoned entries and expired holds must still go.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// Waiting entries abandoned after 1 s and a hold that expires after 1 s.
+fn timed_work(con: &mut redis::Connection) {
+    tq!(con, "TQ.CONFIG", "ev", "HEARTBEAT", 1).unwrap();
+    for i in 0..5 {
+        tq!(con, "TQ.ENQUEUE", "ev", format!("u{i}"), format!("t{i}")).unwrap();
+    }
+    tq!(con, "TQ.INVENTORY", "ev", "SET", 3).unwrap();
+    tq!(con, "TQ.HOLD", "ev", "A1", "u0", "TTL", 1).unwrap();
+}
+
+fn all_reaped(con: &mut redis::Connection) -> bool {
+    redis_query::<i64>(con, &["XLEN", "tq:{ev}:queue"]) == 0
+        && redis_query::<i64>(con, &["EXISTS", "tq:{ev}:holds"]) == 0
+}
+
+#[test]
+fn events_loaded_from_the_aof_are_reaped_after_a_restart() {
+    let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.client();
+    timed_work(&mut con);
+    let server = server.restart(&[]);
+    let mut con = server.client();
+    assert_eq!(redis_query::<i64>(&mut con, &["XLEN", "tq:{ev}:queue"]), 5);
+    assert!(eventually(Duration::from_secs(4), || all_reaped(&mut con)));
+    let meta: Vec<String> = redis_query(
+        &mut con,
+        &[
+            "HMGET",
+            "tq:{ev}:meta",
+            "abandoned",
+            "holds_expired",
+            "inventory",
+        ],
+    );
+    assert_eq!(meta, ["5", "1", "3"]);
+}
+
+#[test]
+fn a_promoted_replica_reaps_what_the_old_master_left() {
+    let master = Server::start();
+    let replica = Server::start_replica_of(&master, &[]);
+    let mut m = master.client();
+    timed_work(&mut m);
+    wait_replicas(&mut m, 1);
+    drop(m);
+    drop(master);
+    let mut r = replica.client();
+    // Still a replica: it never writes, whatever is due.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(redis_query::<i64>(&mut r, &["XLEN", "tq:{ev}:queue"]), 5);
+    let _: () = redis_query(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    assert!(eventually(Duration::from_secs(3), || all_reaped(&mut r)));
+    let stats = tq!(&mut r, "TQ.STATS", "ev").unwrap();
+    assert_eq!(
+        (
+            int_field(&stats, "abandoned"),
+            int_field(&stats, "holds_expired")
+        ),
+        (5, 1)
+    );
+}
