@@ -36,7 +36,10 @@ fn partly_migrated_event_answers_tryagain_then_moves_whole() {
     let b = Server::start_with(&cluster_args);
     let (mut ca, mut cb) = (a.client(), b.client());
     let _: () = redis_query(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    let _: () = redis_query(&mut cb, &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]);
+    let _: () = redis_query(
+        &mut cb,
+        &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()],
+    );
     assert!(eventually(Duration::from_secs(10), || {
         cluster_ok(&mut ca) && cluster_ok(&mut cb)
     }));
@@ -90,6 +93,9 @@ fn partly_migrated_event_answers_tryagain_then_moves_whole() {
     }
     let stats = tq!(&mut cb, "TQ.STATS", "gig").unwrap();
     assert_eq!(int_field(&stats, "waiting"), 3);
-    assert_eq!((int_field(&stats, "inventory"), int_field(&stats, "held")), (9, 1));
+    assert_eq!(
+        (int_field(&stats, "inventory"), int_field(&stats, "held")),
+        (9, 1)
+    );
     assert_eq!(code(&tq!(&mut ca, "TQ.STATS", "gig")), "MOVED");
 }

@@ -56,18 +56,6 @@ impl Counter {
             Counter::HoldsExpired => "holds_expired",
         }
     }
-
-    /// `field` as a C string, for APIs that take NUL-terminated names.
-    pub fn c_field(self) -> &'static std::ffi::CStr {
-        match self {
-            Counter::Inventory => c"inventory",
-            Counter::Sold => c"sold",
-            Counter::Admitted => c"admitted",
-            Counter::Duplicates => c"duplicates",
-            Counter::Abandoned => c"abandoned",
-            Counter::HoldsExpired => c"holds_expired",
-        }
-    }
 }
 
 pub trait EventStore {

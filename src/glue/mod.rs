@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod event_commands;
 pub mod keys;
+pub mod meta;
 pub mod metrics;
 pub mod queue_commands;
 pub mod rawkey;

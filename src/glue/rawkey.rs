@@ -464,7 +464,7 @@ impl<'c> Key<'c> {
 
     /// Replicates `cmd <this key> rest...` (see `replicate`).
     pub fn replicate(&self, cmd: &CStr, rest: &[&[u8]]) {
-        let mut args: [&[u8]; 7] = [&[]; 7];
+        let mut args: [&[u8]; 11] = [&[]; 11];
         args[0] = self.name_bytes();
         args[1..=rest.len()].copy_from_slice(rest);
         replicate(self.ctx, cmd, &args[..=rest.len()]);
@@ -519,6 +519,10 @@ pub fn replicate(ctx: &Context, cmd: &CStr, args: &[&[u8]]) {
         5 => rep!(c"bbbbb", 0, 1, 2, 3, 4),
         6 => rep!(c"bbbbbb", 0, 1, 2, 3, 4, 5),
         7 => rep!(c"bbbbbbb", 0, 1, 2, 3, 4, 5, 6),
+        8 => rep!(c"bbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7),
+        9 => rep!(c"bbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8),
+        10 => rep!(c"bbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+        11 => rep!(c"bbbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         n => panic!("replicate: {n} arguments not supported"),
     };
 }

@@ -9,7 +9,7 @@
 //! low-level form (`ZRANK`, `ZCOUNT`) and `XDEL` (see `delete_from_queue`)
 //! use RM_Call.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::sync::LazyLock;
 
 use redis_module::{
@@ -17,6 +17,7 @@ use redis_module::{
 };
 
 use super::keys::{EventKeys, Fixed, Other, Presence};
+use super::meta::{MetaField, MetaValues};
 use super::rawkey::Key;
 use crate::domain::bucket::RATE_WINDOW_S;
 use crate::domain::entry_id::EntryId;
@@ -26,10 +27,6 @@ use crate::domain::settings::{Setting, SettingsChange};
 use crate::domain::store::{BucketState, Counter, EventStore, StoredSeat, Waiting};
 
 static PLAIN_CALL: LazyLock<CallOptions> = LazyLock::new(|| CallOptionsBuilder::new().build());
-
-const BUCKET_MILLI: &CStr = c"bucket_milli";
-const BUCKET_AT: &CStr = c"bucket_at";
-const SETTING_FIELDS: [&CStr; 5] = [c"rate", c"burst", c"heartbeat", c"hold_ttl", c"dedupe_ttl"];
 
 const NOTIFY_ZSET: c_int = raw::REDISMODULE_NOTIFY_ZSET;
 const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
@@ -97,6 +94,8 @@ pub struct RedisStore<'c> {
     open: [Option<Key<'c>>; 7],
     /// Per-user and per-dedupe-id keys opened so far (one or two).
     others: Vec<(Other, Vec<u8>, Key<'c>)>,
+    /// The meta hash, read on first use.
+    meta: Option<MetaValues>,
 }
 
 impl<'c> RedisStore<'c> {
@@ -117,6 +116,7 @@ impl<'c> RedisStore<'c> {
             writable,
             open: Default::default(),
             others: Vec::new(),
+            meta: None,
         }
     }
 
@@ -135,6 +135,9 @@ impl<'c> RedisStore<'c> {
             if wrong(self.key(which).key_type(), which.kind()) {
                 return Err(TqError::WrongType);
             }
+        }
+        if family.contains(&Fixed::Meta) {
+            self.meta()?;
         }
         for &(kind, id) in others {
             if wrong(self.other(kind, id).key_type(), kind.kind()) {
@@ -192,25 +195,48 @@ impl<'c> RedisStore<'c> {
         &self.others[at].2
     }
 
-    fn meta_field(&mut self, field: &CStr) -> TqResult<Option<u64>> {
-        let [value] = self.key(Fixed::Meta).hget_many([field]);
-        value.map(|v| parse_u64(&v)).transpose()
+    fn meta(&mut self) -> TqResult<&mut MetaValues> {
+        if self.meta.is_none() {
+            let raw = self
+                .key(Fixed::Meta)
+                .hget_many(MetaField::ALL.map(MetaField::name));
+            self.meta = Some(MetaValues::parse(raw)?);
+        }
+        Ok(self.meta.as_mut().expect("loaded above"))
     }
 
-    /// HSET meta field value, replicated.
-    fn set_meta(&mut self, field: &[u8], value: u64) {
-        let value = Num::of(value);
-        let meta = self.key(Fixed::Meta);
-        meta.hset(field, &value);
-        meta.notify(NOTIFY_HASH, c"hset");
-        meta.replicate(c"HSET", &[field, &value]);
+    fn meta_value(&mut self, field: MetaField) -> TqResult<Option<u64>> {
+        Ok(self.meta()?.get(field))
     }
 
-    fn del_meta(&mut self, field: &[u8]) {
-        let meta = self.key(Fixed::Meta);
-        meta.hdel(field);
-        meta.notify(NOTIFY_HASH, c"hdel");
-        meta.replicate(c"HDEL", &[field]);
+    /// Sets (Some) or deletes (None) meta fields: one HSET and one HDEL
+    /// at most, replicated.
+    fn write_meta(&mut self, changes: &[(MetaField, Option<u64>)]) -> TqResult<()> {
+        let meta = self.meta()?;
+        for (field, value) in changes {
+            meta.set(*field, *value);
+        }
+        let texts: Vec<(MetaField, Num)> = changes
+            .iter()
+            .filter_map(|(f, v)| v.map(|v| (*f, Num::of(v))))
+            .collect();
+        let key = self.key(Fixed::Meta);
+        let mut hset: Vec<&[u8]> = Vec::with_capacity(texts.len() * 2);
+        for (field, text) in &texts {
+            key.hset(field.name().to_bytes(), text);
+            hset.push(field.name().to_bytes());
+            hset.push(text);
+        }
+        if !hset.is_empty() {
+            key.notify(NOTIFY_HASH, c"hset");
+            key.replicate(c"HSET", &hset);
+        }
+        for (field, _) in changes.iter().filter(|(_, v)| v.is_none()) {
+            key.hdel(field.name().to_bytes());
+            key.notify(NOTIFY_HASH, c"hdel");
+            key.replicate(c"HDEL", &[field.name().to_bytes()]);
+        }
+        Ok(())
     }
 
     fn zadd(&mut self, which: Fixed, score: u64, member: &[u8]) {
@@ -263,6 +289,16 @@ impl<'c> RedisStore<'c> {
         let key = self.key(which);
         let n = call_int(ctx, "ZCOUNT", &[key.name_bytes(), b"-inf", max])?;
         Ok(n.unwrap_or(0) as u64)
+    }
+
+    /// An entry is only handed to the rules once its user's key is known
+    /// to be usable, so that no later write meets a wrong-typed key.
+    fn checked(&mut self, entry: Waiting) -> TqResult<Waiting> {
+        let actual = self.other(Other::User, &entry.user).key_type();
+        if actual != KeyType::Empty && actual != Other::User.kind() {
+            return Err(TqError::WrongType);
+        }
+        Ok(entry)
     }
 
     fn to_waiting(id: EntryId, fields: Vec<(Vec<u8>, Vec<u8>)>) -> TqResult<Waiting> {
@@ -318,7 +354,7 @@ impl EventStore for RedisStore<'_> {
         let mut found = self.key(Fixed::Queue).xrange(id, id, false, 1);
         found
             .pop()
-            .map(|(id, fields)| Self::to_waiting(id, fields))
+            .map(|(id, fields)| self.checked(Self::to_waiting(id, fields)?))
             .transpose()
     }
 
@@ -399,10 +435,10 @@ impl EventStore for RedisStore<'_> {
 
     fn entries_before(&mut self, id: EntryId, limit: usize) -> TqResult<Vec<Waiting>> {
         let queue = self.key(Fixed::Queue);
-        queue
-            .xrange(EntryId::new(0, 0), id, true, limit)
+        let found = queue.xrange(EntryId::new(0, 0), id, true, limit);
+        found
             .into_iter()
-            .map(|(id, fields)| Self::to_waiting(id, fields))
+            .map(|(id, fields)| self.checked(Self::to_waiting(id, fields)?))
             .collect()
     }
 
@@ -420,30 +456,30 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn bucket(&mut self) -> TqResult<Option<BucketState>> {
-        match self.key(Fixed::Meta).hget_many([BUCKET_MILLI, BUCKET_AT]) {
-            [Some(milli), Some(at)] => Ok(Some(BucketState {
-                milli_tokens: parse_u64(&milli)?,
-                at_ms: parse_u64(&at)?,
-            })),
-            _ => Ok(None),
-        }
+        let meta = self.meta()?;
+        Ok(
+            match (
+                meta.get(MetaField::BucketMilli),
+                meta.get(MetaField::BucketAt),
+            ) {
+                (Some(milli_tokens), Some(at_ms)) => Some(BucketState {
+                    milli_tokens,
+                    at_ms,
+                }),
+                _ => None,
+            },
+        )
     }
 
     fn set_bucket(&mut self, state: BucketState) -> TqResult<()> {
-        let (milli, at) = (Num::of(state.milli_tokens), Num::of(state.at_ms));
-        let (milli_field, at_field) = (BUCKET_MILLI.to_bytes(), BUCKET_AT.to_bytes());
-        let meta = self.key(Fixed::Meta);
-        meta.hset(milli_field, &milli);
-        meta.hset(at_field, &at);
-        meta.notify(NOTIFY_HASH, c"hset");
-        meta.replicate(c"HSET", &[milli_field, &milli, at_field, &at]);
-        Ok(())
+        self.write_meta(&[
+            (MetaField::BucketMilli, Some(state.milli_tokens)),
+            (MetaField::BucketAt, Some(state.at_ms)),
+        ])
     }
 
     fn reset_bucket(&mut self) -> TqResult<()> {
-        self.del_meta(BUCKET_MILLI.to_bytes());
-        self.del_meta(BUCKET_AT.to_bytes());
-        Ok(())
+        self.write_meta(&[(MetaField::BucketMilli, None), (MetaField::BucketAt, None)])
     }
 
     fn record_admission(&mut self, now_ms: u64) -> TqResult<()> {
@@ -530,36 +566,37 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn counter(&mut self, counter: Counter) -> TqResult<u64> {
-        Ok(self.meta_field(counter.c_field())?.unwrap_or(0))
+        Ok(self
+            .meta_value(MetaField::of_counter(counter))?
+            .unwrap_or(0))
     }
 
     fn add_counter(&mut self, counter: Counter, delta: i64) -> TqResult<()> {
-        let now = self.counter(counter)?;
-        self.set_meta(counter.field().as_bytes(), now.saturating_add_signed(delta));
+        let value = self.counter(counter)?.saturating_add_signed(delta);
+        self.write_meta(&[(MetaField::of_counter(counter), Some(value))])?;
         super::metrics::record_counter(counter, delta);
         Ok(())
     }
 
     fn set_counter(&mut self, counter: Counter, value: u64) -> TqResult<()> {
-        self.set_meta(counter.field().as_bytes(), value);
-        Ok(())
+        self.write_meta(&[(MetaField::of_counter(counter), Some(value))])
     }
 
     fn settings_overrides(&mut self) -> TqResult<SettingsChange> {
-        let values = self.key(Fixed::Meta).hget_many(SETTING_FIELDS);
         let mut change = SettingsChange::default();
-        for (setting, value) in Setting::ALL.into_iter().zip(values) {
-            if let Some(raw) = value {
-                change.set(setting, parse_u64(&raw)?);
+        for setting in Setting::ALL {
+            if let Some(value) = self.meta_value(MetaField::of_setting(setting))? {
+                change.set(setting, value);
             }
         }
         Ok(change)
     }
 
     fn store_settings(&mut self, change: &SettingsChange) -> TqResult<()> {
-        for (setting, value) in change.iter() {
-            self.set_meta(setting.field().as_bytes(), value);
-        }
-        Ok(())
+        let fields: Vec<(MetaField, Option<u64>)> = change
+            .iter()
+            .map(|(s, v)| (MetaField::of_setting(s), Some(v)))
+            .collect();
+        self.write_meta(&fields)
     }
 }

@@ -70,7 +70,10 @@ impl Server {
             let _ = server.child.kill();
             let _ = server.child.wait();
         }
-        panic!("redis-server did not start; see {}/server.log", dir.display());
+        panic!(
+            "redis-server did not start; see {}/server.log",
+            dir.display()
+        );
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -215,7 +218,10 @@ pub fn map(v: &Value) -> Vec<(String, Value)> {
         Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), v.clone())).collect(),
         Value::Array(items) => {
             assert!(items.len() % 2 == 0, "not a flat map: {v:?}");
-            items.chunks(2).map(|kv| (text(&kv[0]), kv[1].clone())).collect()
+            items
+                .chunks(2)
+                .map(|kv| (text(&kv[0]), kv[1].clone()))
+                .collect()
         }
         other => panic!("expected a map, got {other:?}"),
     }
@@ -292,4 +298,165 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// ---- reliability helpers (replication, persistence, cluster, hostile input) ----
+
+impl Server {
+    /// A plain redis-server WITHOUT the module (e.g. a replica that must
+    /// still read the module's data), same conventions as `start_with`.
+    /// Note: `restart` on it would load the module.
+    pub fn start_plain(extra: &[&str]) -> Server {
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("tq-test-{}-plain-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(server_binary())
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--bind")
+                .arg("127.0.0.1")
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--logfile")
+                .arg("server.log")
+                .arg("--save")
+                .arg("")
+                .arg("--enable-debug-command")
+                .arg("yes")
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut server = Server {
+                child,
+                port,
+                dir: dir.clone(),
+                args: args.clone(),
+                keep_dir: false,
+            };
+            if server.wait_ready() {
+                return server;
+            }
+            server.keep_dir = true;
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+        panic!(
+            "plain redis-server did not start; see {}/server.log",
+            dir.display()
+        );
+    }
+
+    /// A replica of `master` (with the module), link up and synced.
+    pub fn start_replica_of(master: &Server, extra: &[&str]) -> Server {
+        let port = master.port.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+        args.extend_from_slice(extra);
+        let replica = Server::start_with(&args);
+        replica.wait_link_up();
+        replica
+    }
+
+    /// Waits until INFO replication says `master_link_status:up`.
+    pub fn wait_link_up(&self) {
+        let mut con = self.client();
+        assert!(
+            eventually(Duration::from_secs(20), || {
+                info_field(&mut con, "replication", "master_link_status").as_deref() == Some("up")
+                    && info_field(&mut con, "replication", "master_sync_in_progress").as_deref()
+                        == Some("0")
+            }),
+            "replica on port {} never got master_link_status:up",
+            self.port
+        );
+    }
+}
+
+/// One `name:value` field of an INFO section.
+pub fn info_field(con: &mut redis::Connection, section: &str, name: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(con).ok()?;
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// `DEBUG DIGEST` of the whole dataset.
+pub fn digest(con: &mut redis::Connection) -> String {
+    redis_query(con, &["DEBUG", "DIGEST"])
+}
+
+/// All key names matching `pattern` (via SCAN), sorted.
+pub fn scan_keys(con: &mut redis::Connection, pattern: &str) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)
+            .expect("SCAN");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Key -> `DEBUG DIGEST-VALUE` for every key matching `pattern`.
+pub fn key_digests(
+    con: &mut redis::Connection,
+    pattern: &str,
+) -> std::collections::BTreeMap<Vec<u8>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for key in scan_keys(con, pattern) {
+        let d: Vec<String> = redis::cmd("DEBUG")
+            .arg("DIGEST-VALUE")
+            .arg(key.as_slice())
+            .query(con)
+            .expect("DEBUG DIGEST-VALUE");
+        out.insert(key, d.into_iter().next().unwrap_or_default());
+    }
+    out
+}
+
+/// Runs a command given as words and returns the raw reply, with error
+/// replies nested in arrays (e.g. EXEC) kept as `Value::ServerError`.
+pub fn raw_call(con: &mut redis::Connection, words: &[Vec<u8>]) -> redis::RedisResult<Value> {
+    use redis::ConnectionLike;
+    let mut c = redis::cmd(std::str::from_utf8(&words[0]).unwrap());
+    for w in &words[1..] {
+        c.arg(w.as_slice());
+    }
+    con.req_command(&c)
+}
+
+/// Error code of a nested reply (`Value::ServerError`), if it is one.
+pub fn nested_error_code(v: &Value) -> Option<String> {
+    match v {
+        Value::ServerError(e) => Some(e.code().to_string()),
+        _ => None,
+    }
+}
+
+/// `WAIT 1 5000` on the master; asserts the replica acknowledged.
+pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(n)
+        .arg(5000)
+        .query(con)
+        .expect("WAIT");
+    assert!(acked >= n, "WAIT {n} 5000 got only {acked} acks");
 }

@@ -1,0 +1,270 @@
+//! A real 3-master Redis Cluster on loopback: the event is the command's
+//! key, so a TQ command is routed by the slot of the event, a wrong node
+//! answers -MOVED, and all the keys of an event live on its owner.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    nodes: Vec<Server>,
+    /// (first slot, last slot, port of the owner)
+    slots: Vec<(i64, i64, u16)>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<Server> = (0..3)
+            .map(|_| {
+                let bus = free_port().to_string();
+                Server::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--cluster-port",
+                    &bus,
+                ])
+            })
+            .collect();
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("--cluster").arg("create");
+        for n in &nodes {
+            cmd.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = cmd
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for n in &nodes {
+            let mut con = n.client();
+            assert!(
+                eventually(Duration::from_secs(15), || {
+                    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap();
+                    info.lines().any(|l| l.trim() == "cluster_state:ok")
+                }),
+                "node {} never reached cluster_state:ok",
+                n.port
+            );
+        }
+        let mut con = nodes[0].client();
+        let raw: Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).unwrap();
+        let slots = array(&raw)
+            .iter()
+            .map(|range| {
+                let r = array(range);
+                let master = array(&r[2]);
+                (int(&r[0]), int(&r[1]), int(&master[1]) as u16)
+            })
+            .collect();
+        Cluster { nodes, slots }
+    }
+
+    fn owner_port(&self, slot: i64) -> u16 {
+        self.slots
+            .iter()
+            .find(|(a, b, _)| (*a..=*b).contains(&slot))
+            .map(|(_, _, p)| *p)
+            .unwrap_or_else(|| panic!("slot {slot} not served"))
+    }
+
+    fn node(&self, port: u16) -> &Server {
+        self.nodes.iter().find(|n| n.port == port).unwrap()
+    }
+}
+
+fn keyslot(con: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(con)
+        .unwrap()
+}
+
+#[test]
+fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
+    let started = Instant::now();
+    let cluster = Cluster::start();
+    println!("cluster up in {:?}", started.elapsed());
+    let mut any = cluster.nodes[0].client();
+
+    // The event is the command's only key.
+    let getkeys: Vec<(&str, Vec<&str>)> = vec![
+        ("TQ.ENQUEUE", vec!["ev", "u", "t"]),
+        (
+            "TQ.ENQUEUE",
+            vec!["ev", "u", "t", "DEDUPE", "d", "TTL", "5"],
+        ),
+        ("TQ.POSITION", vec!["ev", "t"]),
+        ("TQ.ENTER", vec!["ev", "t"]),
+        ("TQ.LEAVE", vec!["ev", "t"]),
+        ("TQ.USER", vec!["ev", "u"]),
+        ("TQ.TRIM", vec!["ev", "MAXAGE", "5"]),
+        ("TQ.INVENTORY", vec!["ev", "SET", "5"]),
+        ("TQ.HOLD", vec!["ev", "s", "u"]),
+        ("TQ.RELEASE", vec!["ev", "s"]),
+        ("TQ.CONFIRM", vec!["ev", "s", "u"]),
+        ("TQ.SEAT", vec!["ev", "s"]),
+        ("TQ.CONFIG", vec!["ev", "RATE", "5"]),
+        ("TQ.STATS", vec!["ev"]),
+    ];
+    for (name, args) in &getkeys {
+        let keys: Vec<String> = redis::cmd("COMMAND")
+            .arg("GETKEYS")
+            .arg(*name)
+            .arg(args)
+            .query(&mut any)
+            .unwrap();
+        assert_eq!(keys, ["ev"], "COMMAND GETKEYS {name} {args:?}");
+    }
+
+    // Events spread over all three masters.
+    let mut by_owner: BTreeMap<u16, Vec<(String, i64)>> = BTreeMap::new();
+    for i in 0..30 {
+        let ev = format!("show-{i}");
+        let slot = keyslot(&mut any, &ev);
+        assert_eq!(keyslot(&mut any, &format!("tq:{{{ev}}}:queue")), slot);
+        assert_eq!(
+            keyslot(&mut any, &format!("tq:{{{ev}}}:user:someone")),
+            slot
+        );
+        by_owner
+            .entry(cluster.owner_port(slot))
+            .or_default()
+            .push((ev, slot));
+    }
+    assert_eq!(
+        by_owner.len(),
+        3,
+        "events do not cover all masters: {by_owner:?}"
+    );
+
+    for (port, events) in &by_owner {
+        let owner = cluster.node(*port);
+        let mut con = owner.client();
+        let other = cluster.nodes.iter().find(|n| n.port != *port).unwrap();
+        let mut wrong = other.client();
+        for (ev, slot) in events {
+            // A wrong node redirects, and keeps nothing.
+            let moved = tq!(&mut wrong, "TQ.ENQUEUE", ev.as_str(), "u1", "t1");
+            let text = error_text(&moved);
+            assert_eq!(code(&moved), "MOVED", "{text}");
+            assert_eq!(text, format!("MOVED {slot} 127.0.0.1:{port}"));
+            let stats = tq!(&mut wrong, "TQ.STATS", ev.as_str());
+            assert_eq!(code(&stats), "MOVED");
+
+            // The owner does the work.
+            tq!(&mut con, "TQ.INVENTORY", ev.as_str(), "SET", 10).unwrap();
+            tq!(&mut con, "TQ.CONFIG", ev.as_str(), "RATE", 5, "BURST", 1).unwrap();
+            for t in 1..=3 {
+                let r = tq!(
+                    &mut con,
+                    "TQ.ENQUEUE",
+                    ev.as_str(),
+                    "u1",
+                    format!("t{t}"),
+                    "DEDUPE",
+                    format!("d{t}")
+                )
+                .unwrap();
+                assert_eq!(int_field(&r, "position"), t);
+            }
+            assert_eq!(
+                int_field(
+                    &tq!(&mut con, "TQ.POSITION", ev.as_str(), "t2").unwrap(),
+                    "position"
+                ),
+                2
+            );
+            assert_eq!(
+                int_field(
+                    &tq!(&mut con, "TQ.ENTER", ev.as_str(), "t1").unwrap(),
+                    "admitted"
+                ),
+                1
+            );
+            assert_eq!(
+                int(&tq!(&mut con, "TQ.HOLD", ev.as_str(), "A1", "u1").unwrap()),
+                9
+            );
+            assert_eq!(
+                int(&tq!(&mut con, "TQ.HOLD", ev.as_str(), "A2", "u1", "TTL", 1).unwrap()),
+                8
+            );
+            tq!(&mut con, "TQ.CONFIRM", ev.as_str(), "A1", "u1").unwrap();
+            assert_eq!(
+                text_field(
+                    &tq!(&mut con, "TQ.SEAT", ev.as_str(), "A1").unwrap(),
+                    "state"
+                ),
+                "sold"
+            );
+
+            // Every key of the event is on the owner, in the event's slot.
+            let keys = scan_keys(&mut con, &format!("tq:{{{ev}}}:*"));
+            assert!(keys.len() >= 9, "{ev}: {keys:?}");
+            let in_slot: i64 = redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(*slot)
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(in_slot as usize, keys.len(), "{ev}: keys outside its slot");
+            for n in cluster.nodes.iter().filter(|n| n.port != *port) {
+                let mut c = n.client();
+                let elsewhere: i64 = redis::cmd("CLUSTER")
+                    .arg("COUNTKEYSINSLOT")
+                    .arg(*slot)
+                    .query(&mut c)
+                    .unwrap();
+                assert_eq!(elsewhere, 0, "{ev}: keys on node {}", n.port);
+            }
+        }
+    }
+
+    // Every master also reaps its own events in the background.
+    std::thread::sleep(Duration::from_millis(1300));
+    for (port, events) in &by_owner {
+        let mut con = cluster.node(*port).client();
+        assert!(
+            eventually(Duration::from_secs(2), || events.iter().all(|(ev, _)| {
+                redis_query::<i64>(&mut con, &["ZCARD", &format!("tq:{{{ev}}}:holds")]) == 0
+            })),
+            "expired holds not reaped on node {port}"
+        );
+        for (ev, _) in events {
+            let inv: String = redis_query(
+                &mut con,
+                &["HGET", &format!("tq:{{{ev}}}:meta"), "inventory"],
+            );
+            assert_eq!(inv, "9", "{ev}");
+        }
+    }
+    // And a node's DBSIZE is exactly the keys of its own events.
+    let total: i64 = cluster
+        .nodes
+        .iter()
+        .map(|n| redis_query::<i64>(&mut n.client(), &["DBSIZE"]))
+        .sum();
+    let expected: usize = by_owner
+        .iter()
+        .flat_map(|(port, evs)| {
+            let mut con = cluster.node(*port).client();
+            evs.iter()
+                .map(move |(ev, _)| scan_keys(&mut con, &format!("tq:{{{ev}}}:*")).len())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(total as usize, expected);
+    println!("done in {:?}", started.elapsed());
+}
