@@ -59,8 +59,8 @@ impl EventStore for MemStore {
         Ok(self.by_token.get(token).copied())
     }
 
-    fn entry(&mut self, id: EntryId) -> TqResult<Option<Waiting>> {
-        Ok(self.queue.get(&id).cloned())
+    fn entry(&mut self, token: &[u8]) -> TqResult<Option<Waiting>> {
+        Ok(self.by_token.get(token).map(|id| self.queue[id].clone()))
     }
 
     fn rank(&mut self, token: &[u8]) -> TqResult<u64> {

@@ -246,8 +246,5 @@ pub fn measured_rate<S: EventStore>(store: &mut S, now_ms: u64) -> TqResult<f64>
 }
 
 fn find<S: EventStore>(store: &mut S, token: &[u8]) -> TqResult<Waiting> {
-    let id = store.entry_id(token)?.ok_or(TqError::NotQueued)?;
-    store
-        .entry(id)?
-        .ok_or_else(|| TqError::Internal(format!("index names entry {id} missing from the queue")))
+    store.entry(token)?.ok_or(TqError::NotQueued)
 }

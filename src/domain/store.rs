@@ -66,7 +66,8 @@ pub trait EventStore {
     fn user_waiting_count(&mut self, user: &[u8]) -> TqResult<u64>;
     /// The id of the waiting entry holding `token`.
     fn entry_id(&mut self, token: &[u8]) -> TqResult<Option<EntryId>>;
-    fn entry(&mut self, id: EntryId) -> TqResult<Option<Waiting>>;
+    /// The waiting entry holding `token`.
+    fn entry(&mut self, token: &[u8]) -> TqResult<Option<Waiting>>;
     /// 0-based place of `token` among all stored entries.
     fn rank(&mut self, token: &[u8]) -> TqResult<u64>;
     /// 0-based place of `token` among the stored entries of `user`.

@@ -13,10 +13,11 @@ pub enum Fixed {
     Seats,
     Holds,
     Admits,
+    Tokens,
 }
 
 impl Fixed {
-    pub const ALL: [Fixed; 7] = [
+    pub const ALL: [Fixed; 8] = [
         Fixed::Queue,
         Fixed::Order,
         Fixed::Beat,
@@ -24,14 +25,16 @@ impl Fixed {
         Fixed::Seats,
         Fixed::Holds,
         Fixed::Admits,
+        Fixed::Tokens,
     ];
     /// What the waiting-room commands read or write.
-    pub const QUEUE_FAMILY: [Fixed; 5] = [
+    pub const QUEUE_FAMILY: [Fixed; 6] = [
         Fixed::Queue,
         Fixed::Order,
         Fixed::Beat,
         Fixed::Meta,
         Fixed::Admits,
+        Fixed::Tokens,
     ];
     /// What the seat commands read or write.
     pub const SEAT_FAMILY: [Fixed; 3] = [Fixed::Seats, Fixed::Holds, Fixed::Meta];
@@ -45,6 +48,7 @@ impl Fixed {
             Fixed::Seats => b"seats",
             Fixed::Holds => b"holds",
             Fixed::Admits => b"admits",
+            Fixed::Tokens => b"tokens",
         }
     }
 
@@ -53,7 +57,7 @@ impl Fixed {
         match self {
             Fixed::Queue => KeyType::Stream,
             Fixed::Order | Fixed::Beat | Fixed::Holds => KeyType::ZSet,
-            Fixed::Meta | Fixed::Seats | Fixed::Admits => KeyType::Hash,
+            Fixed::Meta | Fixed::Seats | Fixed::Admits | Fixed::Tokens => KeyType::Hash,
         }
     }
 }
@@ -119,6 +123,7 @@ impl Other {
 pub struct Presence {
     pub queue_entries: bool,
     pub order: bool,
+    pub tokens: bool,
     pub beat: bool,
     pub meta: bool,
     pub seats: bool,
@@ -130,12 +135,15 @@ impl Presence {
     /// Whether these keys can be the whole state of an event. The keys
     /// always appear together in these ways, so anything else means some
     /// are still on another node (a slot mid-migration):
-    /// - waiting entries, their order index and their heartbeats exist
-    ///   together (empty sorted sets vanish, the stream stays empty);
+    /// - waiting entries, their order index, their heartbeats and their
+    ///   token -> user index exist together (empty sorted sets and hashes
+    ///   vanish, the stream stays empty);
     /// - a held seat is in the seats hash, and seats imply the meta hash
     ///   (inventory), as do admissions (the admitted counter).
     pub fn is_whole(&self) -> bool {
-        let queue_whole = self.queue_entries == self.order && self.order == self.beat;
+        let queue_whole = self.queue_entries == self.order
+            && self.order == self.beat
+            && self.order == self.tokens;
         let seats_whole = (!self.holds || self.seats) && (!self.seats || self.meta);
         queue_whole && seats_whole && (!self.admits || self.meta)
     }
@@ -179,6 +187,7 @@ mod tests {
             queue_entries: true,
             order: true,
             beat: true,
+            tokens: true,
             ..none
         };
         assert!(queue.is_whole());

@@ -94,22 +94,26 @@ pub struct MetaValues {
 }
 
 impl MetaValues {
-    /// Parses the raw field values (in `MetaField::ALL` order).
-    pub fn parse(raw: [Option<Vec<u8>>; FIELD_COUNT]) -> TqResult<MetaValues> {
+    /// Parses the hash's (field, value) pairs; unknown fields are ignored.
+    pub fn parse(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> TqResult<MetaValues> {
         let mut values = [None; FIELD_COUNT];
-        for ((slot, bytes), field) in values.iter_mut().zip(raw).zip(MetaField::ALL) {
-            if let Some(bytes) = bytes {
-                let n = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        TqError::Internal(format!(
-                            "meta field '{}' is not a non-negative integer",
-                            field.name().to_string_lossy()
-                        ))
-                    })?;
-                *slot = Some(n);
-            }
+        for (name, bytes) in pairs {
+            let Some(field) = MetaField::ALL
+                .into_iter()
+                .find(|f| f.name().to_bytes() == name)
+            else {
+                continue;
+            };
+            let n = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    TqError::Internal(format!(
+                        "meta field '{}' is not a non-negative integer",
+                        field.name().to_string_lossy()
+                    ))
+                })?;
+            values[field as usize] = Some(n);
         }
         Ok(MetaValues { values })
     }
@@ -129,14 +133,15 @@ mod tests {
 
     #[test]
     fn parse_refuses_what_is_not_a_count() {
-        let mut raw: [Option<Vec<u8>>; FIELD_COUNT] = Default::default();
-        raw[MetaField::Sold as usize] = Some(b"12".to_vec());
-        let values = MetaValues::parse(raw.clone()).unwrap();
+        let pair = |f: &str, v: &[u8]| (f.as_bytes().to_vec(), v.to_vec());
+        let good = vec![pair("sold", b"12"), pair("other", b"x")];
+        let values = MetaValues::parse(good.clone()).unwrap();
         assert_eq!(values.get(MetaField::Sold), Some(12));
         assert_eq!(values.get(MetaField::Inventory), None);
         for bad in [&b"abc"[..], b"-1", b"1.5", b""] {
-            raw[MetaField::Inventory as usize] = Some(bad.to_vec());
-            let err = MetaValues::parse(raw.clone()).unwrap_err();
+            let mut pairs = good.clone();
+            pairs.push(pair("inventory", bad));
+            let err = MetaValues::parse(pairs).unwrap_err();
             assert!(err.to_string().contains("'inventory'"), "{err}");
         }
     }

@@ -14,7 +14,13 @@ use crate::domain::queue;
 use crate::domain::settings::Settings;
 
 /// Keys of a command that joins, removes or locates entries.
-const MOVES: [Fixed; 4] = [Fixed::Queue, Fixed::Order, Fixed::Beat, Fixed::Meta];
+const MOVES: [Fixed; 5] = [
+    Fixed::Queue,
+    Fixed::Order,
+    Fixed::Beat,
+    Fixed::Meta,
+    Fixed::Tokens,
+];
 
 /// Opens the event for a write queue command.
 fn open<'c>(

@@ -191,41 +191,14 @@ impl<'c> Key<'c> {
 
     // ---- hashes ----------------------------------------------------------
 
-    /// Values of `fields` (NUL-terminated names), None where absent.
-    pub fn hget_many<const N: usize>(&self, fields: [&CStr; N]) -> [Option<Vec<u8>>; N] {
-        let mut out: [Option<Vec<u8>>; N] = std::array::from_fn(|_| None);
-        if self.is_missing() {
-            return out;
-        }
-        for (field, slot) in fields.iter().zip(out.iter_mut()) {
-            *slot = self.hget_c(field);
-        }
-        out
-    }
-
-    fn hget_c(&self, field: &CStr) -> Option<Vec<u8>> {
-        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-        // SAFETY: open hash; CFIELDS takes a C string field name; the
-        // NULL-terminated variadic list has one (field, out) pair.
-        unsafe {
-            raw::RedisModule_HashGet.unwrap()(
-                self.ptr,
-                raw::REDISMODULE_HASH_CFIELDS as c_int,
-                field.as_ptr(),
-                &mut value as *mut _,
-                ptr::null_mut::<c_char>(),
-            );
-        }
-        self.take(value)
-    }
-
     pub fn hget(&self, field: &[u8]) -> Option<Vec<u8>> {
         if self.is_missing() {
             return None;
         }
         let f = RStr::new(self.ctx, field);
         let mut value: *mut raw::RedisModuleString = ptr::null_mut();
-        // SAFETY: as in `hget_c`, with a RedisModuleString field name.
+        // SAFETY: open hash; the NULL-terminated variadic list has one
+        // (field, out) pair.
         unsafe {
             raw::RedisModule_HashGet.unwrap()(
                 self.ptr,

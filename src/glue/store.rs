@@ -91,7 +91,7 @@ pub struct RedisStore<'c> {
     pub keys: EventKeys,
     writable: bool,
     /// The event's fixed keys, each opened on first use.
-    open: [Option<Key<'c>>; 7],
+    open: [Option<Key<'c>>; 8],
     /// Per-user and per-dedupe-id keys opened so far (one or two).
     others: Vec<(Other, Vec<u8>, Key<'c>)>,
     /// The meta hash, read on first use.
@@ -163,6 +163,7 @@ impl<'c> RedisStore<'c> {
             seats: self.key(Fixed::Seats).exists(),
             holds: self.key(Fixed::Holds).exists(),
             admits: self.key(Fixed::Admits).exists(),
+            tokens: self.key(Fixed::Tokens).exists(),
         }
     }
 
@@ -197,10 +198,9 @@ impl<'c> RedisStore<'c> {
 
     fn meta(&mut self) -> TqResult<&mut MetaValues> {
         if self.meta.is_none() {
-            let raw = self
-                .key(Fixed::Meta)
-                .hget_many(MetaField::ALL.map(MetaField::name));
-            self.meta = Some(MetaValues::parse(raw)?);
+            // One pass over the (small) hash costs less than a lookup per field.
+            let all = self.key(Fixed::Meta).hgetall();
+            self.meta = Some(MetaValues::parse(all)?);
         }
         Ok(self.meta.as_mut().expect("loaded above"))
     }
@@ -350,12 +350,22 @@ impl EventStore for RedisStore<'_> {
         }
     }
 
-    fn entry(&mut self, id: EntryId) -> TqResult<Option<Waiting>> {
-        let mut found = self.key(Fixed::Queue).xrange(id, id, false, 1);
-        found
-            .pop()
-            .map(|(id, fields)| self.checked(Self::to_waiting(id, fields)?))
-            .transpose()
+    fn entry(&mut self, token: &[u8]) -> TqResult<Option<Waiting>> {
+        // The token -> user index answers without walking the stream (a
+        // stream lookup scans its listpack node entry by entry).
+        let Some(id) = self.entry_id(token)? else {
+            return Ok(None);
+        };
+        let user = self
+            .key(Fixed::Tokens)
+            .hget(token)
+            .ok_or_else(|| corrupt("token index"))?;
+        let entry = Waiting {
+            id,
+            token: token.to_vec(),
+            user,
+        };
+        self.checked(entry).map(Some)
     }
 
     fn rank(&mut self, token: &[u8]) -> TqResult<u64> {
@@ -397,6 +407,10 @@ impl EventStore for RedisStore<'_> {
         }
         let score = id.score() as u64;
         self.zadd(Fixed::Order, score, token);
+        let tokens = self.key(Fixed::Tokens);
+        tokens.hset(token, user);
+        tokens.notify(NOTIFY_HASH, c"hset");
+        tokens.replicate(c"HSET", &[token, user]);
         zadd(self.other(Other::User, user), score, token);
         self.zadd(Fixed::Beat, now_ms, token);
         Ok(id)
@@ -407,6 +421,10 @@ impl EventStore for RedisStore<'_> {
         self.delete_from_queue(entry.id)?;
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
+        let tokens = self.key(Fixed::Tokens);
+        tokens.hdel(&entry.token);
+        tokens.notify(NOTIFY_HASH, c"hdel");
+        tokens.replicate(c"HDEL", &[&entry.token]);
         Ok(())
     }
 
