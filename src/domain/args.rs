@@ -476,3 +476,138 @@ mod tests {
         }
     }
 }
+
+/// Fuzzing the parsers: any argument list, of any bytes, either parses into
+/// values within the documented limits or is refused with `ERR`; nothing
+/// panics.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Arguments biased towards what parsers look for: keywords, numbers
+    /// at and beyond the limits, braces, empty and long strings, raw bytes.
+    fn word() -> impl Strategy<Value = Vec<u8>> {
+        let interesting = prop::sample::select(vec![
+            "DEDUPE",
+            "TTL",
+            "ttl",
+            "SET",
+            "MAXAGE",
+            "RATE",
+            "BURST",
+            "HEARTBEAT",
+            "HOLD-TTL",
+            "DEDUPE-TTL",
+            "0",
+            "1",
+            "-1",
+            "31536000",
+            "31536001",
+            "2147483648",
+            "2147483649",
+            "18446744073709551616",
+            "nan",
+            "inf",
+            "1e3",
+            "1.5",
+            "",
+            "{",
+            "}",
+            "a{b}",
+            " 5",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec());
+        prop_oneof![
+            3 => interesting,
+            2 => prop::collection::vec(any::<u8>(), 0..12),
+            1 => prop::collection::vec(any::<u8>(), 190..1100),
+        ]
+    }
+
+    fn args() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(word(), 0..9)
+    }
+
+    fn valid_event(e: &[u8]) -> bool {
+        (1..=MAX_EVENT_LEN).contains(&e.len()) && !e.iter().any(|b| *b == b'{' || *b == b'}')
+    }
+
+    fn valid_name(n: &[u8]) -> bool {
+        (1..=MAX_NAME_LEN).contains(&n.len())
+    }
+
+    fn refused_cleanly<T>(r: &TqResult<T>) -> bool {
+        match r {
+            Ok(_) => true,
+            Err(e) => e.code() == "ERR" && e.to_string().is_ascii(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn every_parser_accepts_only_valid_values(raw in args()) {
+            let a: Vec<&[u8]> = raw.iter().map(|w| w.as_slice()).collect();
+            let seconds_ok = |t: Option<u64>| t.is_none_or(|t| (1..=MAX_SECONDS).contains(&t));
+
+            let r = parse_enqueue(&a);
+            prop_assert!(refused_cleanly(&r));
+            if let Ok(e) = r {
+                prop_assert!(valid_event(e.event) && valid_name(e.user) && valid_name(e.token));
+                prop_assert!(e.dedupe.is_none_or(valid_name) && seconds_ok(e.ttl_s));
+            }
+            for command in ["tq.position", "tq.enter", "tq.leave"] {
+                let r = parse_token_args(&a, command);
+                prop_assert!(refused_cleanly(&r));
+                if let Ok(t) = r {
+                    prop_assert!(valid_event(t.event) && valid_name(t.token));
+                }
+            }
+            let r = parse_hold(&a);
+            prop_assert!(refused_cleanly(&r));
+            if let Ok(h) = r {
+                prop_assert!(valid_event(h.event) && valid_name(h.seat) && valid_name(h.user));
+                prop_assert!(seconds_ok(h.ttl_s));
+            }
+            let r = parse_inventory(&a);
+            prop_assert!(refused_cleanly(&r));
+            if let Ok(i) = r {
+                prop_assert!(valid_event(i.event) && i.set.is_none_or(|n| n <= MAX_INVENTORY));
+            }
+            let r = parse_trim(&a);
+            prop_assert!(refused_cleanly(&r));
+            if let Ok(t) = r {
+                prop_assert!((1..=MAX_SECONDS).contains(&t.max_age_s));
+            }
+            let r = parse_config(&a);
+            prop_assert!(refused_cleanly(&r));
+            if let Ok(c) = r {
+                for (setting, value) in c.change.iter() {
+                    let (min, max) = setting.range();
+                    prop_assert!((min..=max).contains(&value));
+                }
+            }
+            prop_assert!(refused_cleanly(&parse_release(&a)));
+            prop_assert!(refused_cleanly(&parse_confirm(&a)));
+            prop_assert!(refused_cleanly(&parse_seat(&a)));
+            prop_assert!(refused_cleanly(&parse_user_args(&a)));
+            prop_assert!(refused_cleanly(&parse_event_args(&a, "tq.stats")));
+        }
+
+        #[test]
+        fn well_formed_enqueues_always_parse(
+            event in "[a-z0-9:-]{1,200}",
+            user in prop::collection::vec(any::<u8>(), 1..64),
+            token in prop::collection::vec(any::<u8>(), 1..64),
+            ttl in 1u64..=MAX_SECONDS,
+        ) {
+            let ttl_text = ttl.to_string();
+            let a: Vec<&[u8]> = vec![event.as_bytes(), &user, &token, b"TTL", ttl_text.as_bytes()];
+            let e = parse_enqueue(&a).unwrap();
+            prop_assert_eq!(e.ttl_s, Some(ttl));
+            prop_assert_eq!(e.token, token.as_slice());
+        }
+    }
+}
