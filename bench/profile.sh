@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Instruction profile of TQ.ENQUEUE and TQ.HOLD under callgrind.
+#
+#   bench/profile.sh [N]        (default N=20000 calls per command)
+#
+# For each command: starts redis-server with the module under
+# `valgrind --tool=callgrind`, collecting only inside
+# RedisModuleCommandDispatcher (Redis' entry into every module command, so
+# the profile is the command itself, RM_Call'd commands included, without
+# the event loop or networking), sends N calls through redis-cli --pipe,
+# shuts the server down and writes, under bench/results/profile/:
+#   <cmd>.callgrind      raw callgrind output (open with kcachegrind or
+#                        callgrind_annotate)
+#   <cmd>.inclusive.txt  functions by inclusive instructions (what a call
+#                        spends under each function)
+#   <cmd>.self.txt       functions by self instructions (where the
+#                        instructions actually execute)
+#   summary.txt          totals, instructions per call, and the top rows
+#                        of both views with percentages
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODULE="${TQ_MODULE:-$ROOT/target/release/libtq.so}"
+SERVER_BIN="${TQ_SERVER:-redis-server}"
+N="${1:-${PROFILE_N:-20000}}"
+OUT="$ROOT/bench/results/profile"
+TOP="${PROFILE_TOP:-25}"
+
+for tool in valgrind callgrind_annotate "$SERVER_BIN" redis-cli awk; do
+  command -v "$tool" >/dev/null || { echo "profile: $tool not found (apt-get install valgrind redis-server)" >&2; exit 1; }
+done
+[ -f "$MODULE" ] || { echo "profile: $MODULE missing: run cargo build --release first" >&2; exit 1; }
+mkdir -p "$OUT"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tq-profile.XXXXXX")"
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    redis-cli -p "$PORT" SHUTDOWN NOSAVE >/dev/null 2>&1 || kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_server() { # callgrind-out-file
+  local p i
+  for _ in $(seq 1 20); do
+    p=$((20000 + RANDOM % 30000))
+    port_in_use "$p" || break
+  done
+  PORT=$p
+  valgrind --tool=callgrind --callgrind-out-file="$1" \
+    --toggle-collect=RedisModuleCommandDispatcher \
+    "$SERVER_BIN" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$WORK" --logfile "$WORK/redis.log" --loadmodule "$MODULE" \
+    </dev/null >"$WORK/valgrind.log" 2>&1 &
+  SERVER_PID=$!
+  for i in $(seq 1 600); do
+    redis-cli -p "$PORT" PING 2>/dev/null | grep -q PONG && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "profile: server did not start under valgrind:" >&2
+  cat "$WORK/valgrind.log" "$WORK/redis.log" >&2 || true
+  exit 1
+}
+
+# gen_pipe FILE FIRST LAST ARG...: RESP commands, "#" in an ARG -> index.
+gen_pipe() {
+  local file=$1 first=$2 last=$3
+  shift 3
+  local IFS=$'\037'
+  LC_ALL=C awk -v first="$first" -v last="$last" -v spec="$*" 'BEGIN {
+    n = split(spec, a, "\037")
+    for (i = first; i <= last; i++) {
+      si = sprintf("%d", i)
+      s = "*" n "\r\n"
+      for (j = 1; j <= n; j++) {
+        m = split(a[j], part, "#")
+        v = part[1]
+        for (k = 2; k <= m; k++) v = v si part[k]
+        s = s "$" length(v) "\r\n" v "\r\n"
+      }
+      printf "%s", s
+    }
+  }' >"$file"
+}
+
+# Reads a callgrind_annotate listing (--auto=no) and prints one view of it,
+# each row with its share of the command's instructions:
+#   inclusive  top functions by inclusive cost, without the event-loop and
+#              dispatch frames every call goes through (>= 99%), one row per
+#              function name
+#   api        Redis module API functions (RM_*) and Redis internals they
+#              reach, by inclusive cost
+#   self       top functions by self cost
+#   objects    self cost summed per shared object (libtq.so, redis-server,
+#              jemalloc, libc), plus the allocator share
+summarize() { # view listing-file total
+  LC_ALL=C awk -v view="$1" -v total="$3" -v top="$TOP" '
+    function parse(line,   m) {
+      ir = line; sub(/^ */, "", ir); sub(/ .*/, "", ir); gsub(",", "", ir)
+      name = line; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", name)
+      obj = ""
+      if (match(name, / \[[^]]*\]$/)) { obj = substr(name, RSTART + 2, RLENGTH - 3); name = substr(name, 1, RSTART - 1) }
+      file = substr(name, 1, index(name, ":") - 1)
+      fn = substr(name, index(name, ":") + 1)
+      sub(/^.*\//, "", obj)
+      if (obj == "redis-check-rdb") obj = "redis-server"
+      if (obj == "" && file ~ /\.rs$/) obj = "libtq.so"
+      if (obj == "") obj = "?"
+    }
+    function row(ir, label) {
+      if (length(label) > 110) label = substr(label, 1, 107) "..."
+      printf "%6.2f%%  %13s  %s\n", 100 * ir / total, ir, label
+    }
+    /^ *[0-9,]+ +\( *[0-9.]+%\) +/ && !/PROGRAM TOTALS/ {
+      parse($0)
+      if (view == "objects") {
+        by[obj] += ir
+        if (obj ~ /jemalloc/ || fn ~ /^(zmalloc|zfree|zcalloc|zrealloc|ztrymalloc|zmalloc_usable|zfree_usable|RM_Alloc|RM_Free|RM_Realloc|RM_Calloc|malloc|free|realloc|calloc|malloc_usable_size)$/ || fn ~ /RedisAlloc/) alloc += ir
+        next
+      }
+      if (100 * ir / total >= 99) next
+      if (view == "api" && fn !~ /^(RM_|module|call$|propagate|alsoPropagate|lookupCommand)/) next
+      if (seen[fn]++) next
+      row(ir, fn "  (" obj ")")
+      if (++shown >= top) exit
+    }
+    END {
+      if (view != "objects") exit
+      for (o in by) printf "%6.2f%%  %13d  %s\n", 100 * by[o] / total, by[o], o | "sort -rn"
+      close("sort -rn")
+      printf "%6.2f%%  %13d  %s\n", 100 * alloc / total, alloc, "allocation (jemalloc + zmalloc/zfree + RM_Alloc/RedisAlloc), any object"
+    }' "$2"
+}
+
+SUMMARY="$WORK/summary.txt"
+{
+  echo "tq callgrind profile: $N calls per command, collected inside RedisModuleCommandDispatcher"
+  echo "module $MODULE ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), $("$SERVER_BIN" --version | head -c 40)"
+} >"$SUMMARY"
+
+# profile_cmd NAME SETUP-COMMAND... -- ARG... (ARG with "#" -> 0..N-1)
+profile_cmd() {
+  local name=$1
+  shift
+  local setup=()
+  while [ "$1" != "--" ]; do setup+=("$1"); shift; done
+  shift
+  local out="$OUT/$name.callgrind"
+  echo "profiling $name ($N calls under callgrind; takes a minute or two)..."
+  start_server "$out"
+  if [ ${#setup[@]} -gt 0 ]; then
+    redis-cli -p "$PORT" "${setup[@]}" >/dev/null
+  fi
+  gen_pipe "$WORK/load.resp" 0 $((N - 1)) "$@"
+  local res
+  res="$(redis-cli -p "$PORT" --pipe --pipe-timeout 0 <"$WORK/load.resp" 2>&1 | tail -n1)"
+  echo "  $res"
+  stop_server
+  callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$out" >"$OUT/$name.inclusive.txt" 2>/dev/null
+  callgrind_annotate --auto=no --threshold=100 "$out" >"$OUT/$name.self.txt" 2>/dev/null
+  local total
+  total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/$name.self.txt")"
+  {
+    echo
+    echo "== $name: $* ($res)"
+    echo "total $total instructions, $(awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }') per call"
+    echo "-- inclusive: share of the command's instructions spent under each function"
+    summarize inclusive "$OUT/$name.inclusive.txt" "$total"
+    echo "-- Redis module API and the Redis internals it reaches (inclusive)"
+    summarize api "$OUT/$name.inclusive.txt" "$total"
+    echo "-- self: where the instructions execute"
+    summarize self "$OUT/$name.self.txt" "$total"
+    echo "-- self, per object"
+    summarize objects "$OUT/$name.self.txt" "$total"
+  } >>"$SUMMARY"
+}
+
+profile_cmd enqueue TQ.CONFIG ev HEARTBEAT 31536000 -- TQ.ENQUEUE ev "u#" "t#"
+profile_cmd hold TQ.INVENTORY ev SET 100000000 -- TQ.HOLD ev "s#" "u#"
+
+cp "$SUMMARY" "$OUT/summary.txt"
+cat "$OUT/summary.txt"
+echo
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold}.{inclusive,self}.txt"
