@@ -86,44 +86,57 @@ impl MetaField {
     }
 }
 
-/// The meta hash as read at the start of a command, kept up to date with
-/// the command's own writes.
+/// The meta hash as read at the start of a command, with the command's
+/// own changes, which are written back together when it ends.
 #[derive(Debug, Clone, Default)]
 pub struct MetaValues {
     values: [Option<u64>; FIELD_COUNT],
+    /// Bit `f` set: field `f` was changed by this command.
+    dirty: u16,
 }
 
 impl MetaValues {
-    /// Parses the hash's (field, value) pairs; unknown fields are ignored.
-    pub fn parse(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> TqResult<MetaValues> {
-        let mut values = [None; FIELD_COUNT];
-        for (name, bytes) in pairs {
-            let Some(field) = MetaField::ALL
-                .into_iter()
-                .find(|f| f.name().to_bytes() == name)
-            else {
-                continue;
-            };
-            let n = std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    TqError::Internal(format!(
-                        "meta field '{}' is not a non-negative integer",
-                        field.name().to_string_lossy()
-                    ))
-                })?;
-            values[field as usize] = Some(n);
-        }
-        Ok(MetaValues { values })
+    /// Takes one (field, value) pair of the stored hash; unknown fields
+    /// are ignored, a value that is not a count is refused.
+    pub fn absorb(&mut self, name: &[u8], value: &[u8]) -> TqResult<()> {
+        let Some(field) = MetaField::ALL
+            .into_iter()
+            .find(|f| f.name().to_bytes() == name)
+        else {
+            return Ok(());
+        };
+        let n = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| {
+                TqError::Internal(format!(
+                    "meta field '{}' is not a non-negative integer",
+                    field.name().to_string_lossy()
+                ))
+            })?;
+        self.values[field as usize] = Some(n);
+        Ok(())
     }
 
     pub fn get(&self, field: MetaField) -> Option<u64> {
         self.values[field as usize]
     }
 
+    /// Sets (Some) or deletes (None) a field, to be written back later.
     pub fn set(&mut self, field: MetaField, value: Option<u64>) {
         self.values[field as usize] = value;
+        self.dirty |= 1 << field as u16;
+    }
+
+    /// The changed fields with their new values, clearing the change set.
+    pub fn take_changes(&mut self) -> Vec<(MetaField, Option<u64>)> {
+        let changes = MetaField::ALL
+            .into_iter()
+            .filter(|f| self.dirty & (1 << *f as u16) != 0)
+            .map(|f| (f, self.get(f)))
+            .collect();
+        self.dirty = 0;
+        changes
     }
 }
 
@@ -132,18 +145,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_refuses_what_is_not_a_count() {
-        let pair = |f: &str, v: &[u8]| (f.as_bytes().to_vec(), v.to_vec());
-        let good = vec![pair("sold", b"12"), pair("other", b"x")];
-        let values = MetaValues::parse(good.clone()).unwrap();
+    fn absorb_refuses_what_is_not_a_count() {
+        let mut values = MetaValues::default();
+        values.absorb(b"sold", b"12").unwrap();
+        values.absorb(b"other", b"x").unwrap();
         assert_eq!(values.get(MetaField::Sold), Some(12));
         assert_eq!(values.get(MetaField::Inventory), None);
         for bad in [&b"abc"[..], b"-1", b"1.5", b""] {
-            let mut pairs = good.clone();
-            pairs.push(pair("inventory", bad));
-            let err = MetaValues::parse(pairs).unwrap_err();
+            let err = values.absorb(b"inventory", bad).unwrap_err();
             assert!(err.to_string().contains("'inventory'"), "{err}");
         }
+    }
+
+    #[test]
+    fn changes_are_collected_once() {
+        let mut values = MetaValues::default();
+        values.set(MetaField::BucketAt, Some(5));
+        values.set(MetaField::Rate, None);
+        values.set(MetaField::BucketAt, Some(6));
+        assert_eq!(
+            values.take_changes(),
+            vec![(MetaField::BucketAt, Some(6)), (MetaField::Rate, None)]
+        );
+        assert!(values.take_changes().is_empty());
     }
 
     #[test]

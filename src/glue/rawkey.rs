@@ -256,35 +256,42 @@ impl<'c> Key<'c> {
         }
     }
 
-    /// Every (field, value) of a hash.
-    pub fn hgetall(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
+    /// Calls `each(field, value)` for every pair of a hash.
+    pub fn hscan(&self, mut each: impl FnMut(&[u8], &[u8])) {
         if self.is_missing() {
-            return out;
+            return;
         }
-        extern "C" fn collect(
+        type Each<'a> = &'a mut dyn FnMut(&[u8], &[u8]);
+        extern "C" fn trampoline(
             _key: *mut raw::RedisModuleKey,
             field: *mut raw::RedisModuleString,
             value: *mut raw::RedisModuleString,
             privdata: *mut std::ffi::c_void,
         ) {
-            // SAFETY: privdata is the `out` vector below; strings are live
-            // for the callback.
-            let out = unsafe { &mut *(privdata as *mut Vec<(Vec<u8>, Vec<u8>)>) };
-            out.push((bytes_of(field).to_vec(), bytes_of(value).to_vec()));
+            // SAFETY: privdata is the `each` closure below, alive for the
+            // whole scan; the strings are live during the callback.
+            let each = unsafe { &mut *(privdata as *mut Each<'_>) };
+            each(bytes_of(field), bytes_of(value));
         }
+        let mut each: Each<'_> = &mut each;
         // SAFETY: a cursor scan over an open hash, to completion.
         unsafe {
             let cursor = raw::RedisModule_ScanCursorCreate.unwrap()();
             while raw::RedisModule_ScanKey.unwrap()(
                 self.ptr,
                 cursor,
-                Some(collect),
-                &mut out as *mut _ as *mut std::ffi::c_void,
+                Some(trampoline),
+                &mut each as *mut Each<'_> as *mut std::ffi::c_void,
             ) != 0
             {}
             raw::RedisModule_ScanCursorDestroy.unwrap()(cursor);
         }
+    }
+
+    /// Every (field, value) of a hash.
+    pub fn hgetall(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.hscan(|f, v| out.push((f.to_vec(), v.to_vec())));
         out
     }
 
@@ -351,6 +358,21 @@ impl<'c> Key<'c> {
             )
         };
         (ok == raw::REDISMODULE_OK as c_int).then(|| EntryId::new(sid.ms, sid.seq))
+    }
+
+    pub fn xdel(&self, id: EntryId) -> bool {
+        if self.is_missing() {
+            return false;
+        }
+        let mut sid = raw::RedisModuleStreamID {
+            ms: id.ms,
+            seq: id.seq,
+        };
+        // SAFETY: key opened for writing.
+        unsafe {
+            raw::RedisModule_StreamDelete.unwrap()(self.ptr, &mut sid)
+                == raw::REDISMODULE_OK as c_int
+        }
     }
 
     /// Entries with ids in `from..=to` (or `from..to` when `to_exclusive`),
@@ -437,10 +459,10 @@ impl<'c> Key<'c> {
 
     /// Replicates `cmd <this key> rest...` (see `replicate`).
     pub fn replicate(&self, cmd: &CStr, rest: &[&[u8]]) {
-        let mut args: [&[u8]; 11] = [&[]; 11];
-        args[0] = self.name_bytes();
-        args[1..=rest.len()].copy_from_slice(rest);
-        replicate(self.ctx, cmd, &args[..=rest.len()]);
+        let mut args: Vec<&[u8]> = Vec::with_capacity(rest.len() + 1);
+        args.push(self.name_bytes());
+        args.extend_from_slice(rest);
+        replicate(self.ctx, cmd, &args);
     }
 
     /// Fires the keyspace event `event` of class `class` for this key, as
@@ -496,6 +518,21 @@ pub fn replicate(ctx: &Context, cmd: &CStr, args: &[&[u8]]) {
         9 => rep!(c"bbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8),
         10 => rep!(c"bbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
         11 => rep!(c"bbbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-        n => panic!("replicate: {n} arguments not supported"),
+        _ => {
+            // Rare (TQ.CONFIG, meta write-back): an array of strings.
+            let strings: Vec<RStr> = args.iter().map(|a| RStr::new(ctx, a)).collect();
+            let mut argv: Vec<*mut raw::RedisModuleString> =
+                strings.iter().map(|s| s.ptr).collect();
+            // SAFETY: 'v' takes (RedisModuleString **, size_t).
+            unsafe {
+                raw::RedisModule_Replicate.unwrap()(
+                    ctx.ctx,
+                    cmd.as_ptr(),
+                    c"v".as_ptr(),
+                    argv.as_mut_ptr(),
+                    argv.len(),
+                )
+            }
+        }
     };
 }

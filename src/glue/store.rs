@@ -6,8 +6,7 @@
 //! id, `ZADD` with concrete scores, `HSET` with the new value, `SET ... PXAT`
 //! with an absolute time), never as the clock-dependent TQ command, and
 //! fires the keyspace event that command would. The reads with no
-//! low-level form (`ZRANK`, `ZCOUNT`) and `XDEL` (see `delete_from_queue`)
-//! use RM_Call.
+//! low-level form (`ZRANK`, `ZCOUNT`) use RM_Call.
 
 use std::ffi::c_int;
 use std::sync::LazyLock;
@@ -75,8 +74,7 @@ fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
 
-/// Integer reply of an RM_Call that replicates nothing itself (ZRANK,
-/// ZCOUNT, XDEL); None for nil.
+/// Integer reply of a read-only RM_Call (ZRANK, ZCOUNT); None for nil.
 fn call_int(ctx: &Context, cmd: &str, args: &[&[u8]]) -> TqResult<Option<i64>> {
     match ctx.call_ext::<_, CallResult>(cmd, &PLAIN_CALL, args) {
         Ok(CallReply::I64(n)) => Ok(Some(n.to_i64())),
@@ -199,8 +197,17 @@ impl<'c> RedisStore<'c> {
     fn meta(&mut self) -> TqResult<&mut MetaValues> {
         if self.meta.is_none() {
             // One pass over the (small) hash costs less than a lookup per field.
-            let all = self.key(Fixed::Meta).hgetall();
-            self.meta = Some(MetaValues::parse(all)?);
+            let mut values = MetaValues::default();
+            let mut refused = None;
+            self.key(Fixed::Meta).hscan(|name, value| {
+                if let Err(e) = values.absorb(name, value) {
+                    refused.get_or_insert(e);
+                }
+            });
+            if let Some(e) = refused {
+                return Err(e);
+            }
+            self.meta = Some(values);
         }
         Ok(self.meta.as_mut().expect("loaded above"))
     }
@@ -209,12 +216,24 @@ impl<'c> RedisStore<'c> {
         Ok(self.meta()?.get(field))
     }
 
-    /// Sets (Some) or deletes (None) meta fields: one HSET and one HDEL
-    /// at most, replicated.
+    /// Sets (Some) or deletes (None) meta fields. They are written back,
+    /// all in one HSET, when the command is done with the store.
     fn write_meta(&mut self, changes: &[(MetaField, Option<u64>)]) -> TqResult<()> {
         let meta = self.meta()?;
         for (field, value) in changes {
             meta.set(*field, *value);
+        }
+        Ok(())
+    }
+
+    /// Writes the command's meta changes: one HSET (and HDEL for removed
+    /// fields), replicated.
+    fn flush_meta(&mut self) {
+        let Some(changes) = self.meta.as_mut().map(MetaValues::take_changes) else {
+            return;
+        };
+        if changes.is_empty() {
+            return;
         }
         let texts: Vec<(MetaField, Num)> = changes
             .iter()
@@ -231,12 +250,18 @@ impl<'c> RedisStore<'c> {
             key.notify(NOTIFY_HASH, c"hset");
             key.replicate(c"HSET", &hset);
         }
-        for (field, _) in changes.iter().filter(|(_, v)| v.is_none()) {
-            key.hdel(field.name().to_bytes());
-            key.notify(NOTIFY_HASH, c"hdel");
-            key.replicate(c"HDEL", &[field.name().to_bytes()]);
+        let removed: Vec<&[u8]> = changes
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(f, _)| f.name().to_bytes())
+            .collect();
+        for field in &removed {
+            key.hdel(field);
         }
-        Ok(())
+        if !removed.is_empty() {
+            key.notify(NOTIFY_HASH, c"hdel");
+            key.replicate(c"HDEL", &removed);
+        }
     }
 
     fn zadd(&mut self, which: Fixed, score: u64, member: &[u8]) {
@@ -262,15 +287,18 @@ impl<'c> RedisStore<'c> {
         Ok(id)
     }
 
-    /// XDEL through RM_Call: unlike RM_StreamDelete it also advances the
-    /// stream's max-deleted-entry-id, as the replica's XDEL will, so a
-    /// promoted replica has the very same stream.
+    /// Deletes through the module API, replicated as XDEL. Redis 7.0's own
+    /// XDEL of a stream's first entry re-finds the new first id by walking
+    /// the deleted entries of the first node (up to 100, ~75k instructions
+    /// per admission from the front of the queue); the module API skips
+    /// that bookkeeping. The entries are the same everywhere; only XINFO's
+    /// `max-deleted-entry-id` / `recorded-first-entry-id` stay behind on
+    /// the master (tq uses neither).
     fn delete_from_queue(&mut self, id: EntryId) -> TqResult<()> {
-        let ctx = self.ctx;
-        let text = id.text();
         let queue = self.key(Fixed::Queue);
-        if call_int(ctx, "XDEL", &[queue.name_bytes(), &text])? == Some(1) {
-            queue.replicate(c"XDEL", &[&text]);
+        if queue.xdel(id) {
+            queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xdel");
+            queue.replicate(c"XDEL", &[&id.text()]);
         }
         Ok(())
     }
@@ -316,6 +344,14 @@ impl<'c> RedisStore<'c> {
                 "queue entry {id} lacks token or user"
             ))),
         }
+    }
+}
+
+impl Drop for RedisStore<'_> {
+    /// Meta changes are written once, however the command ended: a
+    /// command that fails after counting (a DUPLICATE) keeps its count.
+    fn drop(&mut self) {
+        self.flush_meta();
     }
 }
 
@@ -529,11 +565,16 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn admissions_since(&mut self, since_s: u64) -> TqResult<u64> {
-        let mut total = 0;
-        for (second, count) in self.key(Fixed::Admits).hgetall() {
-            if parse_u64(&second)? >= since_s {
-                total += parse_u64(&count)?;
+        let (mut total, mut corrupt_field) = (0, false);
+        self.key(Fixed::Admits).hscan(|second, count| {
+            match (parse_u64(second), parse_u64(count)) {
+                (Ok(s), Ok(n)) if s >= since_s => total += n,
+                (Ok(_), Ok(_)) => {}
+                _ => corrupt_field = true,
             }
+        });
+        if corrupt_field {
+            return Err(corrupt("admission history"));
         }
         Ok(total)
     }
