@@ -32,6 +32,8 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     args: Vec<String>,
+    /// The module it loads (None: a plain server).
+    module: Option<PathBuf>,
     keep_dir: bool,
 }
 
@@ -47,20 +49,21 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("tq-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::start_in(dir, args)
+        Server::start_in(dir, args, Some(module_path()))
     }
 
     /// Starts (or restarts) a server in `dir` with `args`, retrying on a
     /// port race with another test.
-    fn start_in(dir: PathBuf, args: Vec<String>) -> Server {
+    fn start_in(dir: PathBuf, args: Vec<String>, module: Option<PathBuf>) -> Server {
         for _ in 0..5 {
             let port = free_port();
-            let child = spawn(port, &dir, &args, &module_path());
+            let child = spawn(port, &dir, &args, module.as_deref());
             let mut server = Server {
                 child,
                 port,
                 dir: dir.clone(),
                 args: args.clone(),
+                module: module.clone(),
                 keep_dir: false,
             };
             if server.wait_ready() {
@@ -126,7 +129,7 @@ impl Server {
         self.keep_dir = true;
         let mut args = self.args.clone();
         args.extend(extra.iter().map(|s| s.to_string()));
-        Server::start_in(self.dir.clone(), args)
+        Server::start_in(self.dir.clone(), args, self.module.clone())
     }
 
     pub fn log(&self) -> String {
@@ -144,9 +147,14 @@ impl Drop for Server {
     }
 }
 
-fn spawn(port: u16, dir: &std::path::Path, args: &[String], module: &std::path::Path) -> Child {
-    assert!(module.exists(), "module not built: {}", module.display());
-    Command::new(server_binary())
+fn spawn(
+    port: u16,
+    dir: &std::path::Path,
+    args: &[String],
+    module: Option<&std::path::Path>,
+) -> Child {
+    let mut command = Command::new(server_binary());
+    command
         .arg("--port")
         .arg(port.to_string())
         .arg("--bind")
@@ -158,9 +166,12 @@ fn spawn(port: u16, dir: &std::path::Path, args: &[String], module: &std::path::
         .arg("--save")
         .arg("")
         .arg("--enable-debug-command")
-        .arg("yes")
-        .arg("--loadmodule")
-        .arg(module)
+        .arg("yes");
+    if let Some(module) = module {
+        assert!(module.exists(), "module not built: {}", module.display());
+        command.arg("--loadmodule").arg(module);
+    }
+    command
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -305,50 +316,12 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 impl Server {
     /// A plain redis-server WITHOUT the module (e.g. a replica that must
     /// still read the module's data), same conventions as `start_with`.
-    /// Note: `restart` on it would load the module.
     pub fn start_plain(extra: &[&str]) -> Server {
         let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("tq-test-{}-plain-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(server_binary())
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--bind")
-                .arg("127.0.0.1")
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--logfile")
-                .arg("server.log")
-                .arg("--save")
-                .arg("")
-                .arg("--enable-debug-command")
-                .arg("yes")
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let mut server = Server {
-                child,
-                port,
-                dir: dir.clone(),
-                args: args.clone(),
-                keep_dir: false,
-            };
-            if server.wait_ready() {
-                return server;
-            }
-            server.keep_dir = true;
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-        }
-        panic!(
-            "plain redis-server did not start; see {}/server.log",
-            dir.display()
-        );
+        Server::start_in(dir, args, None)
     }
 
     /// A replica of `master` (with the module), link up and synced.
