@@ -474,3 +474,38 @@ fn info_tq_counts_calls_errors_and_latency() {
         );
     }
 }
+
+/// redis_exporter only exports module INFO fields it knows by name; the
+/// shipped `--script` hands it every tq field. Run it as the exporter
+/// would (EVAL) and check it returns the fields as numeric key/value pairs.
+#[test]
+fn prometheus_script_exports_every_info_field() {
+    let server = Server::start();
+    let mut con = server.client();
+    for i in 0..3 {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", format!("t{i}")).unwrap();
+    }
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t0")),
+        "DUPLICATE"
+    );
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/prometheus/tq-metrics.lua"),
+    )
+    .unwrap();
+    let reply: Vec<String> = redis::cmd("EVAL")
+        .arg(script)
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert!(reply.len() % 2 == 0 && reply.len() > 100, "{reply:?}");
+    let fields: HashMap<&str, f64> = reply
+        .chunks(2)
+        .map(|kv| (kv[0].as_str(), kv[1].parse::<f64>().expect("numeric value")))
+        .collect();
+    assert_eq!(fields["tq_enqueue_calls"], 4.0);
+    assert_eq!(fields["tq_enqueue_errors_duplicate"], 1.0);
+    assert_eq!(fields["tq_dedupe_hits"], 1.0);
+    assert!(fields["tq_enqueue_latency_p99_us"] > 0.0);
+    assert!(fields.keys().all(|k| k.starts_with("tq_")));
+}
