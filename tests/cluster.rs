@@ -268,3 +268,64 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
     assert_eq!(total as usize, expected);
     println!("done in {:?}", started.elapsed());
 }
+
+/// The same cluster driven by a cluster-aware client (redis-rs
+/// `ClusterClient`), which routes each command by its first argument: the
+/// event. No manual routing; every command lands on the event's owner.
+#[test]
+fn a_cluster_aware_client_routes_every_command_by_its_event() {
+    let cluster = Cluster::start();
+    let client = redis::cluster::ClusterClient::new(vec![cluster.nodes[0].url()]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let run = |con: &mut redis::cluster::ClusterConnection, words: Vec<String>| {
+        let mut c = redis::cmd(&words[0]);
+        for w in &words[1..] {
+            c.arg(w);
+        }
+        c.query::<Value>(con)
+    };
+    let w = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let events: Vec<String> = (0..24).map(|i| format!("gig-{i}")).collect();
+    for ev in &events {
+        run(&mut con, w(&["TQ.INVENTORY", ev, "SET", "5"])).unwrap();
+        for t in 1..=3 {
+            let r = run(&mut con, w(&["TQ.ENQUEUE", ev, "fan", &format!("t{t}")])).unwrap();
+            assert_eq!(int_field(&r, "position"), t);
+        }
+        let p = run(&mut con, w(&["TQ.POSITION", ev, "t3"])).unwrap();
+        assert_eq!(int_field(&p, "user_position"), 3);
+        run(&mut con, w(&["TQ.ENTER", ev, "t1"])).unwrap();
+        assert_eq!(
+            int(&run(&mut con, w(&["TQ.HOLD", ev, "A1", "fan"])).unwrap()),
+            4
+        );
+        run(&mut con, w(&["TQ.CONFIRM", ev, "A1", "fan"])).unwrap();
+        let stats = run(&mut con, w(&["TQ.STATS", ev])).unwrap();
+        assert_eq!(
+            (
+                int_field(&stats, "waiting"),
+                int_field(&stats, "admitted"),
+                int_field(&stats, "sold")
+            ),
+            (2, 1, 1)
+        );
+        let err = run(&mut con, w(&["TQ.HOLD", ev, "A1", "other"]));
+        assert_eq!(code(&err), "SEAT_UNAVAILABLE");
+    }
+    // The work really is spread: every master holds some of the events.
+    let mut any = cluster.nodes[0].client();
+    let owners: std::collections::BTreeSet<u16> = events
+        .iter()
+        .map(|ev| cluster.owner_port(keyslot(&mut any, ev)))
+        .collect();
+    assert_eq!(owners.len(), 3);
+    for n in &cluster.nodes {
+        let mut c = n.client();
+        let mine = events
+            .iter()
+            .filter(|ev| cluster.owner_port(keyslot(&mut any, ev)) == n.port)
+            .count();
+        let queues = scan_keys(&mut c, "tq:{gig-*}:queue").len();
+        assert_eq!(queues, mine, "node {}", n.port);
+    }
+}

@@ -498,7 +498,10 @@ fn prometheus_script_exports_every_info_field() {
         .arg(0)
         .query(&mut con)
         .unwrap();
-    assert!(reply.len().is_multiple_of(2) && reply.len() > 100, "{reply:?}");
+    assert!(
+        reply.len().is_multiple_of(2) && reply.len() > 100,
+        "{reply:?}"
+    );
     let fields: HashMap<&str, f64> = reply
         .chunks(2)
         .map(|kv| (kv[0].as_str(), kv[1].parse::<f64>().expect("numeric value")))
