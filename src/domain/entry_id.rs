@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use super::decimal::Decimal;
+
 const SEQ_BITS: u32 = 11;
 pub const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
 const MAX_MS: u64 = (1 << 42) - 1;
@@ -71,8 +73,7 @@ impl EntryId {
     }
 }
 
-/// An id as `ms-seq` text on the stack (the hot paths format ids without
-/// the formatting machinery).
+/// An id as `ms-seq` text on the stack (see `decimal`).
 pub struct IdText {
     buf: [u8; 41],
     len: usize,
@@ -85,32 +86,16 @@ impl std::ops::Deref for IdText {
     }
 }
 
-fn push_decimal(buf: &mut [u8; 41], len: &mut usize, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let count = digits.len() - i;
-    buf[*len..*len + count].copy_from_slice(&digits[i..]);
-    *len += count;
-}
-
 impl EntryId {
     pub fn text(&self) -> IdText {
+        let (ms, seq) = (Decimal::of(self.ms), Decimal::of(self.seq));
         let mut out = IdText {
             buf: [0; 41],
-            len: 0,
+            len: ms.len() + 1 + seq.len(),
         };
-        push_decimal(&mut out.buf, &mut out.len, self.ms);
-        out.buf[out.len] = b'-';
-        out.len += 1;
-        push_decimal(&mut out.buf, &mut out.len, self.seq);
+        out.buf[..ms.len()].copy_from_slice(&ms);
+        out.buf[ms.len()] = b'-';
+        out.buf[ms.len() + 1..out.len].copy_from_slice(&seq);
         out
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod bucket;
+pub mod decimal;
 pub mod entry_id;
 pub mod error;
 pub mod event;

@@ -19,6 +19,7 @@ use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::meta::{MetaField, MetaValues};
 use super::rawkey::Key;
 use crate::domain::bucket::RATE_WINDOW_S;
+use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::seats::{decode_seat, encode_seat};
@@ -34,40 +35,11 @@ const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
 /// beyond, ZRANK is cheaper.
 const WALK_USER_RANK: u64 = 32;
 
-/// Decimal text of a number without allocating.
-struct Num {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Num {
-    fn of(value: u64) -> Num {
-        let mut buf = [0u8; 20];
-        let (mut n, mut start) = (value, buf.len());
-        loop {
-            start -= 1;
-            buf[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return Num { buf, start };
-            }
-        }
-    }
-}
-
-impl std::ops::Deref for Num {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
 fn parse_u64(b: &[u8]) -> TqResult<u64> {
     std::str::from_utf8(b)
         .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .map(|n| n.max(0) as u64)
-        .ok_or_else(|| TqError::Internal("stored number is not an integer".into()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| TqError::Internal("stored number is not a count".into()))
 }
 
 fn corrupt(what: &str) -> TqError {
@@ -235,9 +207,9 @@ impl<'c> RedisStore<'c> {
         if changes.is_empty() {
             return;
         }
-        let texts: Vec<(MetaField, Num)> = changes
+        let texts: Vec<(MetaField, Decimal)> = changes
             .iter()
-            .filter_map(|(f, v)| v.map(|v| (*f, Num::of(v))))
+            .filter_map(|(f, v)| v.map(|v| (*f, Decimal::of(v))))
             .collect();
         let key = self.key(Fixed::Meta);
         let mut hset: Vec<&[u8]> = Vec::with_capacity(texts.len() * 2);
@@ -358,7 +330,7 @@ impl Drop for RedisStore<'_> {
 fn zadd(key: &Key<'_>, score: u64, member: &[u8]) {
     key.zadd(score as f64, member);
     key.notify(NOTIFY_ZSET, c"zadd");
-    key.replicate(c"ZADD", &[&Num::of(score), member]);
+    key.replicate(c"ZADD", &[&Decimal::of(score), member]);
 }
 
 fn zrem(key: &Key<'_>, member: &[u8]) {
@@ -468,7 +440,7 @@ impl EventStore for RedisStore<'_> {
         let beat = self.key(Fixed::Beat);
         if beat.zadd_xx(now_ms as f64, token) {
             beat.notify(NOTIFY_ZSET, c"zadd");
-            beat.replicate(c"ZADD", &[b"XX", &Num::of(now_ms), token]);
+            beat.replicate(c"ZADD", &[b"XX", &Decimal::of(now_ms), token]);
         }
         Ok(())
     }
@@ -483,7 +455,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn stale_count(&mut self, before_ms: u64) -> TqResult<u64> {
-        let max = [b"(".as_slice(), &Num::of(before_ms)].concat();
+        let max = [b"(".as_slice(), &Decimal::of(before_ms)].concat();
         self.zcount_to(Fixed::Beat, &max)
     }
 
@@ -505,7 +477,7 @@ impl EventStore for RedisStore<'_> {
         let key = self.other(Other::Dedupe, dedupe);
         key.set_string_until(&id, expires_at_ms);
         key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
-        key.replicate(c"SET", &[&id, b"PXAT", &Num::of(expires_at_ms)]);
+        key.replicate(c"SET", &[&id, b"PXAT", &Decimal::of(expires_at_ms)]);
         Ok(())
     }
 
@@ -537,7 +509,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn record_admission(&mut self, now_ms: u64) -> TqResult<()> {
-        let second = Num::of(now_ms / 1000);
+        let second = Decimal::of(now_ms / 1000);
         let admits = self.key(Fixed::Admits);
         let count = admits
             .hget(&second)
@@ -545,7 +517,7 @@ impl EventStore for RedisStore<'_> {
             .transpose()?
             .unwrap_or(0)
             + 1;
-        let value = Num::of(count);
+        let value = Decimal::of(count);
         admits.hset(&second, &value);
         admits.notify(NOTIFY_HASH, c"hset");
         admits.replicate(c"HSET", &[&second, &value]);
@@ -617,7 +589,7 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn expired_hold_count(&mut self, now_ms: u64) -> TqResult<u64> {
-        self.zcount_to(Fixed::Holds, &Num::of(now_ms))
+        self.zcount_to(Fixed::Holds, &Decimal::of(now_ms))
     }
 
     fn held_count(&mut self) -> TqResult<u64> {

@@ -1,0 +1,43 @@
+//! Decimal text of integers on the stack: the hot paths (ids, scores,
+//! counters sent to replicas) format numbers without allocating or going
+//! through the formatting machinery.
+
+/// `u64` as decimal digits.
+pub struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub fn of(value: u64) -> Decimal {
+        let mut buf = [0u8; 20];
+        let (mut n, mut start) = (value, buf.len());
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return Decimal { buf, start };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Decimal {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_display() {
+        for n in [0, 7, 10, 1_764_000_000_000, u64::MAX] {
+            assert_eq!(&*Decimal::of(n), n.to_string().as_bytes());
+        }
+    }
+}
