@@ -42,6 +42,11 @@ fn parse_u64(b: &[u8]) -> TqResult<u64> {
         .ok_or_else(|| TqError::Internal("stored number is not a count".into()))
 }
 
+/// A key that exists with another type than the one tq keeps there.
+fn is_wrong_type(actual: KeyType, expected: KeyType) -> bool {
+    actual != KeyType::Empty && actual != expected
+}
+
 fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
@@ -99,10 +104,8 @@ impl<'c> RedisStore<'c> {
     /// WRONGTYPE), and in a cluster the event's keys are all on this node
     /// (else TRYAGAIN, while a slot migration has moved only some).
     pub fn guard(&mut self, family: &[Fixed], others: &[(Other, &[u8])]) -> TqResult<()> {
-        let wrong =
-            |actual: KeyType, expected: KeyType| actual != KeyType::Empty && actual != expected;
         for &which in family {
-            if wrong(self.key(which).key_type(), which.kind()) {
+            if is_wrong_type(self.key(which).key_type(), which.kind()) {
                 return Err(TqError::WrongType);
             }
         }
@@ -110,7 +113,7 @@ impl<'c> RedisStore<'c> {
             self.meta()?;
         }
         for &(kind, id) in others {
-            if wrong(self.other(kind, id).key_type(), kind.kind()) {
+            if is_wrong_type(self.other(kind, id).key_type(), kind.kind()) {
                 return Err(TqError::WrongType);
             }
         }
@@ -266,13 +269,12 @@ impl<'c> RedisStore<'c> {
     /// that bookkeeping. The entries are the same everywhere; only XINFO's
     /// `max-deleted-entry-id` / `recorded-first-entry-id` stay behind on
     /// the master (tq uses neither).
-    fn delete_from_queue(&mut self, id: EntryId) -> TqResult<()> {
+    fn delete_from_queue(&mut self, id: EntryId) {
         let queue = self.key(Fixed::Queue);
         if queue.xdel(id) {
             queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xdel");
             queue.replicate(c"XDEL", &[&id.text()]);
         }
-        Ok(())
     }
 
     /// ZRANK of `member` in a sorted set; NOT_QUEUED when absent.
@@ -295,7 +297,7 @@ impl<'c> RedisStore<'c> {
     /// to be usable, so that no later write meets a wrong-typed key.
     fn checked(&mut self, entry: Waiting) -> TqResult<Waiting> {
         let actual = self.other(Other::User, &entry.user).key_type();
-        if actual != KeyType::Empty && actual != Other::User.kind() {
+        if is_wrong_type(actual, Other::User.kind()) {
             return Err(TqError::WrongType);
         }
         Ok(entry)
@@ -410,7 +412,7 @@ impl EventStore for RedisStore<'_> {
         if !id.fits_score() {
             // More than 2^11 joins in one millisecond: move to the next
             // id that maps exactly to a score (see entry_id.rs).
-            self.delete_from_queue(id)?;
+            self.delete_from_queue(id);
             id = self.add_to_queue(Some(id.next_scorable()), token, user)?;
         }
         let score = id.score() as u64;
@@ -426,7 +428,7 @@ impl EventStore for RedisStore<'_> {
 
     fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
         zrem(self.other(Other::User, &entry.user), &entry.token);
-        self.delete_from_queue(entry.id)?;
+        self.delete_from_queue(entry.id);
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
         let tokens = self.key(Fixed::Tokens);
