@@ -385,7 +385,13 @@ impl EventStore for RedisStore<'_> {
     fn user_rank(&mut self, user: &[u8], token: &[u8]) -> TqResult<u64> {
         let ctx = self.ctx;
         let key = self.other(Other::User, user);
-        if key.len() > WALK_USER_RANK {
+        let entries = key.len();
+        if entries <= 1 {
+            // Most fans wait with one token: theirs is the only entry (the
+            // entry was found, so its token is in its user's index).
+            return Ok(0);
+        }
+        if entries > WALK_USER_RANK {
             let rank = call_int(ctx, "ZRANK", &[key.name_bytes(), token])?;
             return rank.map(|r| r as u64).ok_or(TqError::NotQueued);
         }
