@@ -73,26 +73,8 @@ start_server() { # callgrind-out-file
   exit 1
 }
 
-# gen_pipe FILE FIRST LAST ARG...: RESP commands, "#" in an ARG -> index.
-gen_pipe() {
-  local file=$1 first=$2 last=$3
-  shift 3
-  local IFS=$'\037'
-  LC_ALL=C awk -v first="$first" -v last="$last" -v spec="$*" 'BEGIN {
-    n = split(spec, a, "\037")
-    for (i = first; i <= last; i++) {
-      si = sprintf("%d", i)
-      s = "*" n "\r\n"
-      for (j = 1; j <= n; j++) {
-        m = split(a[j], part, "#")
-        v = part[1]
-        for (k = 2; k <= m; k++) v = v si part[k]
-        s = s "$" length(v) "\r\n" v "\r\n"
-      }
-      printf "%s", s
-    }
-  }' >"$file"
-}
+# gen_pipe: see lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reads a callgrind_annotate listing (--auto=no) and prints one view of it,
 # each row with its share of the command's instructions:

@@ -119,28 +119,8 @@ cmdstat() {
 flush() { expect OK FLUSHALL; }
 
 # --- RESP pipe files ----------------------------------------------------------
-# gen_pipe FILE FIRST LAST ARG...: one command per index FIRST..LAST, each
-# "#" inside an ARG replaced by the index.
-gen_pipe() {
-  local file=$1 first=$2 last=$3
-  shift 3
-  local IFS=$'\037'
-  LC_ALL=C awk -v first="$first" -v last="$last" -v spec="$*" 'BEGIN {
-    # (no gsub here: mawk gets quadratic with it over 100k+ lines)
-    n = split(spec, a, "\037")
-    for (i = first; i <= last; i++) {
-      si = sprintf("%d", i)
-      s = "*" n "\r\n"
-      for (j = 1; j <= n; j++) {
-        m = split(a[j], part, "#")
-        v = part[1]
-        for (k = 2; k <= m; k++) v = v si part[k]
-        s = s "$" length(v) "\r\n" v "\r\n"
-      }
-      printf "%s", s
-    }
-  }' >"$file"
-}
+# gen_pipe: see lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pipe_file FILE: sends it with redis-cli --pipe; sets PIPE_SECS, PIPE_ERRORS
 # and PIPE_REPLIES.
