@@ -5,7 +5,7 @@
 pub mod domain;
 pub mod glue;
 
-use glue::config::{BURST, DEDUPE_TTL, HEARTBEAT, HOLD_TTL, RATE};
+use glue::config::{on_default_changed, BURST, DEDUPE_TTL, HEARTBEAT, HOLD_TTL, RATE};
 use glue::init;
 use glue::reaper::on_key_event;
 use redis_module::{configuration::ConfigurationFlags, redis_module, InfoContext, RedisResult};
@@ -43,11 +43,11 @@ redis_module! {
     ],
     configurations: [
         i64: [
-            ["rate", &RATE, 50, 0, MAX_RATE as i64, ConfigurationFlags::DEFAULT, None],
-            ["burst", &BURST, 500, 0, MAX_BURST as i64, ConfigurationFlags::DEFAULT, None],
-            ["heartbeat", &HEARTBEAT, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
-            ["hold-ttl", &HOLD_TTL, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
-            ["dedupe-ttl", &DEDUPE_TTL, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
+            ["rate", &RATE, 50, 0, MAX_RATE as i64, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],
+            ["burst", &BURST, 500, 0, MAX_BURST as i64, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],
+            ["heartbeat", &HEARTBEAT, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],
+            ["hold-ttl", &HOLD_TTL, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],
+            ["dedupe-ttl", &DEDUPE_TTL, 300, 1, SECONDS, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],
         ],
         string: [],
         bool: [],

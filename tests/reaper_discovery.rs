@@ -69,3 +69,29 @@ fn a_promoted_replica_reaps_what_the_old_master_left() {
         (5, 1)
     );
 }
+
+/// The reaper plans each event's next deadline; lowering the module-wide
+/// default heartbeat must bring it forward for events that use the default.
+#[test]
+fn a_lower_default_heartbeat_takes_effect_in_storage_without_a_command() {
+    let server = Server::start();
+    let mut con = server.client();
+    for i in 0..5 {
+        tq!(
+            &mut con,
+            "TQ.ENQUEUE",
+            "ev",
+            format!("u{i}"),
+            format!("t{i}")
+        )
+        .unwrap();
+    }
+    // Let the reaper look once and plan for the 300 s default.
+    std::thread::sleep(Duration::from_millis(300));
+    let _: () = redis_query(&mut con, &["CONFIG", "SET", "tq.heartbeat", "1"]);
+    assert!(eventually(Duration::from_secs(4), || {
+        redis_query::<i64>(&mut con, &["XLEN", "tq:{ev}:queue"]) == 0
+    }));
+    let abandoned: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "abandoned"]);
+    assert_eq!(abandoned, 5);
+}

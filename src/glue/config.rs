@@ -13,6 +13,15 @@ pub static HEARTBEAT: AtomicI64 = AtomicI64::new(Settings::DEFAULT.heartbeat_s a
 pub static HOLD_TTL: AtomicI64 = AtomicI64::new(Settings::DEFAULT.hold_ttl_s as i64);
 pub static DEDUPE_TTL: AtomicI64 = AtomicI64::new(Settings::DEFAULT.dedupe_ttl_s as i64);
 
+/// CONFIG SET of a default: events that use it may fall due sooner.
+pub fn on_default_changed(
+    _ctx: &redis_module::configuration::ConfigurationContext,
+    _name: &str,
+    _value: &'static AtomicI64,
+) {
+    super::reaper::all_due_now();
+}
+
 /// The settings an event has before any TQ.CONFIG of its own.
 pub fn defaults() -> Settings {
     let get = |v: &AtomicI64| v.load(Ordering::Relaxed).max(0) as u64;

@@ -8,8 +8,13 @@
 //! arrives by other ways: after loading (RDB, AOF), when a replica becomes
 //! master, and from the keyspace events of RDB loading and RESTORE (slot
 //! migration). An event with no such key left is forgotten.
+//!
+//! Each event also remembers when its next entry or hold falls due, so an
+//! idle tick costs one map walk, not a look at every event's keys. Anything
+//! that could bring a deadline forward (any write to the event, a change of
+//! the module defaults, loading, promotion) makes the event due at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -33,21 +38,38 @@ const TICK: Duration = Duration::from_millis(100);
 /// (commands still never see it: they settle everything due first).
 const BATCH: usize = 2000;
 
-/// Events with timed work, per database.
-static EVENTS: Mutex<BTreeMap<i32, HashSet<Vec<u8>>>> = Mutex::new(BTreeMap::new());
+/// Events with timed work, per database, with when each is next due (ms).
+static EVENTS: Mutex<BTreeMap<i32, HashMap<Vec<u8>, u64>>> = Mutex::new(BTreeMap::new());
+
+/// Due now: at the next tick.
+const NOW: u64 = 0;
+/// After a failed attempt, retry in a second (not every tick).
+const RETRY_MS: u64 = 1000;
 
 fn selected_db(ctx: &Context) -> i32 {
     // SAFETY: valid context for the duration of the callback.
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
-/// Records that `event` in the selected database may have timed work.
+/// Records that `event` in the selected database may have timed work,
+/// due at the next tick.
 pub fn note(ctx: &Context, event: &[u8]) {
     let db = selected_db(ctx);
     let mut events = EVENTS.lock();
-    let set = events.entry(db).or_default();
-    if !set.contains(event) {
-        set.insert(event.to_vec());
+    let due = events.entry(db).or_default();
+    match due.get_mut(event) {
+        Some(at) => *at = NOW,
+        None => {
+            due.insert(event.to_vec(), NOW);
+        }
+    }
+}
+
+/// Makes every known event due at the next tick (a module default such as
+/// `tq.heartbeat` changed, so their deadlines may have moved).
+pub fn all_due_now() {
+    for due in EVENTS.lock().values_mut() {
+        due.values_mut().for_each(|at| *at = NOW);
     }
 }
 
@@ -121,40 +143,68 @@ fn reap_all(ctx: &Context) {
     if !flags.contains(ContextFlags::MASTER) || flags.contains(ContextFlags::LOADING) {
         return; // replicas get the master's removals through replication
     }
-    let snapshot: Vec<(i32, Vec<u8>)> = EVENTS
+    let now = now_ms();
+    let due: Vec<(i32, Vec<u8>)> = EVENTS
         .lock()
         .iter()
-        .flat_map(|(db, set)| set.iter().map(move |e| (*db, e.clone())))
+        .flat_map(|(db, events)| {
+            events
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(move |(name, _)| (*db, name.clone()))
+        })
         .collect();
-    for (db, name) in snapshot {
+    let original = selected_db(ctx);
+    for (db, name) in due {
         // SAFETY: valid timer context; db came from a real selected db.
         unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, db) };
-        match reap_event(ctx, &name) {
-            Ok(true) => {}
-            Ok(false) => forget(db, &name),
+        let next = match reap_event(ctx, &name, now) {
+            Ok(next) => next,
             // Mid-migration: the node that ends up with the keys reaps them.
-            Err(TqError::TryAgain) => {}
-            Err(e) => ctx.log_warning(&format!(
-                "tq: reaping event '{}' failed: {e}",
-                String::from_utf8_lossy(&name)
-            )),
+            Err(TqError::TryAgain) => Some(now + RETRY_MS),
+            Err(e) => {
+                ctx.log_warning(&format!(
+                    "tq: reaping event '{}' failed: {e}",
+                    String::from_utf8_lossy(&name)
+                ));
+                Some(now + RETRY_MS)
+            }
+        };
+        schedule(db, &name, next);
+    }
+    // SAFETY: as above.
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, original) };
+}
+
+/// Sets when the event is next due; None forgets it. (Nothing else runs
+/// while the timer does, so no write can have come in meanwhile.)
+fn schedule(db: i32, name: &[u8], next: Option<u64>) {
+    let mut events = EVENTS.lock();
+    let Some(due) = events.get_mut(&db) else {
+        return;
+    };
+    match next {
+        Some(next) => {
+            if let Some(at) = due.get_mut(name) {
+                *at = next;
+            }
+        }
+        None => {
+            due.remove(name);
         }
     }
 }
 
-fn forget(db: i32, name: &[u8]) {
-    if let Some(set) = EVENTS.lock().get_mut(&db) {
-        set.remove(name);
-    }
-}
-
-/// Reaps one event; false once it has no timed work left.
-fn reap_event(ctx: &Context, name: &[u8]) -> TqResult<bool> {
+/// Reaps one event; returns when it is next due, None once it has no timed
+/// work left.
+fn reap_event(ctx: &Context, name: &[u8], now: u64) -> TqResult<Option<u64>> {
     let mut store = RedisStore::new(ctx, name);
     store.guard(&Fixed::ALL, &[])?;
     let settings = event::settings(&mut store, &defaults())?;
-    let now = now_ms();
-    queue::reap_abandoned(&mut store, &settings, now, BATCH)?;
-    seats::expire_holds(&mut store, now, BATCH)?;
-    Ok(store.has_timed_work())
+    let abandoned = queue::reap_abandoned(&mut store, &settings, now, BATCH)?;
+    let expired = seats::expire_holds(&mut store, now, BATCH)?;
+    if abandoned as usize == BATCH || expired as usize == BATCH {
+        return Ok(Some(NOW)); // more due than one batch
+    }
+    Ok(store.next_deadline(&settings))
 }

@@ -23,7 +23,7 @@ use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::seats::{decode_seat, encode_seat};
-use crate::domain::settings::{Setting, SettingsChange};
+use crate::domain::settings::{Setting, Settings, SettingsChange};
 use crate::domain::store::{BucketState, Counter, EventStore, StoredSeat, Waiting};
 
 static PLAIN_CALL: LazyLock<CallOptions> = LazyLock::new(|| CallOptionsBuilder::new().build());
@@ -140,9 +140,18 @@ impl<'c> RedisStore<'c> {
         }
     }
 
-    /// Whether the event still has entries or holds that may time out.
-    pub fn has_timed_work(&mut self) -> bool {
-        self.key(Fixed::Beat).exists() || self.key(Fixed::Holds).exists()
+    /// When the event's next entry is abandoned or next hold expires, if
+    /// it has any.
+    pub fn next_deadline(&mut self, settings: &Settings) -> Option<u64> {
+        let first = |key: &Key<'_>| {
+            key.zrange_by_score(f64::NEG_INFINITY, f64::INFINITY, true, 1)
+                .first()
+                .map(|(_, score)| *score as u64)
+        };
+        // Abandoned once now - last heartbeat > heartbeat.
+        let abandon = first(self.key(Fixed::Beat)).map(|beat| beat + settings.heartbeat_ms() + 1);
+        let expire = first(self.key(Fixed::Holds));
+        abandon.into_iter().chain(expire).min()
     }
 
     fn key(&mut self, which: Fixed) -> &Key<'c> {
