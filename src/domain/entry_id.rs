@@ -64,13 +64,6 @@ impl EntryId {
         let n = score as u64;
         Some(EntryId::new(n >> SEQ_BITS, n & MAX_SEQ))
     }
-
-    /// Parses `ms-seq` (both parts required, as stored stream ids are).
-    pub fn parse(text: &[u8]) -> Option<EntryId> {
-        let text = std::str::from_utf8(text).ok()?;
-        let (ms, seq) = text.split_once('-')?;
-        Some(EntryId::new(ms.parse().ok()?, seq.parse().ok()?))
-    }
 }
 
 /// An id as `ms-seq` text on the stack (see `decimal`).
@@ -137,8 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn parse_and_display() {
-        assert_eq!(EntryId::parse(b"17-3"), Some(EntryId::new(17, 3)));
+    fn display_and_bad_scores() {
         assert_eq!(EntryId::new(17, 3).to_string(), "17-3");
         for id in [
             EntryId::new(0, 0),
@@ -146,9 +138,6 @@ mod tests {
             EntryId::new(1764000000000, 12),
         ] {
             assert_eq!(&*id.text(), id.to_string().as_bytes());
-        }
-        for bad in [&b""[..], b"17", b"a-1", b"1-", b"-1", b"1-2-3"] {
-            assert_eq!(EntryId::parse(bad), None, "{bad:?}");
         }
         assert_eq!(EntryId::from_score(-1.0), None);
         assert_eq!(EntryId::from_score(1.5), None);

@@ -1,6 +1,5 @@
 //! Event-wide rules: the settings in force, TQ.CONFIG and TQ.STATS.
 
-use super::bucket;
 use super::error::TqResult;
 use super::queue::{abandon_cutoff, measured_rate};
 use super::settings::{Settings, SettingsChange};
@@ -46,13 +45,4 @@ pub fn stats<S: EventStore>(store: &mut S, settings: &Settings, now_ms: u64) -> 
         abandoned: store.counter(Counter::Abandoned)? + abandoned_now,
         holds_expired: store.counter(Counter::HoldsExpired)? + expired_now,
     })
-}
-
-/// Whole admission tokens available now (used by tests and TQ.POSITION).
-pub fn tokens_now<S: EventStore>(store: &mut S, settings: &Settings, now_ms: u64) -> TqResult<u64> {
-    Ok(bucket::whole_tokens(bucket::milli_tokens_now(
-        store.bucket()?,
-        settings,
-        now_ms,
-    )))
 }

@@ -115,12 +115,6 @@ impl Setting {
             .into_iter()
             .find(|s| s.keyword().as_bytes().eq_ignore_ascii_case(word))
     }
-
-    pub fn from_field(field: &[u8]) -> Option<Setting> {
-        Setting::ALL
-            .into_iter()
-            .find(|s| s.field().as_bytes() == field)
-    }
 }
 
 /// The options of one TQ.CONFIG call, each present at most once.
@@ -159,7 +153,6 @@ mod tests {
                 Setting::from_keyword(s.keyword().to_lowercase().as_bytes()),
                 Some(s)
             );
-            assert_eq!(Setting::from_field(s.field().as_bytes()), Some(s));
         }
         assert_eq!(Setting::from_keyword(b"HOLD_TTL"), None);
     }

@@ -123,20 +123,18 @@ impl<'c> Key<'c> {
         (ok == raw::REDISMODULE_OK as c_int).then_some(score)
     }
 
-    pub fn zadd(&self, score: f64, member: &[u8]) {
+    /// ZADD; with `only_existing` (ZADD XX) a missing member is left out.
+    /// True if the member was added or its score changed.
+    pub fn zadd(&self, score: f64, member: &[u8], only_existing: bool) -> bool {
         let m = RStr::new(self.ctx, member);
-        let mut flags: c_int = 0;
+        let mut flags: c_int = if only_existing {
+            raw::REDISMODULE_ZADD_XX as c_int
+        } else {
+            0
+        };
         // SAFETY: key opened for writing.
         unsafe { raw::RedisModule_ZsetAdd.unwrap()(self.ptr, score, m.ptr, &mut flags) };
-    }
-
-    /// Updates the score only if `member` is present (ZADD XX).
-    pub fn zadd_xx(&self, score: f64, member: &[u8]) -> bool {
-        let m = RStr::new(self.ctx, member);
-        let mut flags = raw::REDISMODULE_ZADD_XX as c_int;
-        // SAFETY: key opened for writing.
-        unsafe { raw::RedisModule_ZsetAdd.unwrap()(self.ptr, score, m.ptr, &mut flags) };
-        flags & raw::REDISMODULE_ZADD_UPDATED as c_int != 0
+        flags & (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as c_int != 0
     }
 
     pub fn zrem(&self, member: &[u8]) -> bool {
@@ -286,13 +284,6 @@ impl<'c> Key<'c> {
             {}
             raw::RedisModule_ScanCursorDestroy.unwrap()(cursor);
         }
-    }
-
-    /// Every (field, value) of a hash.
-    pub fn hgetall(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        self.hscan(|f, v| out.push((f.to_vec(), v.to_vec())));
-        out
     }
 
     // ---- strings ---------------------------------------------------------

@@ -338,10 +338,25 @@ impl Drop for RedisStore<'_> {
     }
 }
 
+// Each write below changes the key, fires the keyspace event the plain
+// command would, and replicates that command.
+
 fn zadd(key: &Key<'_>, score: u64, member: &[u8]) {
-    key.zadd(score as f64, member);
+    key.zadd(score as f64, member, false);
     key.notify(NOTIFY_ZSET, c"zadd");
     key.replicate(c"ZADD", &[&Decimal::of(score), member]);
+}
+
+fn hset(key: &Key<'_>, field: &[u8], value: &[u8]) {
+    key.hset(field, value);
+    key.notify(NOTIFY_HASH, c"hset");
+    key.replicate(c"HSET", &[field, value]);
+}
+
+fn hdel(key: &Key<'_>, field: &[u8]) {
+    key.hdel(field);
+    key.notify(NOTIFY_HASH, c"hdel");
+    key.replicate(c"HDEL", &[field]);
 }
 
 fn zrem(key: &Key<'_>, member: &[u8]) {
@@ -432,10 +447,7 @@ impl EventStore for RedisStore<'_> {
         }
         let score = id.score() as u64;
         self.zadd(Fixed::Order, score, token);
-        let tokens = self.key(Fixed::Tokens);
-        tokens.hset(token, user);
-        tokens.notify(NOTIFY_HASH, c"hset");
-        tokens.replicate(c"HSET", &[token, user]);
+        hset(self.key(Fixed::Tokens), token, user);
         zadd(self.other(Other::User, user), score, token);
         self.zadd(Fixed::Beat, now_ms, token);
         Ok(id)
@@ -446,16 +458,13 @@ impl EventStore for RedisStore<'_> {
         self.delete_from_queue(entry.id);
         self.zrem(Fixed::Order, &entry.token);
         self.zrem(Fixed::Beat, &entry.token);
-        let tokens = self.key(Fixed::Tokens);
-        tokens.hdel(&entry.token);
-        tokens.notify(NOTIFY_HASH, c"hdel");
-        tokens.replicate(c"HDEL", &[&entry.token]);
+        hdel(self.key(Fixed::Tokens), &entry.token);
         Ok(())
     }
 
     fn touch(&mut self, token: &[u8], now_ms: u64) -> TqResult<()> {
         let beat = self.key(Fixed::Beat);
-        if beat.zadd_xx(now_ms as f64, token) {
+        if beat.zadd(now_ms as f64, token, true) {
             beat.notify(NOTIFY_ZSET, c"zadd");
             beat.replicate(c"ZADD", &[b"XX", &Decimal::of(now_ms), token]);
         }
@@ -534,20 +543,19 @@ impl EventStore for RedisStore<'_> {
             .transpose()?
             .unwrap_or(0)
             + 1;
-        let value = Decimal::of(count);
-        admits.hset(&second, &value);
-        admits.notify(NOTIFY_HASH, c"hset");
-        admits.replicate(c"HSET", &[&second, &value]);
+        hset(admits, &second, &Decimal::of(count));
         if count == 1 {
             // First admission of a new second: drop seconds that have left
             // the window, so the hash holds at most one window.
             let oldest_kept = (now_ms / 1000).saturating_sub(RATE_WINDOW_S - 1);
-            for (field, _) in admits.hgetall() {
-                if parse_u64(&field)? < oldest_kept {
-                    admits.hdel(&field);
-                    admits.notify(NOTIFY_HASH, c"hdel");
-                    admits.replicate(c"HDEL", &[&field]);
+            let mut gone = Vec::new();
+            admits.hscan(|second, _| {
+                if parse_u64(second).is_ok_and(|s| s < oldest_kept) {
+                    gone.push(second.to_vec());
                 }
+            });
+            for second in &gone {
+                hdel(admits, second);
             }
         }
         Ok(())
@@ -578,16 +586,8 @@ impl EventStore for RedisStore<'_> {
     fn set_seat(&mut self, seat: &[u8], state: &StoredSeat) -> TqResult<()> {
         let seats = self.key(Fixed::Seats);
         match encode_seat(state) {
-            None => {
-                seats.hdel(seat);
-                seats.notify(NOTIFY_HASH, c"hdel");
-                seats.replicate(c"HDEL", &[seat]);
-            }
-            Some(record) => {
-                seats.hset(seat, &record);
-                seats.notify(NOTIFY_HASH, c"hset");
-                seats.replicate(c"HSET", &[seat, &record]);
-            }
+            None => hdel(seats, seat),
+            Some(record) => hset(seats, seat, &record),
         }
         match state {
             StoredSeat::Held { expires_ms, .. } => self.zadd(Fixed::Holds, *expires_ms, seat),
