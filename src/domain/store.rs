@@ -46,6 +46,16 @@ pub enum Counter {
 }
 
 impl Counter {
+    pub const ALL: [Counter; 6] = [
+        Counter::Inventory,
+        Counter::Sold,
+        Counter::Admitted,
+        Counter::Duplicates,
+        Counter::Abandoned,
+        Counter::HoldsExpired,
+    ];
+
+    /// Its field name in storage (the `meta` hash) and in TQ.STATS.
     pub fn field(self) -> &'static str {
         match self {
             Counter::Inventory => "inventory",

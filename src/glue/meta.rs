@@ -3,85 +3,56 @@
 //! once, up front, so that a corrupt value is refused before anything is
 //! written.
 
-use std::ffi::CStr;
-
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::settings::Setting;
 use crate::domain::store::Counter;
 
+/// A field of the meta hash. Counters and settings keep the names the
+/// domain gives them; the bucket state is the glue's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {
-    Inventory,
-    Sold,
-    Admitted,
-    Duplicates,
-    Abandoned,
-    HoldsExpired,
+    Counter(Counter),
+    Setting(Setting),
     BucketMilli,
     BucketAt,
-    Rate,
-    Burst,
-    Heartbeat,
-    HoldTtl,
-    DedupeTtl,
 }
 
-pub const FIELD_COUNT: usize = 13;
+pub const FIELD_COUNT: usize = Counter::ALL.len() + Setting::ALL.len() + 2;
 
 impl MetaField {
-    pub const ALL: [MetaField; FIELD_COUNT] = [
-        MetaField::Inventory,
-        MetaField::Sold,
-        MetaField::Admitted,
-        MetaField::Duplicates,
-        MetaField::Abandoned,
-        MetaField::HoldsExpired,
-        MetaField::BucketMilli,
-        MetaField::BucketAt,
-        MetaField::Rate,
-        MetaField::Burst,
-        MetaField::Heartbeat,
-        MetaField::HoldTtl,
-        MetaField::DedupeTtl,
-    ];
+    pub const ALL: [MetaField; FIELD_COUNT] = {
+        let mut all = [MetaField::BucketMilli; FIELD_COUNT];
+        let mut i = 0;
+        while i < Counter::ALL.len() {
+            all[i] = MetaField::Counter(Counter::ALL[i]);
+            i += 1;
+        }
+        let mut j = 0;
+        while j < Setting::ALL.len() {
+            all[i + j] = MetaField::Setting(Setting::ALL[j]);
+            j += 1;
+        }
+        all[FIELD_COUNT - 1] = MetaField::BucketAt;
+        all
+    };
 
     /// The hash field name (as documented in the README's key layout).
-    pub fn name(self) -> &'static CStr {
+    pub fn name(self) -> &'static [u8] {
         match self {
-            MetaField::Inventory => c"inventory",
-            MetaField::Sold => c"sold",
-            MetaField::Admitted => c"admitted",
-            MetaField::Duplicates => c"duplicates",
-            MetaField::Abandoned => c"abandoned",
-            MetaField::HoldsExpired => c"holds_expired",
-            MetaField::BucketMilli => c"bucket_milli",
-            MetaField::BucketAt => c"bucket_at",
-            MetaField::Rate => c"rate",
-            MetaField::Burst => c"burst",
-            MetaField::Heartbeat => c"heartbeat",
-            MetaField::HoldTtl => c"hold_ttl",
-            MetaField::DedupeTtl => c"dedupe_ttl",
+            MetaField::Counter(c) => c.field().as_bytes(),
+            MetaField::Setting(s) => s.field().as_bytes(),
+            MetaField::BucketMilli => b"bucket_milli",
+            MetaField::BucketAt => b"bucket_at",
         }
     }
 
-    pub fn of_counter(counter: Counter) -> MetaField {
-        match counter {
-            Counter::Inventory => MetaField::Inventory,
-            Counter::Sold => MetaField::Sold,
-            Counter::Admitted => MetaField::Admitted,
-            Counter::Duplicates => MetaField::Duplicates,
-            Counter::Abandoned => MetaField::Abandoned,
-            Counter::HoldsExpired => MetaField::HoldsExpired,
-        }
-    }
-
-    pub fn of_setting(setting: Setting) -> MetaField {
-        match setting {
-            Setting::Rate => MetaField::Rate,
-            Setting::Burst => MetaField::Burst,
-            Setting::Heartbeat => MetaField::Heartbeat,
-            Setting::HoldTtl => MetaField::HoldTtl,
-            Setting::DedupeTtl => MetaField::DedupeTtl,
+    /// Its place in `ALL`.
+    fn index(self) -> usize {
+        match self {
+            MetaField::Counter(c) => c as usize,
+            MetaField::Setting(s) => Counter::ALL.len() + s as usize,
+            MetaField::BucketMilli => FIELD_COUNT - 2,
+            MetaField::BucketAt => FIELD_COUNT - 1,
         }
     }
 }
@@ -99,10 +70,7 @@ impl MetaValues {
     /// Takes one (field, value) pair of the stored hash; unknown fields
     /// are ignored, a value that is not a count is refused.
     pub fn absorb(&mut self, name: &[u8], value: &[u8]) -> TqResult<()> {
-        let Some(field) = MetaField::ALL
-            .into_iter()
-            .find(|f| f.name().to_bytes() == name)
-        else {
+        let Some(field) = MetaField::ALL.into_iter().find(|f| f.name() == name) else {
             return Ok(());
         };
         let n = std::str::from_utf8(value)
@@ -111,28 +79,28 @@ impl MetaValues {
             .ok_or_else(|| {
                 TqError::Internal(format!(
                     "meta field '{}' is not a non-negative integer",
-                    field.name().to_string_lossy()
+                    String::from_utf8_lossy(field.name())
                 ))
             })?;
-        self.values[field as usize] = Some(n);
+        self.values[field.index()] = Some(n);
         Ok(())
     }
 
     pub fn get(&self, field: MetaField) -> Option<u64> {
-        self.values[field as usize]
+        self.values[field.index()]
     }
 
     /// Sets (Some) or deletes (None) a field, to be written back later.
     pub fn set(&mut self, field: MetaField, value: Option<u64>) {
-        self.values[field as usize] = value;
-        self.dirty |= 1 << field as u16;
+        self.values[field.index()] = value;
+        self.dirty |= 1 << field.index();
     }
 
     /// The changed fields with their new values, clearing the change set.
     pub fn take_changes(&mut self) -> Vec<(MetaField, Option<u64>)> {
         let changes = MetaField::ALL
             .into_iter()
-            .filter(|f| self.dirty & (1 << *f as u16) != 0)
+            .filter(|f| self.dirty & (1 << f.index()) != 0)
             .map(|f| (f, self.get(f)))
             .collect();
         self.dirty = 0;
@@ -149,8 +117,8 @@ mod tests {
         let mut values = MetaValues::default();
         values.absorb(b"sold", b"12").unwrap();
         values.absorb(b"other", b"x").unwrap();
-        assert_eq!(values.get(MetaField::Sold), Some(12));
-        assert_eq!(values.get(MetaField::Inventory), None);
+        assert_eq!(values.get(MetaField::Counter(Counter::Sold)), Some(12));
+        assert_eq!(values.get(MetaField::Counter(Counter::Inventory)), None);
         for bad in [&b"abc"[..], b"-1", b"1.5", b""] {
             let err = values.absorb(b"inventory", bad).unwrap_err();
             assert!(err.to_string().contains("'inventory'"), "{err}");
@@ -161,22 +129,26 @@ mod tests {
     fn changes_are_collected_once() {
         let mut values = MetaValues::default();
         values.set(MetaField::BucketAt, Some(5));
-        values.set(MetaField::Rate, None);
+        values.set(MetaField::Setting(Setting::Rate), None);
         values.set(MetaField::BucketAt, Some(6));
         assert_eq!(
             values.take_changes(),
-            vec![(MetaField::BucketAt, Some(6)), (MetaField::Rate, None)]
+            vec![
+                (MetaField::Setting(Setting::Rate), None),
+                (MetaField::BucketAt, Some(6))
+            ]
         );
         assert!(values.take_changes().is_empty());
     }
 
     #[test]
-    fn names_match_the_domain_fields() {
-        for s in Setting::ALL {
-            assert_eq!(
-                MetaField::of_setting(s).name().to_bytes(),
-                s.field().as_bytes()
-            );
+    fn every_field_has_its_own_place_and_name() {
+        for (i, f) in MetaField::ALL.into_iter().enumerate() {
+            assert_eq!(f.index(), i, "{f:?}");
         }
+        let mut names: Vec<_> = MetaField::ALL.iter().map(|f| f.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FIELD_COUNT);
     }
 }

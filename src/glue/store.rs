@@ -226,8 +226,8 @@ impl<'c> RedisStore<'c> {
         let key = self.key(Fixed::Meta);
         let mut hset: Vec<&[u8]> = Vec::with_capacity(texts.len() * 2);
         for (field, text) in &texts {
-            key.hset(field.name().to_bytes(), text);
-            hset.push(field.name().to_bytes());
+            key.hset(field.name(), text);
+            hset.push(field.name());
             hset.push(text);
         }
         if !hset.is_empty() {
@@ -237,7 +237,7 @@ impl<'c> RedisStore<'c> {
         let removed: Vec<&[u8]> = changes
             .iter()
             .filter(|(_, v)| v.is_none())
-            .map(|(f, _)| f.name().to_bytes())
+            .map(|(f, _)| f.name())
             .collect();
         for field in &removed {
             key.hdel(field);
@@ -614,26 +614,24 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn counter(&mut self, counter: Counter) -> TqResult<u64> {
-        Ok(self
-            .meta_value(MetaField::of_counter(counter))?
-            .unwrap_or(0))
+        Ok(self.meta_value(MetaField::Counter(counter))?.unwrap_or(0))
     }
 
     fn add_counter(&mut self, counter: Counter, delta: i64) -> TqResult<()> {
         let value = self.counter(counter)?.saturating_add_signed(delta);
-        self.write_meta(&[(MetaField::of_counter(counter), Some(value))])?;
+        self.write_meta(&[(MetaField::Counter(counter), Some(value))])?;
         super::metrics::record_counter(counter, delta);
         Ok(())
     }
 
     fn set_counter(&mut self, counter: Counter, value: u64) -> TqResult<()> {
-        self.write_meta(&[(MetaField::of_counter(counter), Some(value))])
+        self.write_meta(&[(MetaField::Counter(counter), Some(value))])
     }
 
     fn settings_overrides(&mut self) -> TqResult<SettingsChange> {
         let mut change = SettingsChange::default();
         for setting in Setting::ALL {
-            if let Some(value) = self.meta_value(MetaField::of_setting(setting))? {
+            if let Some(value) = self.meta_value(MetaField::Setting(setting))? {
                 change.set(setting, value);
             }
         }
@@ -643,7 +641,7 @@ impl EventStore for RedisStore<'_> {
     fn store_settings(&mut self, change: &SettingsChange) -> TqResult<()> {
         let fields: Vec<(MetaField, Option<u64>)> = change
             .iter()
-            .map(|(s, v)| (MetaField::of_setting(s), Some(v)))
+            .map(|(s, v)| (MetaField::Setting(s), Some(v)))
             .collect();
         self.write_meta(&fields)
     }
