@@ -523,12 +523,7 @@ fn random_arguments_never_crash_and_errors_change_nothing() {
             "too few {expected}: {counts:?}"
         );
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures (seed {seed}):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, &format!(" (seed {seed})"));
     assert!(
         server.log().lines().all(|l| !l.contains("panicked")),
         "{}",
@@ -680,12 +675,7 @@ fn a_key_of_the_wrong_type_gives_wrongtype_and_changes_nothing() {
     }
     let pong: String = redis_query(&mut con, &["PING"]);
     assert_eq!(pong, "PONG");
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, "");
 }
 
 /// A per-user zset replaced by another type AFTER its user joined: the
@@ -750,12 +740,7 @@ fn a_wrong_typed_user_key_of_a_waiting_entry_is_refused_before_any_write() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, "");
 }
 
 /// A counter in `tq:{E}:meta` overwritten with a non-number (e.g. by a
@@ -823,9 +808,14 @@ fn a_corrupt_counter_is_refused_before_any_write() {
     }
     let pong: String = redis_query(&mut con, &["PING"]);
     assert_eq!(pong, "PONG");
+    assert_no_failures(&failures, "");
+}
+
+/// Fails with every collected problem listed, not just the first one.
+fn assert_no_failures(failures: &[String], context: &str) {
     assert!(
         failures.is_empty(),
-        "{} failures:\n{}",
+        "{} failures{context}:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -253,7 +253,12 @@ fn check9_trim_by_age() {
         &mut con,
         &["ZADD", "tq:{concert}:beat", &now_ms.to_string(), "old"],
     );
+    let _: i64 = redis_query(&mut con, &["HSET", "tq:{concert}:tokens", "old", "u"]);
     tq!(&mut con, "TQ.ENQUEUE", "concert", "u", "new").unwrap();
+    // The hand-made entry is a real waiting entry, ten minutes old.
+    let p = tq!(&mut con, "TQ.POSITION", "concert", "old").unwrap();
+    assert_eq!(int_field(&p, "position"), 1);
+    assert!(int_field(&p, "waited_ms") >= 600_000);
     assert_eq!(
         int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()),
         1
@@ -268,6 +273,8 @@ fn check9_trim_by_age() {
         code(&tq!(&mut con, "TQ.POSITION", "concert", "old")),
         "NOT_QUEUED"
     );
+    let index: i64 = redis_query(&mut con, &["HLEN", "tq:{concert}:tokens"]);
+    assert_eq!(index, 1, "the trimmed entry left its token index too");
     assert_eq!(
         int(&tq!(&mut con, "TQ.TRIM", "concert", "MAXAGE", 300).unwrap()),
         0
