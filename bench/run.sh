@@ -249,6 +249,17 @@ for p in 16 1; do
   bench "SET (bare)" set "$p" SET "bare:{ev}:hold:$UNIQ" "user:__rand_int__"
 done
 
+# The writes TQ.ENQUEUE and TQ.HOLD must make, each as a bare command (the
+# XADD and HSET rows above are two of them): their summed usec_per_call is
+# what those writes cost through Redis' own commands, whoever issues them.
+echo "== the writes themselves (bare, -P 16)"
+flush
+bench "ZADD (bare, one large set)" zadd 16 ZADD "bare:{ev}:order" __rand_int__ "tok:$UNIQ"
+flush
+bench "ZADD (bare, a set per user)" zadd 16 ZADD "bare:{ev}:user:user:__rand_int__" __rand_int__ "tok:$UNIQ"
+flush
+bench "HSET (bare, one small hash)" hset 16 HSET "bare:{ev}:meta" inventory __rand_int__
+
 echo "== release (redis-cli --pipe over $N_PIPE held seats)"
 last=$((N_PIPE - 1))
 flush; expect 100000000 TQ.INVENTORY ev SET 100000000
@@ -325,6 +336,20 @@ LUA_OF["TQ.RELEASE"]="release.lua (EVALSHA)"; BARE_OF["TQ.RELEASE"]="HSET (bare)
 
 mode_name() { case $1 in P16) echo "-P 16 -c $CLIENTS" ;; P1) echo "-P 1 -c $CLIENTS" ;; pipe) echo "--pipe, 1 conn" ;; esac; }
 
+# floor_row CMD TEXT ROW...: the -P 16 usec_per_call of the ROWs, summed.
+floor_row() {
+  local cmd=$1 text=$2 sum=0 row
+  shift 2
+  for row in "$@"; do
+    num_ok "${UPC[$row|P16]:-}" || { echo "| $cmd | $text | n/a | | | | |"; return; }
+    sum=$(awk -v a="$sum" -v b="${UPC[$row|P16]}" 'BEGIN { printf "%.2f", a + b }')
+  done
+  local lua="${UPC[${LUA_OF[$cmd]}|P16]:-}"
+  local fifth
+  fifth=$(awk -v l="${lua:-0}" 'BEGIN { printf "%.2f", l / 5 }')
+  echo "| $cmd | $text | $sum | ${UPC[$cmd|P16]:-} | $lua | $(ratio "$sum" "$lua") | $fifth |"
+}
+
 REPORT="$WORK/report.md"
 {
   echo "# tq bench results"
@@ -353,6 +378,18 @@ REPORT="$WORK/report.md"
   for key in "${ROWS[@]}"; do
     [ -z "${NOTE[$key]}" ] || echo "- note, $key: ${NOTE[$key]}"
   done
+  echo
+  echo "## The writes themselves"
+  echo
+  echo "What the stored effects of one call cost as bare Redis commands (usec_per_call, -P 16, summed),"
+  echo "next to the Lua script and to the goal of 1/5 of it."
+  echo
+  echo "| command | its writes, as bare commands | sum usec | tq usec | Lua usec | sum/Lua | goal: tq <= |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  floor_row "TQ.ENQUEUE" "XADD + ZADD order + ZADD beat + ZADD user key + HSET tokens" \
+    "XADD (bare)" "ZADD (bare, one large set)" "ZADD (bare, one large set)" "ZADD (bare, a set per user)" "HSET (bare)"
+  floor_row "TQ.HOLD" "HSET seats + ZADD holds + HSET meta" \
+    "HSET (bare)" "ZADD (bare, one large set)" "HSET (bare, one small hash)"
   echo
   echo "## Memory (used_memory delta / $N_MEM)"
   echo

@@ -7,6 +7,7 @@
 //! hold is never seen after its TTL; read-only views apply the same rule
 //! without writing.
 
+use super::decimal::Decimal;
 use super::error::{TqError, TqResult};
 use super::queue::ALL;
 use super::store::{Counter, EventStore, StoredSeat};
@@ -146,19 +147,16 @@ pub fn seat_view<S: EventStore>(store: &mut S, now_ms: u64, seat: &[u8]) -> TqRe
 /// How a seat is written in the `seats` hash, so that plain Redis (no
 /// module) can still read it: `held <expires_ms> <user>` or `sold <user>`.
 pub fn encode_seat(state: &StoredSeat) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    match state {
+    // Every hold writes one: built without the formatting machinery.
+    let parts: [&[u8]; 4] = match state {
         StoredSeat::Available => return None,
         StoredSeat::Held { user, expires_ms } => {
-            out.extend_from_slice(format!("held {expires_ms} ").as_bytes());
-            out.extend_from_slice(user);
+            let expires = Decimal::of(*expires_ms);
+            return Some([b"held ", &*expires, b" ", user].concat());
         }
-        StoredSeat::Sold { user } => {
-            out.extend_from_slice(b"sold ");
-            out.extend_from_slice(user);
-        }
-    }
-    Some(out)
+        StoredSeat::Sold { user } => [b"sold ", user, &[], &[]],
+    };
+    Some(parts.concat())
 }
 
 pub fn decode_seat(raw: &[u8]) -> Option<StoredSeat> {

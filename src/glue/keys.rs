@@ -1,7 +1,13 @@
 //! Names of the Redis keys that hold one event (`tq:{E}:...`). The braces
 //! make `E` the hash tag, so all of them share the slot of the key `E`.
 
-use redis_module::KeyType;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use redis_module::{Context, KeyType};
+
+use super::rawkey::RStr;
 
 /// The keys every event has (each may be absent until first written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +45,7 @@ impl Fixed {
     /// What the seat commands read or write.
     pub const SEAT_FAMILY: [Fixed; 3] = [Fixed::Seats, Fixed::Holds, Fixed::Meta];
 
-    pub fn suffix(self) -> &'static [u8] {
+    fn suffix(self) -> &'static [u8] {
         match self {
             Fixed::Queue => b"queue",
             Fixed::Order => b"order",
@@ -65,6 +71,23 @@ impl Fixed {
 /// Key names of one event: `tq:{E}:` plus a suffix.
 pub struct EventKeys {
     prefix: Vec<u8>,
+    fixed: Rc<FixedNames>,
+}
+
+/// The names of an event's fixed keys as Redis strings, indexed by `Fixed`.
+struct FixedNames([RStr; Fixed::ALL.len()]);
+
+/// Events whose fixed key names are kept; past this the cache starts over.
+const CACHED_EVENTS: usize = 1024;
+
+thread_local! {
+    /// Fixed key names of recently used events. Every command opens several
+    /// of them; taking a reference to a cached name saves making and
+    /// freeing a string per key per command. Only names live here, never
+    /// state (all state is in the keys themselves). Redis runs commands and
+    /// timers on its main thread, so one cache per thread is one cache.
+    static FIXED_NAMES: RefCell<HashMap<Vec<u8>, Rc<FixedNames>>> =
+        RefCell::new(HashMap::new());
 }
 
 impl EventKeys {
@@ -74,22 +97,48 @@ impl EventKeys {
     }
 
     pub fn new(event: &[u8]) -> Self {
-        let mut prefix = Vec::with_capacity(event.len() + 16);
-        prefix.extend_from_slice(b"tq:{");
-        prefix.extend_from_slice(event);
-        prefix.extend_from_slice(b"}:");
-        EventKeys { prefix }
+        let prefix = prefix_of(event);
+        let fixed = FIXED_NAMES.with_borrow_mut(|cache| {
+            if let Some(names) = cache.get(event) {
+                return names.clone();
+            }
+            if cache.len() >= CACHED_EVENTS {
+                cache.clear();
+            }
+            let names = Rc::new(FixedNames(
+                Fixed::ALL.map(|which| RStr::detached(&fixed_name(&prefix, which))),
+            ));
+            cache.insert(event.to_vec(), names.clone());
+            names
+        });
+        EventKeys { prefix, fixed }
     }
 
-    /// The name of a fixed key, in parts (see `rawkey::Key::open`).
-    pub fn fixed(&self, which: Fixed) -> [&[u8]; 3] {
-        [&self.prefix, which.suffix(), b""]
+    /// The name of a fixed key, for this command.
+    pub fn fixed(&self, ctx: &Context, which: Fixed) -> RStr {
+        self.fixed.0[which as usize].retain(ctx)
     }
 
-    /// The name of a per-user or per-dedupe-id key, in parts.
-    pub fn other<'a>(&'a self, kind: Other, id: &'a [u8]) -> [&'a [u8]; 3] {
-        [&self.prefix, kind.infix(), id]
+    /// The name of a per-user or per-dedupe-id key.
+    pub fn other(&self, ctx: &Context, kind: Other, id: &[u8]) -> RStr {
+        RStr::new(ctx, &other_name(&self.prefix, kind, id))
     }
+}
+
+fn prefix_of(event: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(event.len() + 6);
+    prefix.extend_from_slice(b"tq:{");
+    prefix.extend_from_slice(event);
+    prefix.extend_from_slice(b"}:");
+    prefix
+}
+
+fn fixed_name(prefix: &[u8], which: Fixed) -> Vec<u8> {
+    [prefix, which.suffix()].concat()
+}
+
+fn other_name(prefix: &[u8], kind: Other, id: &[u8]) -> Vec<u8> {
+    [prefix, kind.infix(), id].concat()
 }
 
 /// Keys an event has one of per user, or per dedupe id.
@@ -166,15 +215,15 @@ mod tests {
 
     #[test]
     fn key_names() {
-        let k = EventKeys::new(b"concert");
-        assert_eq!(k.fixed(Fixed::Queue).concat(), b"tq:{concert}:queue");
-        assert_eq!(k.event(), b"concert");
+        let prefix = prefix_of(b"concert");
+        assert_eq!(fixed_name(&prefix, Fixed::Queue), b"tq:{concert}:queue");
+        assert_eq!(fixed_name(&prefix, Fixed::Tokens), b"tq:{concert}:tokens");
         assert_eq!(
-            k.other(Other::User, b"u1").concat(),
+            other_name(&prefix, Other::User, b"u1"),
             b"tq:{concert}:user:u1"
         );
         assert_eq!(
-            k.other(Other::Dedupe, b"d{x}").concat(),
+            other_name(&prefix, Other::Dedupe, b"d{x}"),
             b"tq:{concert}:dedupe:d{x}"
         );
     }

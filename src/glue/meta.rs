@@ -57,6 +57,18 @@ impl MetaField {
     }
 }
 
+/// Decimal digits as a u64 (no sign, no spaces, no overflow). Every
+/// command reads the meta hash, so this skips UTF-8 checks and `str::parse`.
+fn parse_count(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let digit = d.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(digit as u64)
+    })
+}
+
 /// The meta hash as read at the start of a command, with the command's
 /// own changes, which are written back together when it ends.
 #[derive(Debug, Clone, Default)]
@@ -73,15 +85,12 @@ impl MetaValues {
         let Some(field) = MetaField::ALL.into_iter().find(|f| f.name() == name) else {
             return Ok(());
         };
-        let n = std::str::from_utf8(value)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| {
-                TqError::Internal(format!(
-                    "meta field '{}' is not a non-negative integer",
-                    String::from_utf8_lossy(field.name())
-                ))
-            })?;
+        let n = parse_count(value).ok_or_else(|| {
+            TqError::Internal(format!(
+                "meta field '{}' is not a non-negative integer",
+                String::from_utf8_lossy(field.name())
+            ))
+        })?;
         self.values[field.index()] = Some(n);
         Ok(())
     }

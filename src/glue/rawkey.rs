@@ -10,7 +10,8 @@ use std::ptr;
 
 use redis_module::{raw, Context, KeyType};
 
-use crate::domain::entry_id::EntryId;
+use crate::domain::decimal::Decimal;
+use crate::domain::entry_id::{EntryId, IdText};
 
 /// A stream entry: its id and (field, value) pairs.
 pub type StreamEntry = (EntryId, Vec<(Vec<u8>, Vec<u8>)>);
@@ -23,11 +24,97 @@ pub struct RStr {
 
 impl RStr {
     pub fn new(ctx: &Context, bytes: &[u8]) -> RStr {
-        // SAFETY: valid context; Redis copies the bytes.
+        RStr::made_in(ctx.ctx, bytes)
+    }
+
+    /// A string that belongs to no command, for strings kept across
+    /// commands (the key-name cache).
+    pub fn detached(bytes: &[u8]) -> RStr {
+        RStr::made_in(ptr::null_mut(), bytes)
+    }
+
+    fn made_in(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> RStr {
+        // SAFETY: a valid or NULL context (no automatic memory is enabled,
+        // so the string lives until freed); Redis copies the bytes.
         let ptr = unsafe {
-            raw::RedisModule_CreateString.unwrap()(ctx.ctx, bytes.as_ptr().cast(), bytes.len())
+            raw::RedisModule_CreateString.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len())
         };
-        RStr { ctx: ctx.ctx, ptr }
+        RStr { ctx, ptr }
+    }
+
+    /// Another reference to the same string (a reference count, no copy),
+    /// released with the command's context.
+    pub fn retain(&self, ctx: &Context) -> RStr {
+        // SAFETY: a live string; with no automatic memory this only
+        // increments its reference count.
+        unsafe { raw::RedisModule_RetainString.unwrap()(ptr::null_mut(), self.ptr) };
+        RStr {
+            ctx: ctx.ctx,
+            ptr: self.ptr,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        bytes_of(self.ptr)
+    }
+}
+
+/// An argument of a key operation or a replicated command: any bytes, or a
+/// Redis string made earlier. Passing the same `RStr` to every write that
+/// names a token or user makes that string once per command instead of
+/// once per use (string objects are most of what a write costs).
+pub trait RedisArg {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a>;
+}
+
+/// A Redis string for one use: made for it, or borrowed.
+pub enum RArg<'a> {
+    Made(RStr),
+    Reused(&'a RStr),
+}
+
+impl RArg<'_> {
+    pub fn ptr(&self) -> *mut raw::RedisModuleString {
+        match self {
+            RArg::Made(s) => s.ptr,
+            RArg::Reused(s) => s.ptr,
+        }
+    }
+}
+
+impl RedisArg for RStr {
+    fn to_redis<'a>(&'a self, _ctx: &Context) -> RArg<'a> {
+        RArg::Reused(self)
+    }
+}
+
+impl RedisArg for &[u8] {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
+        RArg::Made(RStr::new(ctx, self))
+    }
+}
+
+impl<const N: usize> RedisArg for [u8; N] {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
+        RArg::Made(RStr::new(ctx, self))
+    }
+}
+
+impl RedisArg for Vec<u8> {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
+        RArg::Made(RStr::new(ctx, self))
+    }
+}
+
+impl RedisArg for IdText {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
+        RArg::Made(RStr::new(ctx, self))
+    }
+}
+
+impl RedisArg for Decimal {
+    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
+        RArg::Made(RStr::new(ctx, self))
     }
 }
 
@@ -57,33 +144,13 @@ pub struct Key<'c> {
 }
 
 impl<'c> Key<'c> {
-    /// Opens the key named by the concatenation of `parts`, for writing
-    /// or read-only. The name is assembled on the stack when it fits.
-    pub fn open(ctx: &'c Context, parts: &[&[u8]], writable: bool) -> Key<'c> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut stack = [0u8; 256];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if len <= stack.len() {
-            &mut stack[..len]
-        } else {
-            heap.resize(len, 0);
-            &mut heap
-        };
-        let mut at = 0;
-        for part in parts {
-            buf[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        }
+    /// Opens the key `name`, for writing or read-only.
+    pub fn open(ctx: &'c Context, name: RStr, writable: bool) -> Key<'c> {
         let mode = if writable {
             raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
         } else {
             raw::REDISMODULE_READ
         };
-        Key::open_named(ctx, buf, mode)
-    }
-
-    fn open_named(ctx: &'c Context, name: &[u8], mode: u32) -> Key<'c> {
-        let name = RStr::new(ctx, name);
         // SAFETY: valid context and key name.
         let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.ptr, mode as c_int) };
         Key { ctx, name, ptr }
@@ -112,39 +179,39 @@ impl<'c> Key<'c> {
 
     // ---- sorted sets -----------------------------------------------------
 
-    pub fn zscore(&self, member: &[u8]) -> Option<f64> {
+    pub fn zscore(&self, member: &dyn RedisArg) -> Option<f64> {
         if self.is_missing() {
             return None;
         }
-        let member = RStr::new(self.ctx, member);
+        let member = member.to_redis(self.ctx);
         let mut score = 0.0;
         // SAFETY: open key of type zset (checked by the caller's guard).
-        let ok = unsafe { raw::RedisModule_ZsetScore.unwrap()(self.ptr, member.ptr, &mut score) };
+        let ok = unsafe { raw::RedisModule_ZsetScore.unwrap()(self.ptr, member.ptr(), &mut score) };
         (ok == raw::REDISMODULE_OK as c_int).then_some(score)
     }
 
     /// ZADD; with `only_existing` (ZADD XX) a missing member is left out.
     /// True if the member was added or its score changed.
-    pub fn zadd(&self, score: f64, member: &[u8], only_existing: bool) -> bool {
-        let m = RStr::new(self.ctx, member);
+    pub fn zadd(&self, score: f64, member: &dyn RedisArg, only_existing: bool) -> bool {
+        let m = member.to_redis(self.ctx);
         let mut flags: c_int = if only_existing {
             raw::REDISMODULE_ZADD_XX as c_int
         } else {
             0
         };
         // SAFETY: key opened for writing.
-        unsafe { raw::RedisModule_ZsetAdd.unwrap()(self.ptr, score, m.ptr, &mut flags) };
+        unsafe { raw::RedisModule_ZsetAdd.unwrap()(self.ptr, score, m.ptr(), &mut flags) };
         flags & (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as c_int != 0
     }
 
-    pub fn zrem(&self, member: &[u8]) -> bool {
+    pub fn zrem(&self, member: &dyn RedisArg) -> bool {
         if self.is_missing() {
             return false;
         }
-        let m = RStr::new(self.ctx, member);
+        let m = member.to_redis(self.ctx);
         let mut deleted: c_int = 0;
         // SAFETY: key opened for writing.
-        unsafe { raw::RedisModule_ZsetRem.unwrap()(self.ptr, m.ptr, &mut deleted) };
+        unsafe { raw::RedisModule_ZsetRem.unwrap()(self.ptr, m.ptr(), &mut deleted) };
         deleted != 0
     }
 
@@ -189,11 +256,11 @@ impl<'c> Key<'c> {
 
     // ---- hashes ----------------------------------------------------------
 
-    pub fn hget(&self, field: &[u8]) -> Option<Vec<u8>> {
+    pub fn hget(&self, field: &dyn RedisArg) -> Option<Vec<u8>> {
         if self.is_missing() {
             return None;
         }
-        let f = RStr::new(self.ctx, field);
+        let f = field.to_redis(self.ctx);
         let mut value: *mut raw::RedisModuleString = ptr::null_mut();
         // SAFETY: open hash; the NULL-terminated variadic list has one
         // (field, out) pair.
@@ -201,7 +268,7 @@ impl<'c> Key<'c> {
             raw::RedisModule_HashGet.unwrap()(
                 self.ptr,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                f.ptr,
+                f.ptr(),
                 &mut value as *mut _,
                 ptr::null_mut::<c_char>(),
             );
@@ -220,26 +287,26 @@ impl<'c> Key<'c> {
         Some(bytes)
     }
 
-    pub fn hset(&self, field: &[u8], value: &[u8]) {
-        let f = RStr::new(self.ctx, field);
-        let v = RStr::new(self.ctx, value);
+    pub fn hset(&self, field: &dyn RedisArg, value: &dyn RedisArg) {
+        let f = field.to_redis(self.ctx);
+        let v = value.to_redis(self.ctx);
         // SAFETY: key opened for writing; one (field, value) pair, NULL end.
         unsafe {
             raw::RedisModule_HashSet.unwrap()(
                 self.ptr,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                f.ptr,
-                v.ptr,
+                f.ptr(),
+                v.ptr(),
                 ptr::null_mut::<c_char>(),
             );
         }
     }
 
-    pub fn hdel(&self, field: &[u8]) {
+    pub fn hdel(&self, field: &dyn RedisArg) {
         if self.is_missing() {
             return;
         }
-        let f = RStr::new(self.ctx, field);
+        let f = field.to_redis(self.ctx);
         // REDISMODULE_HASH_DELETE is the value ((RedisModuleString*)1).
         let delete = ptr::without_provenance_mut::<raw::RedisModuleString>(1);
         // SAFETY: as in `hset`.
@@ -247,7 +314,7 @@ impl<'c> Key<'c> {
             raw::RedisModule_HashSet.unwrap()(
                 self.ptr,
                 raw::REDISMODULE_HASH_NONE as c_int,
-                f.ptr,
+                f.ptr(),
                 delete,
                 ptr::null_mut::<c_char>(),
             );
@@ -317,13 +384,13 @@ impl<'c> Key<'c> {
     // ---- streams ---------------------------------------------------------
 
     /// XADD with an automatic id (or `id` when given); None if refused.
-    pub fn xadd(&self, id: Option<EntryId>, fields: [&[u8]; 4]) -> Option<EntryId> {
-        let strings = fields.map(|f| RStr::new(self.ctx, f));
+    pub fn xadd(&self, id: Option<EntryId>, fields: [&dyn RedisArg; 4]) -> Option<EntryId> {
+        let strings = fields.map(|f| f.to_redis(self.ctx));
         let mut argv = [
-            strings[0].ptr,
-            strings[1].ptr,
-            strings[2].ptr,
-            strings[3].ptr,
+            strings[0].ptr(),
+            strings[1].ptr(),
+            strings[2].ptr(),
+            strings[3].ptr(),
         ];
         let (flags, mut sid) = match id {
             None => (
@@ -449,11 +516,8 @@ impl<'c> Key<'c> {
     }
 
     /// Replicates `cmd <this key> rest...` (see `replicate`).
-    pub fn replicate(&self, cmd: &CStr, rest: &[&[u8]]) {
-        let mut args: Vec<&[u8]> = Vec::with_capacity(rest.len() + 1);
-        args.push(self.name_bytes());
-        args.extend_from_slice(rest);
-        replicate(self.ctx, cmd, &args);
+    pub fn replicate(&self, cmd: &CStr, rest: &[&dyn RedisArg]) {
+        replicate(self.ctx, cmd, &self.name, rest);
     }
 
     /// Fires the keyspace event `event` of class `class` for this key, as
@@ -481,49 +545,41 @@ impl Drop for Key<'_> {
     }
 }
 
-/// Sends `cmd args...` to replicas and the AOF as one effect of the
-/// current command (Redis wraps a command's effects in MULTI/EXEC).
-pub fn replicate(ctx: &Context, cmd: &CStr, args: &[&[u8]]) {
-    macro_rules! rep {
-        ($fmt:expr $(, $i:expr)*) => {
-            // SAFETY: the format has one 'b' (pointer, length) per argument.
-            unsafe {
-                raw::RedisModule_Replicate.unwrap()(
-                    ctx.ctx,
-                    cmd.as_ptr(),
-                    $fmt.as_ptr(),
-                    $(args[$i].as_ptr(), args[$i].len()),*
-                )
-            }
-        };
+/// Sends `cmd key args...` to replicas and the AOF as one effect of the
+/// current command (Redis wraps a command's effects in MULTI/EXEC). The
+/// arguments go as one vector of strings, so Redis takes a reference to
+/// strings made earlier (the key name, the token) instead of copying them.
+pub fn replicate(ctx: &Context, cmd: &CStr, key: &RStr, args: &[&dyn RedisArg]) {
+    const INLINE: usize = 8;
+    if args.len() > INLINE {
+        // Rare (TQ.CONFIG, meta write-back with many fields).
+        let made: Vec<RArg<'_>> = args.iter().map(|a| a.to_redis(ctx)).collect();
+        let argv: Vec<_> = std::iter::once(key.ptr)
+            .chain(made.iter().map(RArg::ptr))
+            .collect();
+        replicate_vector(ctx, cmd, &argv);
+        return;
     }
-    match args.len() {
-        1 => rep!(c"b", 0),
-        2 => rep!(c"bb", 0, 1),
-        3 => rep!(c"bbb", 0, 1, 2),
-        4 => rep!(c"bbbb", 0, 1, 2, 3),
-        5 => rep!(c"bbbbb", 0, 1, 2, 3, 4),
-        6 => rep!(c"bbbbbb", 0, 1, 2, 3, 4, 5),
-        7 => rep!(c"bbbbbbb", 0, 1, 2, 3, 4, 5, 6),
-        8 => rep!(c"bbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7),
-        9 => rep!(c"bbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8),
-        10 => rep!(c"bbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-        11 => rep!(c"bbbbbbbbbbb", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-        _ => {
-            // Rare (TQ.CONFIG, meta write-back): an array of strings.
-            let strings: Vec<RStr> = args.iter().map(|a| RStr::new(ctx, a)).collect();
-            let mut argv: Vec<*mut raw::RedisModuleString> =
-                strings.iter().map(|s| s.ptr).collect();
-            // SAFETY: 'v' takes (RedisModuleString **, size_t).
-            unsafe {
-                raw::RedisModule_Replicate.unwrap()(
-                    ctx.ctx,
-                    cmd.as_ptr(),
-                    c"v".as_ptr(),
-                    argv.as_mut_ptr(),
-                    argv.len(),
-                )
-            }
-        }
-    };
+    let made: [Option<RArg<'_>>; INLINE] =
+        std::array::from_fn(|i| args.get(i).map(|a| a.to_redis(ctx)));
+    let mut argv = [ptr::null_mut(); INLINE + 1];
+    argv[0] = key.ptr;
+    for (slot, arg) in argv[1..].iter_mut().zip(made.iter().flatten()) {
+        *slot = arg.ptr();
+    }
+    replicate_vector(ctx, cmd, &argv[..=args.len()]);
+}
+
+fn replicate_vector(ctx: &Context, cmd: &CStr, argv: &[*mut raw::RedisModuleString]) {
+    // SAFETY: 'v' takes (RedisModuleString **, size_t); Redis takes its
+    // own reference to each string before this returns.
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx.ctx,
+            cmd.as_ptr(),
+            c"v".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+    }
 }

@@ -8,16 +8,13 @@
 //! fires the keyspace event that command would. The reads with no
 //! low-level form (`ZRANK`, `ZCOUNT`) use RM_Call.
 
-use std::ffi::c_int;
-use std::sync::LazyLock;
+use std::ffi::{c_int, CStr};
 
-use redis_module::{
-    raw, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, ContextFlags, KeyType,
-};
+use redis_module::{raw, Context, ContextFlags, KeyType};
 
 use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::meta::{MetaField, MetaValues};
-use super::rawkey::Key;
+use super::rawkey::{Key, RStr, RedisArg};
 use crate::domain::bucket::RATE_WINDOW_S;
 use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
@@ -25,8 +22,6 @@ use crate::domain::error::{TqError, TqResult};
 use crate::domain::seats::{decode_seat, encode_seat};
 use crate::domain::settings::{Setting, Settings, SettingsChange};
 use crate::domain::store::{BucketState, Counter, EventStore, StoredSeat, Waiting};
-
-static PLAIN_CALL: LazyLock<CallOptions> = LazyLock::new(|| CallOptionsBuilder::new().build());
 
 const NOTIFY_ZSET: c_int = raw::REDISMODULE_NOTIFY_ZSET;
 const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
@@ -51,13 +46,33 @@ fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
 
-/// Integer reply of a read-only RM_Call (ZRANK, ZCOUNT); None for nil.
-fn call_int(ctx: &Context, cmd: &str, args: &[&[u8]]) -> TqResult<Option<i64>> {
-    match ctx.call_ext::<_, CallResult>(cmd, &PLAIN_CALL, args) {
-        Ok(CallReply::I64(n)) => Ok(Some(n.to_i64())),
-        Ok(CallReply::Null(_)) => Ok(None),
-        Ok(_) => Err(corrupt("reply")),
-        Err(e) => Err(TqError::Internal(e.to_string())),
+/// Integer reply of a read-only command run through RM_Call (ZRANK and
+/// ZCOUNT have no low-level form); None for a nil reply. The strings go in
+/// as they are, so nothing is copied on the way.
+fn call_int(ctx: &Context, cmd: &CStr, argv: &[&RStr]) -> TqResult<Option<i64>> {
+    let argv: Vec<*mut raw::RedisModuleString> = argv.iter().map(|s| s.ptr).collect();
+    // SAFETY: 'v' takes (RedisModuleString **, size_t), all live; the reply
+    // is read, then freed once.
+    unsafe {
+        let reply = raw::RedisModule_Call.unwrap()(
+            ctx.ctx,
+            cmd.as_ptr(),
+            c"v".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+        if reply.is_null() {
+            return Err(TqError::Internal(format!("{cmd:?} failed")));
+        }
+        let result = match raw::RedisModule_CallReplyType.unwrap()(reply) as isize {
+            raw::REDISMODULE_REPLY_INTEGER => {
+                Ok(Some(raw::RedisModule_CallReplyInteger.unwrap()(reply)))
+            }
+            raw::REDISMODULE_REPLY_NULL => Ok(None),
+            _ => Err(corrupt("reply")),
+        };
+        raw::RedisModule_FreeCallReply.unwrap()(reply);
+        result
     }
 }
 
@@ -71,7 +86,14 @@ pub struct RedisStore<'c> {
     others: Vec<(Other, Vec<u8>, Key<'c>)>,
     /// The meta hash, read on first use.
     meta: Option<MetaValues>,
+    /// Strings made for the members this command names (its token, user,
+    /// seat), reused by each operation and replicated write naming them.
+    made: Vec<RStr>,
 }
+
+/// How many distinct member strings a command keeps for reuse; a command
+/// that names more (TRIM, reaping) makes the others per use.
+const KEPT_STRINGS: usize = 8;
 
 impl<'c> RedisStore<'c> {
     /// A store for a write command (keys opened for writing).
@@ -92,6 +114,7 @@ impl<'c> RedisStore<'c> {
             open: Default::default(),
             others: Vec::new(),
             meta: None,
+            made: Vec::new(),
         }
     }
 
@@ -158,7 +181,7 @@ impl<'c> RedisStore<'c> {
         let (ctx, writable) = (self.ctx, self.writable);
         let keys = &self.keys;
         self.open[which as usize]
-            .get_or_insert_with(|| Key::open(ctx, &keys.fixed(which), writable))
+            .get_or_insert_with(|| Key::open(ctx, keys.fixed(ctx, which), writable))
     }
 
     /// The key of one user (or dedupe id), opened once per command.
@@ -170,12 +193,25 @@ impl<'c> RedisStore<'c> {
         let at = match found {
             Some(at) => at,
             None => {
-                let key = Key::open(self.ctx, &self.keys.other(kind, id), self.writable);
+                let name = self.keys.other(self.ctx, kind, id);
+                let key = Key::open(self.ctx, name, self.writable);
                 self.others.push((kind, id.to_vec(), key));
                 self.others.len() - 1
             }
         };
         &self.others[at].2
+    }
+
+    /// `bytes` as a Redis string, made once per command.
+    fn string(&mut self, bytes: &[u8]) -> RStr {
+        if let Some(made) = self.made.iter().find(|s| s.bytes() == bytes) {
+            return made.retain(self.ctx);
+        }
+        let made = RStr::new(self.ctx, bytes);
+        if self.made.len() < KEPT_STRINGS {
+            self.made.push(made.retain(self.ctx));
+        }
+        made
     }
 
     fn meta(&mut self) -> TqResult<&mut MetaValues> {
@@ -219,28 +255,30 @@ impl<'c> RedisStore<'c> {
         if changes.is_empty() {
             return;
         }
-        let texts: Vec<(MetaField, Decimal)> = changes
+        let texts: Vec<(&[u8], Decimal)> = changes
             .iter()
-            .filter_map(|(f, v)| v.map(|v| (*f, Decimal::of(v))))
+            .filter_map(|(f, v)| v.map(|v| (f.name(), Decimal::of(v))))
             .collect();
         let key = self.key(Fixed::Meta);
-        let mut hset: Vec<&[u8]> = Vec::with_capacity(texts.len() * 2);
+        let mut hset: Vec<&dyn RedisArg> = Vec::with_capacity(texts.len() * 2);
         for (field, text) in &texts {
-            key.hset(field.name(), text);
-            hset.push(field.name());
+            key.hset(field, text);
+            hset.push(field);
             hset.push(text);
         }
         if !hset.is_empty() {
             key.notify(NOTIFY_HASH, c"hset");
             key.replicate(c"HSET", &hset);
         }
-        let removed: Vec<&[u8]> = changes
+        let removed_names: Vec<&[u8]> = changes
             .iter()
             .filter(|(_, v)| v.is_none())
             .map(|(f, _)| f.name())
             .collect();
+        let removed: Vec<&dyn RedisArg> =
+            removed_names.iter().map(|f| f as &dyn RedisArg).collect();
         for field in &removed {
-            key.hdel(field);
+            key.hdel(*field);
         }
         if !removed.is_empty() {
             key.notify(NOTIFY_HASH, c"hdel");
@@ -248,19 +286,19 @@ impl<'c> RedisStore<'c> {
         }
     }
 
-    fn zadd(&mut self, which: Fixed, score: u64, member: &[u8]) {
+    fn zadd(&mut self, which: Fixed, score: u64, member: &RStr) {
         zadd(self.key(which), score, member);
     }
 
-    fn zrem(&mut self, which: Fixed, member: &[u8]) {
+    fn zrem(&mut self, which: Fixed, member: &RStr) {
         zrem(self.key(which), member);
     }
 
     fn add_to_queue(
         &mut self,
         id: Option<EntryId>,
-        token: &[u8],
-        user: &[u8],
+        token: &RStr,
+        user: &RStr,
     ) -> TqResult<EntryId> {
         let queue = self.key(Fixed::Queue);
         let id = queue
@@ -286,19 +324,15 @@ impl<'c> RedisStore<'c> {
         }
     }
 
-    /// ZRANK of `member` in a sorted set; NOT_QUEUED when absent.
-    fn zrank(&mut self, which: Fixed, member: &[u8]) -> TqResult<u64> {
-        let ctx = self.ctx;
-        let key = self.key(which);
-        let rank = call_int(ctx, "ZRANK", &[key.name_bytes(), member])?;
-        rank.map(|r| r as u64).ok_or(TqError::NotQueued)
-    }
-
     /// ZCOUNT key -inf max.
     fn zcount_to(&mut self, which: Fixed, max: &[u8]) -> TqResult<u64> {
-        let ctx = self.ctx;
+        let (ctx, min, max) = (
+            self.ctx,
+            RStr::new(self.ctx, b"-inf"),
+            RStr::new(self.ctx, max),
+        );
         let key = self.key(which);
-        let n = call_int(ctx, "ZCOUNT", &[key.name_bytes(), b"-inf", max])?;
+        let n = call_int(ctx, c"ZCOUNT", &[&key.name, &min, &max])?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -341,25 +375,31 @@ impl Drop for RedisStore<'_> {
 // Each write below changes the key, fires the keyspace event the plain
 // command would, and replicates that command.
 
-fn zadd(key: &Key<'_>, score: u64, member: &[u8]) {
+fn zadd(key: &Key<'_>, score: u64, member: &RStr) {
     key.zadd(score as f64, member, false);
     key.notify(NOTIFY_ZSET, c"zadd");
     key.replicate(c"ZADD", &[&Decimal::of(score), member]);
 }
 
-fn hset(key: &Key<'_>, field: &[u8], value: &[u8]) {
+fn hset(key: &Key<'_>, field: &dyn RedisArg, value: &dyn RedisArg) {
     key.hset(field, value);
     key.notify(NOTIFY_HASH, c"hset");
     key.replicate(c"HSET", &[field, value]);
 }
 
-fn hdel(key: &Key<'_>, field: &[u8]) {
+fn hdel(key: &Key<'_>, field: &dyn RedisArg) {
     key.hdel(field);
     key.notify(NOTIFY_HASH, c"hdel");
     key.replicate(c"HDEL", &[field]);
 }
 
-fn zrem(key: &Key<'_>, member: &[u8]) {
+/// ZRANK of `member`; NOT_QUEUED when absent.
+fn zrank(ctx: &Context, key: &Key<'_>, member: &RStr) -> TqResult<u64> {
+    let rank = call_int(ctx, c"ZRANK", &[&key.name, member])?;
+    rank.map(|r| r as u64).ok_or(TqError::NotQueued)
+}
+
+fn zrem(key: &Key<'_>, member: &RStr) {
     if key.zrem(member) {
         key.notify(NOTIFY_ZSET, c"zrem");
         key.replicate(c"ZREM", &[member]);
@@ -376,7 +416,8 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn entry_id(&mut self, token: &[u8]) -> TqResult<Option<EntryId>> {
-        match self.key(Fixed::Order).zscore(token) {
+        let token = self.string(token);
+        match self.key(Fixed::Order).zscore(&token) {
             None => Ok(None),
             Some(score) => EntryId::from_score(score)
                 .map(Some)
@@ -390,9 +431,10 @@ impl EventStore for RedisStore<'_> {
         let Some(id) = self.entry_id(token)? else {
             return Ok(None);
         };
+        let token_str = self.string(token);
         let user = self
             .key(Fixed::Tokens)
-            .hget(token)
+            .hget(&token_str)
             .ok_or_else(|| corrupt("token index"))?;
         let entry = Waiting {
             id,
@@ -403,11 +445,13 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn rank(&mut self, token: &[u8]) -> TqResult<u64> {
-        self.zrank(Fixed::Order, token)
+        let (ctx, token) = (self.ctx, self.string(token));
+        let order = self.key(Fixed::Order);
+        zrank(ctx, order, &token)
     }
 
     fn user_rank(&mut self, user: &[u8], token: &[u8]) -> TqResult<u64> {
-        let ctx = self.ctx;
+        let (ctx, token) = (self.ctx, self.string(token));
         let key = self.other(Other::User, user);
         let entries = key.len();
         if entries <= 1 {
@@ -416,10 +460,9 @@ impl EventStore for RedisStore<'_> {
             return Ok(0);
         }
         if entries > WALK_USER_RANK {
-            let rank = call_int(ctx, "ZRANK", &[key.name_bytes(), token])?;
-            return rank.map(|r| r as u64).ok_or(TqError::NotQueued);
+            return zrank(ctx, key, &token);
         }
-        let score = key.zscore(token).ok_or(TqError::NotQueued)?;
+        let score = key.zscore(&token).ok_or(TqError::NotQueued)?;
         Ok(key
             .zrange_by_score(f64::NEG_INFINITY, score, false, usize::MAX)
             .len() as u64)
@@ -438,35 +481,38 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn append(&mut self, token: &[u8], user: &[u8], now_ms: u64) -> TqResult<EntryId> {
-        let mut id = self.add_to_queue(None, token, user)?;
+        let (token, user_str) = (self.string(token), self.string(user));
+        let mut id = self.add_to_queue(None, &token, &user_str)?;
         if !id.fits_score() {
             // More than 2^11 joins in one millisecond: move to the next
             // id that maps exactly to a score (see entry_id.rs).
             self.delete_from_queue(id);
-            id = self.add_to_queue(Some(id.next_scorable()), token, user)?;
+            id = self.add_to_queue(Some(id.next_scorable()), &token, &user_str)?;
         }
         let score = id.score() as u64;
-        self.zadd(Fixed::Order, score, token);
-        hset(self.key(Fixed::Tokens), token, user);
-        zadd(self.other(Other::User, user), score, token);
-        self.zadd(Fixed::Beat, now_ms, token);
+        self.zadd(Fixed::Order, score, &token);
+        hset(self.key(Fixed::Tokens), &token, &user_str);
+        zadd(self.other(Other::User, user), score, &token);
+        self.zadd(Fixed::Beat, now_ms, &token);
         Ok(id)
     }
 
     fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
-        zrem(self.other(Other::User, &entry.user), &entry.token);
+        let token = self.string(&entry.token);
+        zrem(self.other(Other::User, &entry.user), &token);
         self.delete_from_queue(entry.id);
-        self.zrem(Fixed::Order, &entry.token);
-        self.zrem(Fixed::Beat, &entry.token);
-        hdel(self.key(Fixed::Tokens), &entry.token);
+        self.zrem(Fixed::Order, &token);
+        self.zrem(Fixed::Beat, &token);
+        hdel(self.key(Fixed::Tokens), &token);
         Ok(())
     }
 
     fn touch(&mut self, token: &[u8], now_ms: u64) -> TqResult<()> {
+        let token = self.string(token);
         let beat = self.key(Fixed::Beat);
-        if beat.zadd(now_ms as f64, token, true) {
+        if beat.zadd(now_ms as f64, &token, true) {
             beat.notify(NOTIFY_ZSET, c"zadd");
-            beat.replicate(c"ZADD", &[b"XX", &Decimal::of(now_ms), token]);
+            beat.replicate(c"ZADD", &[b"XX", &Decimal::of(now_ms), &token]);
         }
         Ok(())
     }
@@ -577,13 +623,15 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn seat(&mut self, seat: &[u8]) -> TqResult<StoredSeat> {
-        match self.key(Fixed::Seats).hget(seat) {
+        let seat = self.string(seat);
+        match self.key(Fixed::Seats).hget(&seat) {
             None => Ok(StoredSeat::Available),
             Some(raw) => decode_seat(&raw).ok_or_else(|| corrupt("seat record")),
         }
     }
 
     fn set_seat(&mut self, seat: &[u8], state: &StoredSeat) -> TqResult<()> {
+        let seat = &self.string(seat);
         let seats = self.key(Fixed::Seats);
         match encode_seat(state) {
             None => hdel(seats, seat),
