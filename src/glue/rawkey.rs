@@ -546,40 +546,53 @@ impl Drop for Key<'_> {
 }
 
 /// Sends `cmd key args...` to replicas and the AOF as one effect of the
-/// current command (Redis wraps a command's effects in MULTI/EXEC). The
-/// arguments go as one vector of strings, so Redis takes a reference to
+/// current command (Redis wraps a command's effects in MULTI/EXEC). Each
+/// argument goes as a string object ('s'), so Redis takes a reference to
 /// strings made earlier (the key name, the token) instead of copying them.
 pub fn replicate(ctx: &Context, cmd: &CStr, key: &RStr, args: &[&dyn RedisArg]) {
     const INLINE: usize = 8;
     if args.len() > INLINE {
-        // Rare (TQ.CONFIG, meta write-back with many fields).
+        // Rare (TQ.CONFIG, meta write-back with many fields): one vector
+        // ('v'), which Redis copies into a reallocated array.
         let made: Vec<RArg<'_>> = args.iter().map(|a| a.to_redis(ctx)).collect();
         let argv: Vec<_> = std::iter::once(key.ptr)
             .chain(made.iter().map(RArg::ptr))
             .collect();
-        replicate_vector(ctx, cmd, &argv);
+        // SAFETY: 'v' takes (RedisModuleString **, size_t), all live.
+        unsafe {
+            raw::RedisModule_Replicate.unwrap()(
+                ctx.ctx,
+                cmd.as_ptr(),
+                c"v".as_ptr(),
+                argv.as_ptr(),
+                argv.len(),
+            );
+        }
         return;
     }
     let made: [Option<RArg<'_>>; INLINE] =
         std::array::from_fn(|i| args.get(i).map(|a| a.to_redis(ctx)));
-    let mut argv = [ptr::null_mut(); INLINE + 1];
-    argv[0] = key.ptr;
-    for (slot, arg) in argv[1..].iter_mut().zip(made.iter().flatten()) {
-        *slot = arg.ptr();
+    let a: [*mut raw::RedisModuleString; INLINE] =
+        std::array::from_fn(|i| made[i].as_ref().map_or(ptr::null_mut(), RArg::ptr));
+    let k = key.ptr;
+    macro_rules! rep {
+        ($fmt:expr $(, $i:expr)*) => {
+            // SAFETY: the format has one 's' (a live RedisModuleString) per
+            // pointer passed.
+            unsafe {
+                raw::RedisModule_Replicate.unwrap()(ctx.ctx, cmd.as_ptr(), $fmt.as_ptr(), k $(, a[$i])*)
+            }
+        };
     }
-    replicate_vector(ctx, cmd, &argv[..=args.len()]);
-}
-
-fn replicate_vector(ctx: &Context, cmd: &CStr, argv: &[*mut raw::RedisModuleString]) {
-    // SAFETY: 'v' takes (RedisModuleString **, size_t); Redis takes its
-    // own reference to each string before this returns.
-    unsafe {
-        raw::RedisModule_Replicate.unwrap()(
-            ctx.ctx,
-            cmd.as_ptr(),
-            c"v".as_ptr(),
-            argv.as_ptr(),
-            argv.len(),
-        );
-    }
+    match args.len() {
+        0 => rep!(c"s"),
+        1 => rep!(c"ss", 0),
+        2 => rep!(c"sss", 0, 1),
+        3 => rep!(c"ssss", 0, 1, 2),
+        4 => rep!(c"sssss", 0, 1, 2, 3),
+        5 => rep!(c"ssssss", 0, 1, 2, 3, 4),
+        6 => rep!(c"sssssss", 0, 1, 2, 3, 4, 5),
+        7 => rep!(c"ssssssss", 0, 1, 2, 3, 4, 5, 6),
+        _ => rep!(c"sssssssss", 0, 1, 2, 3, 4, 5, 6, 7),
+    };
 }

@@ -46,21 +46,26 @@ fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
 
-/// Integer reply of a read-only command run through RM_Call (ZRANK and
-/// ZCOUNT have no low-level form); None for a nil reply. The strings go in
-/// as they are, so nothing is copied on the way.
-fn call_int(ctx: &Context, cmd: &CStr, argv: &[&RStr]) -> TqResult<Option<i64>> {
-    let argv: Vec<*mut raw::RedisModuleString> = argv.iter().map(|s| s.ptr).collect();
-    // SAFETY: 'v' takes (RedisModuleString **, size_t), all live; the reply
-    // is read, then freed once.
+/// Integer reply of a read-only `cmd key arg [arg]` run through RM_Call
+/// (ZRANK and ZCOUNT have no low-level form); None for a nil reply. The
+/// strings go in as they are ('s'), so nothing is copied on the way.
+fn call_int(ctx: &Context, cmd: &CStr, key: &RStr, args: &[&RStr]) -> TqResult<Option<i64>> {
+    // SAFETY: each format has one 's' per live string passed; the reply is
+    // read, then freed once.
     unsafe {
-        let reply = raw::RedisModule_Call.unwrap()(
-            ctx.ctx,
-            cmd.as_ptr(),
-            c"v".as_ptr(),
-            argv.as_ptr(),
-            argv.len(),
-        );
+        let call = raw::RedisModule_Call.unwrap();
+        let reply = match args {
+            [a] => call(ctx.ctx, cmd.as_ptr(), c"ss".as_ptr(), key.ptr, a.ptr),
+            [a, b] => call(
+                ctx.ctx,
+                cmd.as_ptr(),
+                c"sss".as_ptr(),
+                key.ptr,
+                a.ptr,
+                b.ptr,
+            ),
+            _ => return Err(TqError::Internal(format!("{cmd:?}: unexpected arguments"))),
+        };
         if reply.is_null() {
             return Err(TqError::Internal(format!("{cmd:?} failed")));
         }
@@ -332,7 +337,7 @@ impl<'c> RedisStore<'c> {
             RStr::new(self.ctx, max),
         );
         let key = self.key(which);
-        let n = call_int(ctx, c"ZCOUNT", &[&key.name, &min, &max])?;
+        let n = call_int(ctx, c"ZCOUNT", &key.name, &[&min, &max])?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -395,7 +400,7 @@ fn hdel(key: &Key<'_>, field: &dyn RedisArg) {
 
 /// ZRANK of `member`; NOT_QUEUED when absent.
 fn zrank(ctx: &Context, key: &Key<'_>, member: &RStr) -> TqResult<u64> {
-    let rank = call_int(ctx, c"ZRANK", &[&key.name, member])?;
+    let rank = call_int(ctx, c"ZRANK", &key.name, &[member])?;
     rank.map(|r| r as u64).ok_or(TqError::NotQueued)
 }
 
