@@ -23,6 +23,12 @@ impl Decimal {
     }
 }
 
+impl AsRef<[u8]> for Decimal {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl std::ops::Deref for Decimal {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

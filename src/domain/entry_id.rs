@@ -72,6 +72,12 @@ pub struct IdText {
     len: usize,
 }
 
+impl AsRef<[u8]> for IdText {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl std::ops::Deref for IdText {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

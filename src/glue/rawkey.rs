@@ -10,8 +10,7 @@ use std::ptr;
 
 use redis_module::{raw, Context, KeyType};
 
-use crate::domain::decimal::Decimal;
-use crate::domain::entry_id::{EntryId, IdText};
+use crate::domain::entry_id::EntryId;
 
 /// A stream entry: its id and (field, value) pairs.
 pub type StreamEntry = (EntryId, Vec<(Vec<u8>, Vec<u8>)>);
@@ -88,33 +87,11 @@ impl RedisArg for RStr {
     }
 }
 
-impl RedisArg for &[u8] {
+/// Bytes of any kind (slices, arrays, ids, decimal text): made into a Redis
+/// string for the one use.
+impl<T: AsRef<[u8]>> RedisArg for T {
     fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
-        RArg::Made(RStr::new(ctx, self))
-    }
-}
-
-impl<const N: usize> RedisArg for [u8; N] {
-    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
-        RArg::Made(RStr::new(ctx, self))
-    }
-}
-
-impl RedisArg for Vec<u8> {
-    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
-        RArg::Made(RStr::new(ctx, self))
-    }
-}
-
-impl RedisArg for IdText {
-    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
-        RArg::Made(RStr::new(ctx, self))
-    }
-}
-
-impl RedisArg for Decimal {
-    fn to_redis<'a>(&'a self, ctx: &Context) -> RArg<'a> {
-        RArg::Made(RStr::new(ctx, self))
+        RArg::Made(RStr::new(ctx, self.as_ref()))
     }
 }
 
