@@ -476,10 +476,6 @@ impl<'c> Key<'c> {
 
     // ---- telling the world -------------------------------------------------
 
-    pub fn name_bytes(&self) -> &[u8] {
-        bytes_of(self.name.ptr)
-    }
-
     pub fn exists(&self) -> bool {
         !self.is_missing()
     }
