@@ -512,3 +512,86 @@ fn prometheus_script_exports_every_info_field() {
     assert!(fields["tq_enqueue_latency_p99_us"] > 0.0);
     assert!(fields.keys().all(|k| k.starts_with("tq_")));
 }
+
+/// Whether a transaction that WATCHed `key` still commits after `command`
+/// ran on another connection (false: the command invalidated the WATCH).
+fn watch_survives(server: &Server, key: &str, command: &[&str]) -> bool {
+    let mut watcher = server.client();
+    let mut other = server.client();
+    redis_query::<()>(&mut watcher, &["WATCH", key]);
+    let words: Vec<Vec<u8>> = command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    call_args(&mut other, &words).unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    redis_query::<()>(&mut watcher, &["MULTI"]);
+    redis_query::<()>(&mut watcher, &["PING"]);
+    let exec: Value = redis_query(&mut watcher, &["EXEC"]);
+    exec != Value::Nil
+}
+
+/// WATCH works on tq's keys as on any key: a command invalidates a WATCH
+/// on the keys it changes, and only on those. (A key merely read must not
+/// abort a client's transaction.)
+#[test]
+fn watch_is_invalidated_by_changes_only() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.ENQUEUE", "ev", "u1", "t1").unwrap();
+    tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 20).unwrap();
+    tq!(&mut con, "TQ.HOLD", "ev", "A-1", "u1", "TTL", 60).unwrap();
+    let key = |suffix: &str| format!("tq:{{ev}}:{suffix}");
+
+    // TQ.POSITION is a heartbeat: it changes `beat` and nothing else.
+    for suffix in ["queue", "order", "tokens", "meta", "user:u1", "seats"] {
+        assert!(
+            watch_survives(&server, &key(suffix), &["TQ.POSITION", "ev", "t1"]),
+            "TQ.POSITION invalidated a WATCH on {suffix}, which it only reads"
+        );
+    }
+    // (A heartbeat in the same millisecond as the last changes nothing,
+    // like a ZADD with the same score.)
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(!watch_survives(
+        &server,
+        &key("beat"),
+        &["TQ.POSITION", "ev", "t1"]
+    ));
+
+    // A hold changes seats, holds and the inventory count in meta; it
+    // leaves the queue alone.
+    for (n, suffix) in ["queue", "order", "beat"].into_iter().enumerate() {
+        let seat = format!("A-{}", n + 2);
+        assert!(
+            watch_survives(&server, &key(suffix), &["TQ.HOLD", "ev", &seat, "u1"]),
+            "TQ.HOLD invalidated a WATCH on {suffix}"
+        );
+    }
+    for (n, suffix) in ["seats", "holds", "meta"].into_iter().enumerate() {
+        let seat = format!("B-{n}");
+        assert!(
+            !watch_survives(&server, &key(suffix), &["TQ.HOLD", "ev", &seat, "u1"]),
+            "TQ.HOLD changed {suffix} without invalidating its WATCH"
+        );
+    }
+
+    // A join changes every key of the queue.
+    for (n, suffix) in ["queue", "order", "beat", "tokens", "user:u1"]
+        .into_iter()
+        .enumerate()
+    {
+        let token = format!("j{n}");
+        assert!(
+            !watch_survives(&server, &key(suffix), &["TQ.ENQUEUE", "ev", "u1", &token]),
+            "TQ.ENQUEUE changed {suffix} without invalidating its WATCH"
+        );
+    }
+    // Read-only commands never invalidate.
+    for command in [
+        &["TQ.STATS", "ev"][..],
+        &["TQ.SEAT", "ev", "A-1"],
+        &["TQ.USER", "ev", "u1"],
+    ] {
+        assert!(
+            watch_survives(&server, &key("meta"), command),
+            "{command:?}"
+        );
+    }
+}

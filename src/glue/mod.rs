@@ -16,7 +16,7 @@ pub mod reply;
 pub mod seat_commands;
 pub mod store;
 
-use redis_module::{Context, RedisString, Status};
+use redis_module::{raw::ModuleOptions, Context, RedisString, Status};
 
 /// Module set-up after configs are loaded.
 pub fn init(ctx: &Context, _args: &[RedisString]) -> Status {
@@ -28,6 +28,10 @@ pub fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("tq: {e}"));
         return Status::Err;
     }
+    // Keys are signalled as modified by tq when a write changes them
+    // (`rawkey::Key`), not by Redis for every key opened for writing: a
+    // command that only reads a key must not abort a WATCH on it.
+    ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
     reaper::start(ctx);
     Status::Ok
 }

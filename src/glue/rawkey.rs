@@ -5,6 +5,7 @@
 //! These are an order of magnitude cheaper than RM_Call: no fake client, no
 //! argument objects, no reply parsing.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_long, CStr};
 use std::ptr;
 
@@ -118,6 +119,12 @@ pub struct Key<'c> {
     ctx: &'c Context,
     pub name: RStr,
     ptr: *mut raw::RedisModuleKey,
+    /// Some write changed the value: WATCHers and client-side caches are
+    /// told when the key is closed. tq turns off Redis' own signal, which
+    /// fires for every key opened for writing, changed or not (see
+    /// `glue::init`), so that a command that only reads a key leaves a
+    /// WATCH on it alone.
+    modified: Cell<bool>,
 }
 
 impl<'c> Key<'c> {
@@ -130,7 +137,21 @@ impl<'c> Key<'c> {
         };
         // SAFETY: valid context and key name.
         let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.ptr, mode as c_int) };
-        Key { ctx, name, ptr }
+        Key {
+            ctx,
+            name,
+            ptr,
+            modified: Cell::new(false),
+        }
+    }
+
+    /// Records that the value changed (see `modified`); passes `changed`
+    /// through.
+    fn mark(&self, changed: bool) -> bool {
+        if changed {
+            self.modified.set(true);
+        }
+        changed
     }
 
     fn is_missing(&self) -> bool {
@@ -178,7 +199,9 @@ impl<'c> Key<'c> {
         };
         // SAFETY: key opened for writing.
         unsafe { raw::RedisModule_ZsetAdd.unwrap()(self.ptr, score, m.ptr(), &mut flags) };
-        flags & (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as c_int != 0
+        self.mark(
+            flags & (raw::REDISMODULE_ZADD_ADDED | raw::REDISMODULE_ZADD_UPDATED) as c_int != 0,
+        )
     }
 
     pub fn zrem(&self, member: &dyn RedisArg) -> bool {
@@ -189,7 +212,7 @@ impl<'c> Key<'c> {
         let mut deleted: c_int = 0;
         // SAFETY: key opened for writing.
         unsafe { raw::RedisModule_ZsetRem.unwrap()(self.ptr, m.ptr(), &mut deleted) };
-        deleted != 0
+        self.mark(deleted != 0)
     }
 
     /// Members with `min <= score < max` (or `<= max` when `max_inclusive`),
@@ -277,6 +300,8 @@ impl<'c> Key<'c> {
                 ptr::null_mut::<c_char>(),
             );
         }
+        // Like HSET, a change even when the value stays the same.
+        self.mark(true);
     }
 
     pub fn hdel(&self, field: &dyn RedisArg) {
@@ -287,15 +312,16 @@ impl<'c> Key<'c> {
         // REDISMODULE_HASH_DELETE is the value ((RedisModuleString*)1).
         let delete = ptr::without_provenance_mut::<raw::RedisModuleString>(1);
         // SAFETY: as in `hset`.
-        unsafe {
+        let deleted = unsafe {
             raw::RedisModule_HashSet.unwrap()(
                 self.ptr,
                 raw::REDISMODULE_HASH_NONE as c_int,
                 f.ptr(),
                 delete,
                 ptr::null_mut::<c_char>(),
-            );
-        }
+            )
+        };
+        self.mark(deleted > 0);
     }
 
     /// Calls `each(field, value)` for every pair of a hash.
@@ -356,6 +382,7 @@ impl<'c> Key<'c> {
             raw::RedisModule_StringSet.unwrap()(self.ptr, v.ptr);
             raw::RedisModule_SetAbsExpire.unwrap()(self.ptr, expires_at_ms as i64);
         }
+        self.mark(true);
     }
 
     // ---- streams ---------------------------------------------------------
@@ -392,7 +419,8 @@ impl<'c> Key<'c> {
                 (fields.len() / 2) as i64,
             )
         };
-        (ok == raw::REDISMODULE_OK as c_int).then(|| EntryId::new(sid.ms, sid.seq))
+        self.mark(ok == raw::REDISMODULE_OK as c_int)
+            .then(|| EntryId::new(sid.ms, sid.seq))
     }
 
     pub fn xdel(&self, id: EntryId) -> bool {
@@ -404,10 +432,11 @@ impl<'c> Key<'c> {
             seq: id.seq,
         };
         // SAFETY: key opened for writing.
-        unsafe {
+        let deleted = unsafe {
             raw::RedisModule_StreamDelete.unwrap()(self.ptr, &mut sid)
                 == raw::REDISMODULE_OK as c_int
-        }
+        };
+        self.mark(deleted)
     }
 
     /// Entries with ids in `from..=to` (or `from..to` when `to_exclusive`),
@@ -510,9 +539,13 @@ impl<'c> Key<'c> {
 
 impl Drop for Key<'_> {
     fn drop(&mut self) {
+        if self.modified.get() {
+            // SAFETY: valid context and key name.
+            unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(self.ctx.ctx, self.name.ptr) };
+        }
         if !self.ptr.is_null() {
             // SAFETY: opened by RM_OpenKey, closed once. Closing a write
-            // key signals WATCHers and deletes it if it became empty.
+            // key deletes it if it became empty.
             unsafe { raw::RedisModule_CloseKey.unwrap()(self.ptr) };
         }
     }
