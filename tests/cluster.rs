@@ -243,11 +243,7 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
             "expired holds not reaped on node {port}"
         );
         for (ev, _) in events {
-            let inv: String = redis_query(
-                &mut con,
-                &["HGET", &format!("tq:{{{ev}}}:meta"), "inventory"],
-            );
-            assert_eq!(inv, "9", "{ev}");
+            assert_eq!(meta_count(&mut con, ev, "inventory"), 9, "{ev}");
         }
     }
     // And a node's DBSIZE is exactly the keys of its own events.

@@ -327,7 +327,7 @@ fn setup(con: &mut redis::Connection) {
         tq!(con, "TQ.ENTER", ev, "t2").unwrap();
         let name = format!("tq:{{{ev}}}:{key}");
         redis_query::<i64>(con, &["DEL", &name]);
-        redis_query::<String>(con, &["SET", &name, "not the right type"]);
+        redis_query::<i64>(con, &["RPUSH", &name, "not the right type"]);
     }
     // A string where the first user's per-user zset would be.
     redis_query::<String>(con, &["SET", "tq:{ev2}:user:u2x", "x"]);
@@ -345,12 +345,28 @@ fn reply_code(v: &Value) -> Option<(String, String)> {
     }
 }
 
-fn hget_all(con: &mut redis::Connection, key: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+/// The stored `meta` text of an event, if it holds one.
+fn meta_text(con: &mut redis::Connection, key: &[u8]) -> Option<Vec<u8>> {
     let t: Value = redis::cmd("TYPE").arg(key).query(con).unwrap();
-    if t != Value::SimpleString("hash".into()) {
-        return BTreeMap::new();
+    if t != Value::SimpleString("string".into()) {
+        return None;
     }
-    redis::cmd("HGETALL").arg(key).query(con).unwrap()
+    redis::cmd("GET").arg(key).query(con).unwrap()
+}
+
+/// `name=value` pairs of a meta text (as the README documents it).
+fn meta_pairs(text: &Option<Vec<u8>>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let text = text.as_deref().unwrap_or_default();
+    text.split(|&c| c == b' ')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let at = pair.iter().position(|&c| c == b'=').unwrap_or(pair.len());
+            (
+                pair[..at].to_vec(),
+                pair[(at + 1).min(pair.len())..].to_vec(),
+            )
+        })
+        .collect()
 }
 
 fn show(words: &[Vec<u8>]) -> String {
@@ -405,7 +421,8 @@ fn random_arguments_never_crash_and_errors_change_nothing() {
         words.extend(args.iter().cloned());
         let event = args.first().cloned().unwrap_or_default();
         let meta_key = [b"tq:{".as_slice(), &event, b"}:meta"].concat();
-        let meta_before = hget_all(&mut con, &meta_key);
+        let meta_before_text = meta_text(&mut con, &meta_key);
+        let meta_before = meta_pairs(&meta_before_text);
 
         // Digest, command, digest: atomically, so nothing else runs between.
         assert_eq!(raw_call(&mut con, &[b("MULTI")]).unwrap(), Value::Okay);
@@ -453,7 +470,7 @@ fn random_arguments_never_crash_and_errors_change_nothing() {
                 }
                 if code == "DUPLICATE" {
                     // The one legitimate change: the duplicates counter.
-                    let meta_after = hget_all(&mut con, &meta_key);
+                    let meta_after = meta_pairs(&meta_text(&mut con, &meta_key));
                     let dup = |m: &BTreeMap<Vec<u8>, Vec<u8>>| -> i64 {
                         m.get(&b"duplicates"[..])
                             .map(|v| String::from_utf8_lossy(v).parse().unwrap())
@@ -469,19 +486,17 @@ fn random_arguments_never_crash_and_errors_change_nothing() {
                         ));
                     }
                     // Put the counter back; then nothing else may differ.
-                    match meta_before.get(&b"duplicates"[..]) {
-                        Some(v) => {
-                            redis::cmd("HSET")
+                    match &meta_before_text {
+                        Some(text) => {
+                            redis::cmd("SET")
                                 .arg(&meta_key)
-                                .arg("duplicates")
-                                .arg(v.as_slice())
-                                .query::<i64>(&mut con)
+                                .arg(text.as_slice())
+                                .query::<()>(&mut con)
                                 .unwrap();
                         }
                         None => {
-                            redis::cmd("HDEL")
+                            redis::cmd("DEL")
                                 .arg(&meta_key)
-                                .arg("duplicates")
                                 .query::<i64>(&mut con)
                                 .unwrap();
                         }
@@ -626,8 +641,8 @@ fn a_key_of_the_wrong_type_gives_wrongtype_and_changes_nothing() {
     ];
     for (k, key) in keys.iter().enumerate() {
         for value_kind in ["string", "list"] {
-            if *key == "dedupe:dd" && value_kind == "string" {
-                continue; // a dedupe record IS a string
+            if (*key == "dedupe:dd" || *key == "meta") && value_kind == "string" {
+                continue; // a dedupe record and meta ARE strings
             }
             let ev = format!("wrong{k}{value_kind}");
             tq!(&mut con, "TQ.INVENTORY", ev.as_str(), "SET", 3).unwrap();
@@ -744,7 +759,7 @@ fn a_wrong_typed_user_key_of_a_waiting_entry_is_refused_before_any_write() {
 }
 
 /// A counter in `tq:{E}:meta` overwritten with a non-number (e.g. by a
-/// stray HSET): a command that must update it fails with an error, and
+/// stray SET): a command that must update it fails with an error, and
 /// that error must come before any write (no seat sold or freed without
 /// its counter, which would break inventory + held + sold).
 #[test]
@@ -752,21 +767,39 @@ fn a_corrupt_counter_is_refused_before_any_write() {
     let server = Server::start();
     let mut con = server.client();
     let mut failures = Vec::new();
-    let cases: [(&str, &[&str]); 5] = [
+    // (counter, command); "" stands for a meta that is not name=value
+    // pairs at all.
+    let cases: [(&str, &[&str]); 7] = [
         ("sold", &["TQ.CONFIRM", "A", "u"]),
         ("inventory", &["TQ.RELEASE", "A"]),
         ("inventory", &["TQ.HOLD", "B", "u"]),
         ("admitted", &["TQ.ENTER", "t1"]),
         ("duplicates", &["TQ.ENQUEUE", "u", "t1"]),
+        ("", &["TQ.HOLD", "B", "u"]),
+        ("", &["TQ.ENTER", "t1"]),
     ];
     for (i, (counter, call)) in cases.iter().enumerate() {
         let ev = format!("corrupt{i}");
         tq!(&mut con, "TQ.INVENTORY", ev.as_str(), "SET", 5).unwrap();
         tq!(&mut con, "TQ.HOLD", ev.as_str(), "A", "u").unwrap();
         tq!(&mut con, "TQ.ENQUEUE", ev.as_str(), "u", "t1").unwrap();
-        redis_query::<i64>(
+        let meta_key = format!("tq:{{{ev}}}:meta");
+        let mut pairs = meta_pairs(&meta_text(&mut con, meta_key.as_bytes()));
+        pairs.insert(counter.as_bytes().to_vec(), b"abc".to_vec());
+        let corrupt: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(name, value)| match name.as_slice() {
+                b"" => b"garbage".to_vec(),
+                _ => [name.as_slice(), b"=", value].concat(),
+            })
+            .collect();
+        redis_query::<()>(
             &mut con,
-            &["HSET", &format!("tq:{{{ev}}}:meta"), counter, "abc"],
+            &[
+                "SET",
+                &meta_key,
+                &String::from_utf8(corrupt.join(&b' ')).unwrap(),
+            ],
         );
         let mut words = vec![b(call[0]), b(&ev)];
         words.extend(call[1..].iter().map(|w| b(w)));
@@ -792,12 +825,9 @@ fn a_corrupt_counter_is_refused_before_any_write() {
             }
             Ok(v) => {
                 // Acceptable only if the counter was left alone or repaired.
-                let stored: Option<String> = redis::cmd("HGET")
-                    .arg(format!("tq:{{{ev}}}:meta"))
-                    .arg(*counter)
-                    .query(&mut con)
-                    .unwrap();
-                if stored.as_deref() == Some("abc") && before != after {
+                let stored = meta_pairs(&meta_text(&mut con, meta_key.as_bytes()));
+                let left = stored.get(counter.as_bytes()).map(Vec::as_slice);
+                if matches!(left, Some(b"abc") | Some(b"")) && before != after {
                     failures.push(format!(
                         "{}: succeeded ({v:?}) without its counter",
                         show(&words)

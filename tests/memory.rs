@@ -314,10 +314,7 @@ fn a_long_random_run_leaves_no_residue() {
             INVENTORY,
             "{ev}: seats lost or gained"
         );
-        let stored: i64 = redis_query(
-            &mut con,
-            &["HGET", &format!("tq:{{{ev}}}:meta"), "inventory"],
-        );
+        let stored = meta_count(&mut con, ev, "inventory");
         assert_eq!(stored, INVENTORY, "{ev}: stored inventory");
         let xlen: i64 = redis_query(&mut con, &["XLEN", &format!("tq:{{{ev}}}:queue")]);
         assert_eq!(xlen, 0);

@@ -279,3 +279,86 @@ fn kill9_loses_nothing_acknowledged_with_appendfsync_always() {
         "seats hash vs holds zset"
     );
 }
+
+/// Data written by tq 0.1, which kept `tq:{E}:meta` as a hash, is read as
+/// it is (a read-only command leaves it a hash) and rewritten as the meta
+/// string by the next write, every value kept; a replica gets the same.
+#[test]
+fn a_meta_hash_from_tq_0_1_is_read_and_rewritten_as_a_string() {
+    let master = Server::start();
+    let replica = Server::start_replica_of(&master, &[]);
+    replica.wait_link_up();
+    let mut con = master.client();
+    let key = "tq:{old}:meta";
+    let _: i64 = redis_query(
+        &mut con,
+        &[
+            "HSET",
+            key,
+            "inventory",
+            "5",
+            "sold",
+            "2",
+            "rate",
+            "7",
+            "burst",
+            "9",
+            "hold_ttl",
+            "60",
+        ],
+    );
+    let stats = tq!(&mut con, "TQ.STATS", "old").unwrap();
+    assert_eq!(int_field(&stats, "inventory"), 5);
+    assert_eq!(int_field(&stats, "sold"), 2);
+    assert_eq!(redis_query::<String>(&mut con, &["TYPE", key]), "hash");
+    let config = tq!(&mut con, "TQ.CONFIG", "old").unwrap();
+    assert_eq!(int_field(&config, "rate"), 7);
+    assert_eq!(int_field(&config, "hold_ttl"), 60);
+
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "old", "A-1", "u1").unwrap()),
+        4
+    );
+    assert_eq!(redis_query::<String>(&mut con, &["TYPE", key]), "string");
+    let meta = meta_fields(&mut con, "old");
+    let expected = [
+        ("burst", "9"),
+        ("hold_ttl", "60"),
+        ("inventory", "4"),
+        ("rate", "7"),
+        ("sold", "2"),
+    ];
+    assert_eq!(
+        meta.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    // The hold used the old event's own hold time.
+    let seat = tq!(&mut con, "TQ.SEAT", "old", "A-1").unwrap();
+    assert!(int_field(&seat, "ttl_ms") > 55_000);
+    wait_replicas(&mut con, 1);
+    assert_eq!(digest(&mut con), digest(&mut replica.client()));
+}
+
+/// Pairs in the meta string that this version does not know (written by a
+/// newer tq) survive its writes.
+#[test]
+fn unknown_meta_pairs_are_kept_by_writes() {
+    let server = Server::start();
+    let mut con = server.client();
+    let _: () = redis_query(
+        &mut con,
+        &[
+            "SET",
+            "tq:{new}:meta",
+            "inventory=3 future_field=x=y later=12",
+        ],
+    );
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "new", "A-1", "u1").unwrap()),
+        2
+    );
+    let text: String = redis_query(&mut con, &["GET", "tq:{new}:meta"]);
+    assert_eq!(text, "inventory=2 future_field=x=y later=12");
+}

@@ -80,12 +80,10 @@ fn expired_holds_leave_storage_within_a_second_untouched() {
         took < Duration::from_millis(2200),
         "stored expiry took {took:?}"
     );
-    let inv: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "inventory"]);
-    assert_eq!(inv, 10);
+    assert_eq!(meta_count(&mut con, "ev", "inventory"), 10);
     let holds: i64 = redis_query(&mut con, &["EXISTS", "tq:{ev}:holds"]);
     assert_eq!(holds, 0);
-    let expired: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "holds_expired"]);
-    assert_eq!(expired, 3);
+    assert_eq!(meta_count(&mut con, "ev", "holds_expired"), 3);
     assert_eq!(
         code(&tq!(&mut con, "TQ.CONFIRM", "ev", "A1", "u1")),
         "NOT_HELD"
@@ -266,6 +264,6 @@ fn many_clients_never_break_the_invariant_or_sell_a_seat_twice() {
     assert!(eventually(Duration::from_secs(3), || {
         redis_query::<i64>(&mut con, &["ZCARD", "tq:{ev}:holds"]) == 0
     }));
-    let stored_inv: i64 = redis_query(&mut con, &["HGET", "tq:{ev}:meta", "inventory"]);
+    let stored_inv = meta_count(&mut con, "ev", "inventory");
     assert_eq!(stored_inv + sold, INVENTORY);
 }

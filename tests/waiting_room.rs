@@ -246,8 +246,7 @@ fn the_module_removes_abandoned_entries_from_storage_by_itself() {
         ],
     );
     assert_eq!(left, 0);
-    let meta: i64 = redis_query(&mut con, &["HGET", "tq:{quiet}:meta", "abandoned"]);
-    assert_eq!(meta, 50);
+    assert_eq!(meta_count(&mut con, "quiet", "abandoned"), 50);
 }
 
 #[test]

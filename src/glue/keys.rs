@@ -58,13 +58,22 @@ impl Fixed {
         }
     }
 
-    /// The Redis type the key must have when it exists.
+    /// The Redis type the key has when it exists.
     pub fn kind(self) -> KeyType {
         match self {
             Fixed::Queue => KeyType::Stream,
             Fixed::Order | Fixed::Beat | Fixed::Holds => KeyType::ZSet,
-            Fixed::Meta | Fixed::Seats | Fixed::Admits | Fixed::Tokens => KeyType::Hash,
+            Fixed::Meta => KeyType::String,
+            Fixed::Seats | Fixed::Admits | Fixed::Tokens => KeyType::Hash,
         }
+    }
+
+    /// Whether tq can use the key as it is: absent, of its type, or a
+    /// `meta` hash left by tq 0.1 (read, then rewritten as a string).
+    pub fn accepts(self, actual: KeyType) -> bool {
+        actual == KeyType::Empty
+            || actual == self.kind()
+            || (self == Fixed::Meta && actual == KeyType::Hash)
     }
 }
 

@@ -359,19 +359,64 @@ impl<'c> Key<'c> {
     // ---- strings ---------------------------------------------------------
 
     pub fn get_string(&self) -> Option<Vec<u8>> {
+        self.read_string(<[u8]>::to_vec)
+    }
+
+    /// `read(value)` of a string key, without copying the value.
+    pub fn read_string<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if self.is_missing() {
             return None;
         }
         let mut len = 0;
-        // SAFETY: open string key, read-only access.
+        // SAFETY: open string key (the caller checked its type), read-only
+        // access; the slice is dropped before the key can change.
         unsafe {
             let p = raw::RedisModule_StringDMA.unwrap()(
                 self.ptr,
                 &mut len,
                 raw::REDISMODULE_READ as c_int,
             );
-            Some(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec())
+            Some(read(std::slice::from_raw_parts(p.cast::<u8>(), len)))
         }
+    }
+
+    /// Sets the value, replacing whatever the key held (of any type). A
+    /// string is rewritten in place (resized, then copied into), which
+    /// spares Redis deleting and re-adding the key as SET does.
+    pub fn set_string(&self, value: &[u8]) {
+        // SAFETY: key opened for writing. Truncate fails (changing nothing)
+        // unless the key is empty or a string; on success DMA gives its
+        // `value.len()` writable bytes.
+        unsafe {
+            if raw::RedisModule_StringTruncate.unwrap()(self.ptr, value.len())
+                == raw::REDISMODULE_OK as c_int
+            {
+                let mut len = 0;
+                let p = raw::RedisModule_StringDMA.unwrap()(
+                    self.ptr,
+                    &mut len,
+                    raw::REDISMODULE_WRITE as c_int,
+                );
+                if !p.is_null() && len == value.len() {
+                    ptr::copy_nonoverlapping(value.as_ptr(), p.cast::<u8>(), len);
+                    self.mark(true);
+                    return;
+                }
+            }
+            let v = RStr::new(self.ctx, value);
+            raw::RedisModule_StringSet.unwrap()(self.ptr, v.ptr);
+        }
+        self.mark(true);
+    }
+
+    /// Deletes the key; true if it existed.
+    pub fn delete(&self) -> bool {
+        if self.is_missing() {
+            return false;
+        }
+        // SAFETY: key opened for writing.
+        unsafe { raw::RedisModule_DeleteKey.unwrap()(self.ptr) };
+        self.mark(true)
     }
 
     /// Sets the value and its absolute expiry (unix ms).

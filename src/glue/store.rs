@@ -42,6 +42,18 @@ fn is_wrong_type(actual: KeyType, expected: KeyType) -> bool {
     actual != KeyType::Empty && actual != expected
 }
 
+/// A `meta` hash as tq 0.1 kept it.
+fn read_meta_hash(key: &Key<'_>) -> TqResult<MetaValues> {
+    let mut values = MetaValues::default();
+    let mut refused = None;
+    key.hscan(|name, value| {
+        if let Err(e) = values.absorb(name, value) {
+            refused.get_or_insert(e);
+        }
+    });
+    refused.map_or(Ok(values), Err)
+}
+
 fn corrupt(what: &str) -> TqError {
     TqError::Internal(format!("unreadable {what}"))
 }
@@ -133,7 +145,7 @@ impl<'c> RedisStore<'c> {
     /// (else TRYAGAIN, while a slot migration has moved only some).
     pub fn guard(&mut self, family: &[Fixed], others: &[(Other, &[u8])]) -> TqResult<()> {
         for &which in family {
-            if is_wrong_type(self.key(which).key_type(), which.kind()) {
+            if !which.accepts(self.key(which).key_type()) {
                 return Err(TqError::WrongType);
             }
         }
@@ -221,17 +233,20 @@ impl<'c> RedisStore<'c> {
 
     fn meta(&mut self) -> TqResult<&mut MetaValues> {
         if self.meta.is_none() {
-            // One pass over the (small) hash costs less than a lookup per field.
-            let mut values = MetaValues::default();
-            let mut refused = None;
-            self.key(Fixed::Meta).hscan(|name, value| {
-                if let Err(e) = values.absorb(name, value) {
-                    refused.get_or_insert(e);
+            let writable = self.writable;
+            let key = self.key(Fixed::Meta);
+            let values = match key.key_type() {
+                KeyType::Hash => {
+                    let mut values = read_meta_hash(key)?;
+                    if writable {
+                        values.mark_changed();
+                    }
+                    values
                 }
-            });
-            if let Some(e) = refused {
-                return Err(e);
-            }
+                _ => key
+                    .read_string(MetaValues::parse)
+                    .unwrap_or_else(|| Ok(MetaValues::default()))?,
+            };
             self.meta = Some(values);
         }
         Ok(self.meta.as_mut().expect("loaded above"))
@@ -242,7 +257,7 @@ impl<'c> RedisStore<'c> {
     }
 
     /// Sets (Some) or deletes (None) meta fields. They are written back,
-    /// all in one HSET, when the command is done with the store.
+    /// all in one SET, when the command is done with the store.
     fn write_meta(&mut self, changes: &[(MetaField, Option<u64>)]) -> TqResult<()> {
         let meta = self.meta()?;
         for (field, value) in changes {
@@ -251,44 +266,27 @@ impl<'c> RedisStore<'c> {
         Ok(())
     }
 
-    /// Writes the command's meta changes: one HSET (and HDEL for removed
-    /// fields), replicated.
+    /// Writes the command's meta changes: the whole text in one SET (the
+    /// key deleted once no field is left), replicated.
     fn flush_meta(&mut self) {
-        let Some(changes) = self.meta.as_mut().map(MetaValues::take_changes) else {
+        let Some(meta) = self.meta.as_mut() else {
             return;
         };
-        if changes.is_empty() {
+        if !meta.take_changed() {
             return;
         }
-        let texts: Vec<(&[u8], Decimal)> = changes
-            .iter()
-            .filter_map(|(f, v)| v.map(|v| (f.name(), Decimal::of(v))))
-            .collect();
+        let text = meta.encode();
         let key = self.key(Fixed::Meta);
-        let mut hset: Vec<&dyn RedisArg> = Vec::with_capacity(texts.len() * 2);
-        for (field, text) in &texts {
-            key.hset(field, text);
-            hset.push(field);
-            hset.push(text);
+        if text.is_empty() {
+            if key.delete() {
+                key.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del");
+                key.replicate(c"DEL", &[]);
+            }
+            return;
         }
-        if !hset.is_empty() {
-            key.notify(NOTIFY_HASH, c"hset");
-            key.replicate(c"HSET", &hset);
-        }
-        let removed_names: Vec<&[u8]> = changes
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(f, _)| f.name())
-            .collect();
-        let removed: Vec<&dyn RedisArg> =
-            removed_names.iter().map(|f| f as &dyn RedisArg).collect();
-        for field in &removed {
-            key.hdel(*field);
-        }
-        if !removed.is_empty() {
-            key.notify(NOTIFY_HASH, c"hdel");
-            key.replicate(c"HDEL", &removed);
-        }
+        key.set_string(&text);
+        key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
+        key.replicate(c"SET", &[&text]);
     }
 
     fn zadd(&mut self, which: Fixed, score: u64, member: &RStr) {

@@ -433,3 +433,34 @@ pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
         .expect("WAIT");
     assert!(acked >= n, "WAIT {n} 5000 got only {acked} acks");
 }
+
+/// The fields of an event's `tq:{E}:meta` string as a plain client reads
+/// them: `name=value` pairs separated by spaces (see the README's key
+/// layout). Empty when the key does not exist.
+pub fn meta_fields(
+    con: &mut redis::Connection,
+    event: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let text: Option<String> = redis::cmd("GET")
+        .arg(format!("tq:{{{event}}}:meta"))
+        .query(con)
+        .unwrap_or_else(|e| panic!("GET meta of {event}: {e}"));
+    text.unwrap_or_default()
+        .split(' ')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("meta of {event} has a pair without '=': {pair:?}"));
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// One counter or setting of an event's meta (0 when absent, as tq reads it).
+pub fn meta_count(con: &mut redis::Connection, event: &str, name: &str) -> i64 {
+    meta_fields(con, event).get(name).map_or(0, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("meta {name} of {event} is not a number: {v:?}"))
+    })
+}
