@@ -39,7 +39,7 @@ const DEDUPE_TTL_DEFAULT: i64 = Settings::DEFAULT.dedupe_ttl_s as i64;
 
 redis_module! {
     name: "tq",
-    version: 1,
+    version: 2,
     allocator: (ModuleAlloc, MODULE_ALLOC),
     data_types: [],
     init: init,
