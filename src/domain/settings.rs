@@ -91,7 +91,7 @@ impl Setting {
         }
     }
 
-    /// Field name in the TQ.CONFIG reply and in the event's meta hash.
+    /// Field name in the TQ.CONFIG reply and in the event's meta text.
     pub fn field(self) -> &'static str {
         match self {
             Setting::Rate => "rate",

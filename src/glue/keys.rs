@@ -196,7 +196,7 @@ impl Presence {
     /// - waiting entries, their order index, their heartbeats and their
     ///   token -> user index exist together (empty sorted sets and hashes
     ///   vanish, the stream stays empty);
-    /// - a held seat is in the seats hash, and seats imply the meta hash
+    /// - a held seat is in the seats hash, and seats imply the meta key
     ///   (inventory), as do admissions (the admitted counter).
     pub fn is_whole(&self) -> bool {
         let queue_whole = self.queue_entries == self.order

@@ -15,7 +15,7 @@ use crate::domain::error::{TqError, TqResult};
 use crate::domain::settings::Setting;
 use crate::domain::store::Counter;
 
-/// A field of the meta hash. Counters and settings keep the names the
+/// A field of the meta text. Counters and settings keep the names the
 /// domain gives them; the bucket state is the glue's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {
@@ -65,16 +65,37 @@ impl MetaField {
     }
 }
 
-/// Decimal digits as a u64 (no sign, no spaces, no overflow). Every
-/// command reads meta, so this skips UTF-8 checks and `str::parse`.
-fn parse_count(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
+/// The count written from `text[from]` up to the next space or the end,
+/// and where it ends. None unless those bytes are 1..20 decimal digits that
+/// fit a u64 (no sign, no spaces). Every command reads meta, so this skips
+/// UTF-8 checks and `str::parse`, and reads each digit once.
+fn read_count(text: &[u8], from: usize) -> (Option<u64>, usize) {
+    // Up to 20 digits fit a u128 without overflow; longer is refused.
+    let (mut n, mut digits_only, mut at) = (0u128, true, from);
+    while at < text.len() && text[at] != b' ' {
+        let digit = text[at].wrapping_sub(b'0');
+        digits_only &= digit <= 9;
+        n = n.wrapping_mul(10).wrapping_add(digit as u128);
+        at += 1;
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        let digit = d.checked_sub(b'0').filter(|d| *d <= 9)?;
-        n.checked_mul(10)?.checked_add(digit as u64)
-    })
+    let fits = digits_only && (1..=20).contains(&(at - from));
+    let count = u64::try_from(n).ok().filter(|_| fits);
+    (count, at)
+}
+
+/// `digits` as a count (see `read_count`), all of it.
+fn parse_count(digits: &[u8]) -> Option<u64> {
+    match read_count(digits, 0) {
+        (n, end) if end == digits.len() => n,
+        _ => None,
+    }
+}
+
+fn not_a_count(field: MetaField) -> TqError {
+    TqError::Internal(format!(
+        "meta field '{}' is not a non-negative integer",
+        String::from_utf8_lossy(field.name())
+    ))
 }
 
 /// The meta values as read at the start of a command, with the command's
@@ -82,54 +103,71 @@ fn parse_count(digits: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone, Default)]
 pub struct MetaValues {
     values: [Option<u64>; FIELD_COUNT],
+    /// Where each field's digits are in the text read (start, end), so
+    /// that writing back replaces only the values that changed.
+    spans: [Option<(usize, usize)>; FIELD_COUNT],
+    /// Length of the text read (to check it is the one written over).
+    read_len: usize,
     /// Pairs this version does not know (written by a newer tq), kept as
     /// they are so that writing back loses nothing.
     unknown: Vec<u8>,
-    /// Some value changed since read: the key must be written back.
-    dirty: bool,
+    /// Bit `f` set: field `f` was changed by this command.
+    changed: u16,
+    /// Write the text back even if no value changed.
+    rewrite: bool,
 }
 
 impl MetaValues {
     /// Reads the stored text (`name=value` pairs separated by spaces).
     pub fn parse(text: &[u8]) -> TqResult<MetaValues> {
-        let mut values = MetaValues::default();
+        let mut values = MetaValues {
+            read_len: text.len(),
+            ..MetaValues::default()
+        };
         // `encode` writes the fields in `ALL` order, so the next pair is
-        // most likely the field after the last one found.
+        // most likely a field after the last one found: its name is
+        // compared in place and its digits read once. Any other pair is
+        // split at its '='.
         let mut next = 0;
         let mut at = 0;
-        // One pass over the bytes (every command parses this text).
         while at < text.len() {
             if text[at] == b' ' {
                 at += 1;
                 continue;
             }
-            let start = at;
-            let mut equals = None;
-            while at < text.len() && text[at] != b' ' {
-                if text[at] == b'=' && equals.is_none() {
-                    equals = Some(at);
+            let rest = &text[at..];
+            let expected = (next..FIELD_COUNT).find(|&i| {
+                let name = MetaField::ALL[i].name();
+                rest.len() > name.len() && rest[name.len()] == b'=' && rest.starts_with(name)
+            });
+            let (i, value_at) = match expected {
+                Some(i) => (i, at + MetaField::ALL[i].name().len() + 1),
+                None => {
+                    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                    let pair = &rest[..end];
+                    let Some(equals) = pair.iter().position(|&b| b == b'=') else {
+                        return Err(TqError::Internal(format!(
+                            "meta is not name=value pairs: '{}'",
+                            String::from_utf8_lossy(pair)
+                        )));
+                    };
+                    let name = &pair[..equals];
+                    match (0..FIELD_COUNT).find(|&i| MetaField::ALL[i].name() == name) {
+                        Some(i) => (i, at + equals + 1),
+                        None => {
+                            values.keep_unknown(pair);
+                            at += end;
+                            continue;
+                        }
+                    }
                 }
-                at += 1;
-            }
-            let pair = &text[start..at];
-            let Some(equals) = equals else {
-                return Err(TqError::Internal(format!(
-                    "meta is not name=value pairs: '{}'",
-                    String::from_utf8_lossy(pair)
-                )));
             };
-            let (name, value) = (&text[start..equals], &text[equals + 1..at]);
-            let named = |i: &usize| MetaField::ALL[*i].name() == name;
-            let found = Some(next)
-                .filter(|i| *i < FIELD_COUNT && named(i))
-                .or_else(|| (0..FIELD_COUNT).find(named));
-            match found {
-                Some(i) => {
-                    values.take(MetaField::ALL[i], value)?;
-                    next = i + 1;
-                }
-                None => values.keep_unknown(pair),
-            }
+            let field = MetaField::ALL[i];
+            let (count, end) = read_count(text, value_at);
+            values.values[i] = Some(count.ok_or_else(|| not_a_count(field))?);
+            values.spans[i] = Some((value_at, end));
+            next = i + 1;
+            at = end;
         }
         Ok(values)
     }
@@ -144,25 +182,75 @@ impl MetaValues {
     /// Takes one stored (name, value) pair, as a tq 0.1 hash holds them:
     /// unknown names are left out; a value that is not a count is refused.
     pub fn absorb(&mut self, name: &[u8], value: &[u8]) -> TqResult<()> {
-        match MetaField::ALL.into_iter().find(|f| f.name() == name) {
-            Some(field) => self.take(field, value),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes the stored value of `field`, refused if it is not a count.
-    fn take(&mut self, field: MetaField, value: &[u8]) -> TqResult<()> {
-        let n = parse_count(value).ok_or_else(|| {
-            TqError::Internal(format!(
-                "meta field '{}' is not a non-negative integer",
-                String::from_utf8_lossy(field.name())
-            ))
-        })?;
-        self.values[field.index()] = Some(n);
+        let Some(field) = MetaField::ALL.into_iter().find(|f| f.name() == name) else {
+            return Ok(());
+        };
+        self.values[field.index()] = Some(parse_count(value).ok_or_else(|| not_a_count(field))?);
         Ok(())
     }
 
-    /// The text to store: the known fields that have a value, in a fixed
+    pub fn get(&self, field: MetaField) -> Option<u64> {
+        self.values[field.index()]
+    }
+
+    /// Sets (Some) or deletes (None) a field, to be written back later.
+    pub fn set(&mut self, field: MetaField, value: Option<u64>) {
+        self.values[field.index()] = value;
+        self.changed |= 1 << field.index();
+    }
+
+    /// Asks for a write-back even without a change (to rewrite a hash
+    /// left by tq 0.1 as a string).
+    pub fn mark_changed(&mut self) {
+        self.rewrite = true;
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changed != 0 || self.rewrite
+    }
+
+    /// The text to store now that the command is done, given the text
+    /// stored (the one read, if it was a string), and forgets the changes.
+    pub fn write_back(&mut self, stored: Option<&[u8]>) -> Vec<u8> {
+        let text = match stored {
+            Some(stored) if !self.rewrite && stored.len() == self.read_len => self
+                .with_new_values(stored)
+                .unwrap_or_else(|| self.encode()),
+            _ => self.encode(),
+        };
+        self.changed = 0;
+        self.rewrite = false;
+        text
+    }
+
+    /// `stored` with the changed values replaced in place: None if a
+    /// change adds or removes a field (the whole text is written then).
+    fn with_new_values(&self, stored: &[u8]) -> Option<Vec<u8>> {
+        // (start, end, field) of each changed value, by place in the text.
+        let mut edits = [(0, 0, 0); FIELD_COUNT];
+        let mut count = 0;
+        for (i, span) in self.spans.iter().enumerate() {
+            if self.changed & (1 << i) != 0 {
+                self.values[i]?; // removed
+                let (start, end) = (*span)?; // added
+                edits[count] = (start, end, i);
+                count += 1;
+            }
+        }
+        let edits = &mut edits[..count];
+        edits.sort_unstable();
+        let mut text = Vec::with_capacity(stored.len() + 20 * edits.len());
+        let mut copied = 0;
+        for &(start, end, i) in edits.iter() {
+            text.extend_from_slice(&stored[copied..start]);
+            text.extend_from_slice(&Decimal::of(self.values[i]?));
+            copied = end;
+        }
+        text.extend_from_slice(&stored[copied..]);
+        Some(text)
+    }
+
+    /// The whole text: the known fields that have a value, in `ALL`
     /// order, then the unknown pairs.
     pub fn encode(&self) -> Vec<u8> {
         let mut text = Vec::with_capacity(16 * FIELD_COUNT + self.unknown.len());
@@ -184,27 +272,6 @@ impl MetaValues {
         }
         text
     }
-
-    pub fn get(&self, field: MetaField) -> Option<u64> {
-        self.values[field.index()]
-    }
-
-    /// Sets (Some) or deletes (None) a field, to be written back later.
-    pub fn set(&mut self, field: MetaField, value: Option<u64>) {
-        self.values[field.index()] = value;
-        self.dirty = true;
-    }
-
-    /// Asks for a write-back even without a change (to rewrite a hash
-    /// left by tq 0.1 as a string).
-    pub fn mark_changed(&mut self) {
-        self.dirty = true;
-    }
-
-    /// True once per batch of changes: whether to write back now.
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
-    }
 }
 
 #[cfg(test)]
@@ -216,7 +283,14 @@ mod tests {
         let values = MetaValues::parse(b"sold=12 other=x").unwrap();
         assert_eq!(values.get(MetaField::Counter(Counter::Sold)), Some(12));
         assert_eq!(values.get(MetaField::Counter(Counter::Inventory)), None);
-        for bad in ["abc", "-1", "1.5", "", "99999999999999999999"] {
+        for bad in [
+            "abc",
+            "-1",
+            "1.5",
+            "",
+            "99999999999999999999",
+            "18446744073709551616",
+        ] {
             let text = format!("sold=1 inventory={bad}");
             let err = MetaValues::parse(text.as_bytes()).unwrap_err();
             assert!(err.to_string().contains("'inventory'"), "{err}");
@@ -255,15 +329,46 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_reported_once() {
-        let mut values = MetaValues::parse(b"sold=1").unwrap();
-        assert!(!values.take_changed());
+    fn changes_are_reported_until_written_back() {
+        let text = b"sold=1";
+        let mut values = MetaValues::parse(text).unwrap();
+        assert!(!values.has_changes());
         values.set(MetaField::BucketAt, Some(5));
         values.set(MetaField::BucketAt, Some(6));
-        assert!(values.take_changed());
-        assert!(!values.take_changed());
+        assert!(values.has_changes());
+        assert_eq!(values.write_back(Some(text)), b"sold=1 bucket_at=6");
+        assert!(!values.has_changes());
         values.mark_changed();
-        assert!(values.take_changed());
+        assert!(values.has_changes());
+    }
+
+    #[test]
+    fn write_back_replaces_only_the_changed_values() {
+        // Out of order, spaced and with an unknown pair: kept as they are.
+        let text = b"rate=5  sold=9 x=y inventory=100";
+        let mut values = MetaValues::parse(text).unwrap();
+        values.set(MetaField::Counter(Counter::Inventory), Some(99));
+        values.set(MetaField::Counter(Counter::Sold), Some(10));
+        assert_eq!(
+            values.write_back(Some(text)),
+            b"rate=5  sold=10 x=y inventory=99"
+        );
+    }
+
+    #[test]
+    fn write_back_writes_the_whole_text_when_fields_come_or_go() {
+        let text = b"rate=5 sold=9";
+        let mut added = MetaValues::parse(text).unwrap();
+        added.set(MetaField::Counter(Counter::Inventory), Some(1));
+        assert_eq!(added.write_back(Some(text)), b"inventory=1 sold=9 rate=5");
+        let mut removed = MetaValues::parse(text).unwrap();
+        removed.set(MetaField::Setting(Setting::Rate), None);
+        assert_eq!(removed.write_back(Some(text)), b"sold=9");
+        // Not the text that was read: rewritten from the values.
+        let mut other = MetaValues::parse(text).unwrap();
+        other.set(MetaField::Counter(Counter::Sold), Some(8));
+        assert_eq!(other.write_back(Some(b"rate=5")), b"sold=8 rate=5");
+        assert_eq!(other.write_back(None), b"sold=8 rate=5");
     }
 
     #[test]

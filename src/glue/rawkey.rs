@@ -376,6 +376,9 @@ impl<'c> Key<'c> {
                 &mut len,
                 raw::REDISMODULE_READ as c_int,
             );
+            if p.is_null() {
+                return None; // not a string after all
+            }
             Some(read(std::slice::from_raw_parts(p.cast::<u8>(), len)))
         }
     }

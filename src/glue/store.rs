@@ -101,7 +101,7 @@ pub struct RedisStore<'c> {
     open: [Option<Key<'c>>; 8],
     /// Per-user and per-dedupe-id keys opened so far (one or two).
     others: Vec<(Other, Vec<u8>, Key<'c>)>,
-    /// The meta hash, read on first use.
+    /// The meta values, read on first use.
     meta: Option<MetaValues>,
     /// Strings made for the members this command names (its token, user,
     /// seat), reused by each operation and replicated write naming them.
@@ -269,14 +269,17 @@ impl<'c> RedisStore<'c> {
     /// Writes the command's meta changes: the whole text in one SET (the
     /// key deleted once no field is left), replicated.
     fn flush_meta(&mut self) {
-        let Some(meta) = self.meta.as_mut() else {
+        let Some(meta) = self.meta.as_mut().filter(|meta| meta.has_changes()) else {
             return;
         };
-        if !meta.take_changed() {
-            return;
+        let Some(key) = self.open[Fixed::Meta as usize].as_ref() else {
+            return; // (read above, so open)
+        };
+        let text = match key.key_type() {
+            KeyType::String => key.read_string(|stored| meta.write_back(Some(stored))),
+            _ => None,
         }
-        let text = meta.encode();
-        let key = self.key(Fixed::Meta);
+        .unwrap_or_else(|| meta.write_back(None));
         if text.is_empty() {
             if key.delete() {
                 key.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del");
