@@ -583,6 +583,23 @@ fn watch_is_invalidated_by_changes_only() {
             "TQ.ENQUEUE changed {suffix} without invalidating its WATCH"
         );
     }
+    // The background reaper's changes count too: an expired hold leaves
+    // `seats` while a client watches it.
+    tq!(&mut con, "TQ.HOLD", "ev", "Z-1", "u1", "TTL", 1).unwrap();
+    let mut watcher = server.client();
+    redis_query::<()>(&mut watcher, &["WATCH", &key("seats")]);
+    assert!(eventually(Duration::from_secs(4), || {
+        redis_query::<i64>(&mut con, &["HEXISTS", &key("seats"), "Z-1"]) == 0
+    }));
+    redis_query::<()>(&mut watcher, &["MULTI"]);
+    redis_query::<()>(&mut watcher, &["PING"]);
+    let exec: Value = redis_query(&mut watcher, &["EXEC"]);
+    assert_eq!(
+        exec,
+        Value::Nil,
+        "the reaper freed a seat without invalidating WATCH"
+    );
+
     // Read-only commands never invalidate.
     for command in [
         &["TQ.STATS", "ev"][..],

@@ -412,16 +412,6 @@ impl<'c> Key<'c> {
         self.mark(true);
     }
 
-    /// Deletes the key; true if it existed.
-    pub fn delete(&self) -> bool {
-        if self.is_missing() {
-            return false;
-        }
-        // SAFETY: key opened for writing.
-        unsafe { raw::RedisModule_DeleteKey.unwrap()(self.ptr) };
-        self.mark(true)
-    }
-
     /// Sets the value and its absolute expiry (unix ms).
     pub fn set_string_until(&self, value: &[u8], expires_at_ms: u64) {
         let v = RStr::new(self.ctx, value);

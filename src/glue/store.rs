@@ -266,8 +266,8 @@ impl<'c> RedisStore<'c> {
         Ok(())
     }
 
-    /// Writes the command's meta changes: the whole text in one SET (the
-    /// key deleted once no field is left), replicated.
+    /// Writes the command's meta changes: the whole text in one SET,
+    /// replicated.
     fn flush_meta(&mut self) {
         let Some(meta) = self.meta.as_mut().filter(|meta| meta.has_changes()) else {
             return;
@@ -280,13 +280,6 @@ impl<'c> RedisStore<'c> {
             _ => None,
         }
         .unwrap_or_else(|| meta.write_back(None));
-        if text.is_empty() {
-            if key.delete() {
-                key.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del");
-                key.replicate(c"DEL", &[]);
-            }
-            return;
-        }
         key.set_string(&text);
         key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
         key.replicate(c"SET", &[&text]);
