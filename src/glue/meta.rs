@@ -91,6 +91,43 @@ fn parse_count(digits: &[u8]) -> Option<u64> {
     }
 }
 
+/// A pair of the meta text, as found at its start.
+enum Pair {
+    /// Field `ALL[index]`, its value starting `value_at` bytes in.
+    Field { index: usize, value_at: usize },
+    /// A pair this version does not know, `len` bytes long.
+    Unknown { len: usize },
+    /// Not a pair (no '='), `len` bytes long.
+    Malformed { len: usize },
+}
+
+/// The pair `rest` starts with. `encode` writes the fields in `ALL` order,
+/// so it is most likely a field from `ALL[next]` on: those names are
+/// compared in place, and only a pair that is not one of them is split at
+/// its '='.
+fn pair_at(rest: &[u8], next: usize) -> Pair {
+    let expected = (next..FIELD_COUNT).find(|&i| {
+        let name = MetaField::ALL[i].name();
+        rest.len() > name.len() && rest[name.len()] == b'=' && rest.starts_with(name)
+    });
+    if let Some(index) = expected {
+        let value_at = MetaField::ALL[index].name().len() + 1;
+        return Pair::Field { index, value_at };
+    }
+    let len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let Some(equals) = rest[..len].iter().position(|&b| b == b'=') else {
+        return Pair::Malformed { len };
+    };
+    let name = &rest[..equals];
+    match (0..FIELD_COUNT).find(|&i| MetaField::ALL[i].name() == name) {
+        Some(index) => Pair::Field {
+            index,
+            value_at: equals + 1,
+        },
+        None => Pair::Unknown { len },
+    }
+}
+
 fn not_a_count(field: MetaField) -> TqError {
     TqError::Internal(format!(
         "meta field '{}' is not a non-negative integer",
@@ -124,10 +161,6 @@ impl MetaValues {
             read_len: text.len(),
             ..MetaValues::default()
         };
-        // `encode` writes the fields in `ALL` order, so the next pair is
-        // most likely a field after the last one found: its name is
-        // compared in place and its digits read once. Any other pair is
-        // split at its '='.
         let mut next = 0;
         let mut at = 0;
         while at < text.len() {
@@ -135,39 +168,27 @@ impl MetaValues {
                 at += 1;
                 continue;
             }
-            let rest = &text[at..];
-            let expected = (next..FIELD_COUNT).find(|&i| {
-                let name = MetaField::ALL[i].name();
-                rest.len() > name.len() && rest[name.len()] == b'=' && rest.starts_with(name)
-            });
-            let (i, value_at) = match expected {
-                Some(i) => (i, at + MetaField::ALL[i].name().len() + 1),
-                None => {
-                    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-                    let pair = &rest[..end];
-                    let Some(equals) = pair.iter().position(|&b| b == b'=') else {
-                        return Err(TqError::Internal(format!(
-                            "meta is not name=value pairs: '{}'",
-                            String::from_utf8_lossy(pair)
-                        )));
-                    };
-                    let name = &pair[..equals];
-                    match (0..FIELD_COUNT).find(|&i| MetaField::ALL[i].name() == name) {
-                        Some(i) => (i, at + equals + 1),
-                        None => {
-                            values.keep_unknown(pair);
-                            at += end;
-                            continue;
-                        }
-                    }
+            match pair_at(&text[at..], next) {
+                Pair::Malformed { len } => {
+                    return Err(TqError::Internal(format!(
+                        "meta is not name=value pairs: '{}'",
+                        String::from_utf8_lossy(&text[at..at + len])
+                    )));
                 }
-            };
-            let field = MetaField::ALL[i];
-            let (count, end) = read_count(text, value_at);
-            values.values[i] = Some(count.ok_or_else(|| not_a_count(field))?);
-            values.spans[i] = Some((value_at, end));
-            next = i + 1;
-            at = end;
+                Pair::Unknown { len } => {
+                    values.keep_unknown(&text[at..at + len]);
+                    at += len;
+                }
+                Pair::Field { index, value_at } => {
+                    let value_at = at + value_at;
+                    let (count, end) = read_count(text, value_at);
+                    let count = count.ok_or_else(|| not_a_count(MetaField::ALL[index]))?;
+                    values.values[index] = Some(count);
+                    values.spans[index] = Some((value_at, end));
+                    next = index + 1;
+                    at = end;
+                }
+            }
         }
         Ok(values)
     }
