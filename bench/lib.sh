@@ -22,3 +22,24 @@ gen_pipe() {
     }
   }' >"$file"
 }
+
+# mature_event_commands: the commands that set up event `ev` as it looks a
+# few minutes into a sale, one per line (for redis-cli to read): its own
+# settings (HEARTBEAT long enough that nothing is abandoned mid-run, RATE
+# and BURST that never hold anyone back), an admission, a duplicate and a
+# sold seat, then a large inventory. Its `meta` then holds 11 of its 13
+# fields, as a real event's does; every command reads it, so an event
+# with an empty meta would flatter tq.
+mature_event_commands() {
+  cat <<'COMMANDS'
+TQ.CONFIG ev HEARTBEAT 31536000 HOLD-TTL 600 DEDUPE-TTL 300 RATE 1000000 BURST 1000000000
+TQ.INVENTORY ev SET 1
+TQ.ENQUEUE ev mature-user mature-token
+TQ.ENQUEUE ev mature-user mature-token
+TQ.ENTER ev mature-token
+TQ.HOLD ev mature-seat mature-user
+TQ.CONFIRM ev mature-seat mature-user
+TQ.INVENTORY ev SET 100000000
+COMMANDS
+}
+MATURE_META_FIELDS=11

@@ -7,8 +7,10 @@
 # `valgrind --tool=callgrind`, collecting only inside
 # RedisModuleCommandDispatcher (Redis' entry into every module command, so
 # the profile is the command itself, RM_Call'd commands included, without
-# the event loop or networking), sends N calls through redis-cli --pipe,
-# shuts the server down and writes, under bench/results/profile/:
+# the event loop or networking), sets up the event as make bench does (a
+# mature one: mature_event_commands in lib.sh), sends N calls through
+# redis-cli --pipe, shuts the server down and writes, under
+# bench/results/profile/:
 #   <cmd>.callgrind      raw callgrind output (open with kcachegrind or
 #                        callgrind_annotate)
 #   <cmd>.inclusive.txt  functions by inclusive instructions (what a call
@@ -73,7 +75,7 @@ start_server() { # callgrind-out-file
   exit 1
 }
 
-# gen_pipe: see lib.sh.
+# gen_pipe, mature_event_commands: see lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reads a callgrind_annotate listing (--auto=no) and prints one view of it,
@@ -131,19 +133,15 @@ SUMMARY="$WORK/summary.txt"
   echo "module $MODULE ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), $("$SERVER_BIN" --version | head -c 40)"
 } >"$SUMMARY"
 
-# profile_cmd NAME SETUP-COMMAND... -- ARG... (ARG with "#" -> 0..N-1)
+# profile_cmd NAME ARG... (ARG with "#" -> 0..N-1), on the mature event
+# that make bench uses (mature_event_commands in lib.sh).
 profile_cmd() {
   local name=$1
-  shift
-  local setup=()
-  while [ "$1" != "--" ]; do setup+=("$1"); shift; done
   shift
   local out="$OUT/$name.callgrind"
   echo "profiling $name ($N calls under callgrind; takes a minute or two)..."
   start_server "$out"
-  if [ ${#setup[@]} -gt 0 ]; then
-    redis-cli -p "$PORT" "${setup[@]}" >/dev/null
-  fi
+  mature_event_commands | redis-cli -p "$PORT" >/dev/null
   gen_pipe "$WORK/load.resp" 0 $((N - 1)) "$@"
   local res
   res="$(redis-cli -p "$PORT" --pipe --pipe-timeout 0 <"$WORK/load.resp" 2>&1 | tail -n1)"
@@ -168,8 +166,8 @@ profile_cmd() {
   } >>"$SUMMARY"
 }
 
-profile_cmd enqueue TQ.CONFIG ev HEARTBEAT 31536000 -- TQ.ENQUEUE ev "u#" "t#"
-profile_cmd hold TQ.INVENTORY ev SET 100000000 -- TQ.HOLD ev "s#" "u#"
+profile_cmd enqueue TQ.ENQUEUE ev "u#" "t#"
+profile_cmd hold TQ.HOLD ev "s#" "u#"
 
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"

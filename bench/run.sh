@@ -119,7 +119,7 @@ cmdstat() {
 flush() { expect OK FLUSHALL; }
 
 # --- RESP pipe files ----------------------------------------------------------
-# gen_pipe: see lib.sh.
+# gen_pipe, mature_event_commands: see lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pipe_file FILE: sends it with redis-cli --pipe; sets PIPE_SECS, PIPE_ERRORS
@@ -218,21 +218,17 @@ for sha in "$SHA_ENQ" "$SHA_HOLD" "$SHA_REL"; do
   [[ "$sha" =~ ^[0-9a-f]{40}$ ]] || { echo "bench: SCRIPT LOAD failed: $sha" >&2; exit 1; }
 done
 
-# The tq event every tq row runs on, as one looks a few minutes into a
-# sale: its own settings, an inventory, an admission (bucket state), a
-# duplicate, a sold seat, so that its `meta` holds the fields a real one
-# does (every command reads it). HEARTBEAT long enough that nothing is
-# abandoned mid-bench; RATE and BURST never hold anyone back.
+# The tq event every tq row runs on (see mature_event_commands in lib.sh).
 mature_event() {
-  expect OK TQ.CONFIG ev HEARTBEAT 31536000 HOLD-TTL 600 DEDUPE-TTL 300 RATE 1000000 BURST 1000000000
-  expect 1 TQ.INVENTORY ev SET 1
-  rcli TQ.ENQUEUE ev mature-user mature-token >/dev/null
-  rcli TQ.ENQUEUE ev mature-user mature-token >/dev/null # DUPLICATE
-  rcli TQ.ENTER ev mature-token >/dev/null
-  expect 0 TQ.HOLD ev mature-seat mature-user
-  expect OK TQ.CONFIRM ev mature-seat mature-user
-  expect 100000000 TQ.INVENTORY ev SET 100000000
+  mature_event_commands | rcli >/dev/null
+  expect 100000000 TQ.INVENTORY ev
   expect 0 XLEN "tq:{ev}:queue"
+  local fields
+  fields="$(rcli GET "tq:{ev}:meta" | wc -w)"
+  [ "$fields" = "$MATURE_META_FIELDS" ] || {
+    echo "bench: the mature event's meta has $fields fields, expected $MATURE_META_FIELDS" >&2
+    exit 1
+  }
 }
 
 echo "== floor"
