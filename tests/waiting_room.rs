@@ -365,3 +365,78 @@ fn a_token_may_join_again_once_it_no_longer_waits() {
     let third = tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t").unwrap();
     assert_eq!(int_field(&third, "position"), 1);
 }
+
+/// The measured admission rate counts the admissions of the last 60
+/// seconds only, however the per-second history was left: by an event
+/// that never kept its running sum (tq 0.1, or no admission yet), or with
+/// a few seconds or many having left the window since it was last kept.
+/// A read (TQ.STATS) changes nothing; a write (TQ.POSITION) drops the
+/// seconds that left the window and keeps the sum for the next call.
+#[test]
+fn the_admission_rate_counts_the_last_minute_only() {
+    let server = Server::start();
+    let mut con = server.client();
+    let (now, _): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+    // Seconds 58, 10 and 0 ago are in the window (10 admissions); 61 and
+    // 100 ago are not. (58, not 59: the clock may tick during the test.)
+    let history = [(100, 50), (61, 7), (58, 5), (10, 3), (0, 2)];
+    let cases = [
+        ("fresh", &history[..], None),
+        ("few-gone", &history[1..], Some((17, now - 62))),
+        ("many-gone", &history[..], Some((67, now - 100))),
+    ];
+    for (ev, seconds, kept) in cases {
+        tq!(&mut con, "TQ.CONFIG", ev, "RATE", 1, "BURST", 1).unwrap();
+        for i in 0..4 {
+            tq!(&mut con, "TQ.ENQUEUE", ev, "u", format!("t{i}")).unwrap();
+        }
+        let admits = format!("tq:{{{ev}}}:admits");
+        for (ago, count) in seconds {
+            let second = (now - ago).to_string();
+            let _: i64 = redis_query(&mut con, &["HSET", &admits, &second, &count.to_string()]);
+        }
+        if let Some((sum, from)) = kept {
+            let text = format!("rate=1 burst=1 recent_admits={sum} recent_from={from}");
+            let _: () = redis_query(&mut con, &["SET", &format!("tq:{{{ev}}}:meta"), &text]);
+        }
+
+        let before = digest(&mut con);
+        let rate = float(&field(
+            &tq!(&mut con, "TQ.STATS", ev).unwrap(),
+            "admission_rate",
+        ));
+        assert!((rate - 10.0 / 60.0).abs() < 1e-9, "{ev}: rate {rate}");
+        assert_eq!(digest(&mut con), before, "{ev}: TQ.STATS wrote");
+
+        // t3 waits (one token): its eta comes from the measured rate.
+        let p = position(&mut con, ev, "t3");
+        assert_eq!(int_field(&p, "ready"), 0, "{ev}");
+        let eta = int_field(&p, "eta_ms");
+        assert!(
+            (18_000..=24_000).contains(&eta),
+            "{ev}: eta {eta} at 1/6 per second"
+        );
+        let mut left: Vec<u64> = redis_query::<Vec<String>>(&mut con, &["HKEYS", &admits])
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [now - 58, now - 10, now], "{ev}: seconds kept");
+        let meta = meta_fields(&mut con, ev);
+        assert_eq!(meta["recent_admits"], "10", "{ev}");
+        let from: u64 = meta["recent_from"].parse().unwrap();
+        assert!(
+            (now - 59..=now - 57).contains(&from),
+            "{ev}: recent_from {from}"
+        );
+
+        // An admission adds to the kept sum.
+        tq!(&mut con, "TQ.ENTER", ev, "t0").unwrap();
+        let rate = float(&field(
+            &tq!(&mut con, "TQ.STATS", ev).unwrap(),
+            "admission_rate",
+        ));
+        assert!((rate - 11.0 / 60.0).abs() < 1e-9, "{ev}: rate {rate}");
+        assert_eq!(meta_fields(&mut con, ev)["recent_admits"], "11", "{ev}");
+    }
+}

@@ -16,16 +16,29 @@ use crate::domain::settings::Setting;
 use crate::domain::store::Counter;
 
 /// A field of the meta text. Counters and settings keep the names the
-/// domain gives them; the bucket state is the glue's own.
+/// domain gives them; the bucket state and the admissions bookkeeping are
+/// the glue's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {
     Counter(Counter),
     Setting(Setting),
     BucketMilli,
     BucketAt,
+    /// The sum of the counts in the `admits` hash.
+    RecentAdmits,
+    /// No second before this one is in the `admits` hash.
+    RecentFrom,
 }
 
-pub const FIELD_COUNT: usize = Counter::ALL.len() + Setting::ALL.len() + 2;
+/// The fields that are neither counters nor settings, in `ALL` order.
+const OWN_FIELDS: [MetaField; 4] = [
+    MetaField::BucketMilli,
+    MetaField::BucketAt,
+    MetaField::RecentAdmits,
+    MetaField::RecentFrom,
+];
+
+pub const FIELD_COUNT: usize = Counter::ALL.len() + Setting::ALL.len() + OWN_FIELDS.len();
 
 impl MetaField {
     pub const ALL: [MetaField; FIELD_COUNT] = {
@@ -40,7 +53,11 @@ impl MetaField {
             all[i + j] = MetaField::Setting(Setting::ALL[j]);
             j += 1;
         }
-        all[FIELD_COUNT - 1] = MetaField::BucketAt;
+        let mut k = 0;
+        while k < OWN_FIELDS.len() {
+            all[i + j + k] = OWN_FIELDS[k];
+            k += 1;
+        }
         all
     };
 
@@ -51,6 +68,8 @@ impl MetaField {
             MetaField::Setting(s) => s.field().as_bytes(),
             MetaField::BucketMilli => b"bucket_milli",
             MetaField::BucketAt => b"bucket_at",
+            MetaField::RecentAdmits => b"recent_admits",
+            MetaField::RecentFrom => b"recent_from",
         }
     }
 
@@ -59,8 +78,10 @@ impl MetaField {
         match self {
             MetaField::Counter(c) => c as usize,
             MetaField::Setting(s) => Counter::ALL.len() + s as usize,
-            MetaField::BucketMilli => FIELD_COUNT - 2,
-            MetaField::BucketAt => FIELD_COUNT - 1,
+            MetaField::BucketMilli => FIELD_COUNT - 4,
+            MetaField::BucketAt => FIELD_COUNT - 3,
+            MetaField::RecentAdmits => FIELD_COUNT - 2,
+            MetaField::RecentFrom => FIELD_COUNT - 1,
         }
     }
 }

@@ -15,7 +15,7 @@ use redis_module::{raw, Context, ContextFlags, KeyType};
 use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::meta::{MetaField, MetaValues};
 use super::rawkey::{Key, RStr, RedisArg};
-use crate::domain::bucket::RATE_WINDOW_S;
+use crate::domain::bucket::window_start_s;
 use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
@@ -29,6 +29,11 @@ const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
 /// A user's rank is counted by walking their entries up to this many;
 /// beyond, ZRANK is cheaper.
 const WALK_USER_RANK: u64 = 32;
+
+/// Seconds of admission history looked up one by one when they leave the
+/// window; past this many (after a pause in admissions), one scan of the
+/// hash costs less.
+const LOOKUP_SECONDS: u64 = 8;
 
 fn parse_u64(b: &[u8]) -> TqResult<u64> {
     std::str::from_utf8(b)
@@ -323,6 +328,76 @@ impl<'c> RedisStore<'c> {
         }
     }
 
+    /// Admissions recorded in seconds >= `since_s`. The `admits` hash
+    /// keeps a count per second; meta keeps their sum and the oldest second
+    /// the hash may hold, so the answer is that sum less the seconds that
+    /// have left the window since: usually none or one, looked up, not a
+    /// scan of the minute's 60 fields that every waiting fan's TQ.POSITION
+    /// would otherwise pay. A write command also drops those seconds from
+    /// the hash; a read-only one leaves them.
+    fn recent_admissions(&mut self, since_s: u64) -> TqResult<u64> {
+        let kept = (
+            self.meta_value(MetaField::RecentAdmits)?,
+            self.meta_value(MetaField::RecentFrom)?,
+        );
+        let (sum, from) = match kept {
+            (Some(sum), Some(from)) => (sum, from),
+            // Not kept yet (a new event, or one from tq 0.1): count.
+            _ => (
+                self.admissions_between(0, u64::MAX)?
+                    .iter()
+                    .map(|(_, n)| n)
+                    .sum(),
+                0,
+            ),
+        };
+        if since_s <= from {
+            return Ok(sum);
+        }
+        let gone = self.admissions_between(from, since_s)?;
+        let sum = sum.saturating_sub(gone.iter().map(|(_, n)| n).sum());
+        if self.writable {
+            let admits = self.key(Fixed::Admits);
+            for (second, _) in &gone {
+                hdel(admits, &Decimal::of(*second));
+            }
+            self.write_meta(&[
+                (MetaField::RecentAdmits, Some(sum)),
+                (MetaField::RecentFrom, Some(since_s)),
+            ])?;
+        }
+        Ok(sum)
+    }
+
+    /// (second, count) of the seconds in `from..before` that the `admits`
+    /// hash holds: a lookup per second for a few, one scan for more.
+    fn admissions_between(&mut self, from: u64, before: u64) -> TqResult<Vec<(u64, u64)>> {
+        let admits = self.key(Fixed::Admits);
+        if !admits.exists() {
+            return Ok(Vec::new());
+        }
+        if before - from <= LOOKUP_SECONDS {
+            return (from..before)
+                .filter_map(|second| {
+                    let count = admits.hget(&Decimal::of(second))?;
+                    Some(parse_u64(&count).map(|count| (second, count)))
+                })
+                .collect();
+        }
+        let (mut found, mut unreadable) = (Vec::new(), false);
+        admits.hscan(
+            |second, count| match (parse_u64(second), parse_u64(count)) {
+                (Ok(s), Ok(n)) if (from..before).contains(&s) => found.push((s, n)),
+                (Ok(_), Ok(_)) => {}
+                _ => unreadable = true,
+            },
+        );
+        if unreadable {
+            return Err(corrupt("admission history"));
+        }
+        Ok(found)
+    }
+
     /// ZCOUNT key -inf max.
     fn zcount_to(&mut self, which: Fixed, max: &[u8]) -> TqResult<u64> {
         let (ctx, min, max) = (
@@ -580,7 +655,9 @@ impl EventStore for RedisStore<'_> {
     }
 
     fn record_admission(&mut self, now_ms: u64) -> TqResult<()> {
-        let second = Decimal::of(now_ms / 1000);
+        let now_s = now_ms / 1000;
+        let recent = self.recent_admissions(window_start_s(now_ms))?;
+        let second = Decimal::of(now_s);
         let admits = self.key(Fixed::Admits);
         let count = admits
             .hget(&second)
@@ -589,36 +666,20 @@ impl EventStore for RedisStore<'_> {
             .unwrap_or(0)
             + 1;
         hset(admits, &second, &Decimal::of(count));
-        if count == 1 {
-            // First admission of a new second: drop seconds that have left
-            // the window, so the hash holds at most one window.
-            let oldest_kept = (now_ms / 1000).saturating_sub(RATE_WINDOW_S - 1);
-            let mut gone = Vec::new();
-            admits.hscan(|second, _| {
-                if parse_u64(second).is_ok_and(|s| s < oldest_kept) {
-                    gone.push(second.to_vec());
-                }
-            });
-            for second in &gone {
-                hdel(admits, second);
-            }
+        self.write_meta(&[(MetaField::RecentAdmits, Some(recent + 1))])?;
+        if self
+            .meta_value(MetaField::RecentFrom)?
+            .is_some_and(|from| now_s < from)
+        {
+            // The clock went back (a failover): keep every second in the
+            // hash at or after `recent_from`.
+            self.write_meta(&[(MetaField::RecentFrom, Some(now_s))])?;
         }
         Ok(())
     }
 
     fn admissions_since(&mut self, since_s: u64) -> TqResult<u64> {
-        let (mut total, mut corrupt_field) = (0, false);
-        self.key(Fixed::Admits).hscan(|second, count| {
-            match (parse_u64(second), parse_u64(count)) {
-                (Ok(s), Ok(n)) if s >= since_s => total += n,
-                (Ok(_), Ok(_)) => {}
-                _ => corrupt_field = true,
-            }
-        });
-        if corrupt_field {
-            return Err(corrupt("admission history"));
-        }
-        Ok(total)
+        self.recent_admissions(since_s)
     }
 
     fn seat(&mut self, seat: &[u8]) -> TqResult<StoredSeat> {
