@@ -27,7 +27,7 @@ gen_pipe() {
 # few minutes into a sale, one per line (for redis-cli to read): its own
 # settings (HEARTBEAT long enough that nothing is abandoned mid-run, RATE
 # and BURST that never hold anyone back), an admission, a duplicate and a
-# sold seat, then a large inventory. Its `meta` then holds 11 of its 13
+# sold seat, then a large inventory. Its `meta` then holds 13 of its 15
 # fields, as a real event's does; every command reads it, so an event
 # with an empty meta would flatter tq.
 mature_event_commands() {
@@ -42,4 +42,4 @@ TQ.CONFIRM ev mature-seat mature-user
 TQ.INVENTORY ev SET 100000000
 COMMANDS
 }
-MATURE_META_FIELDS=11
+MATURE_META_FIELDS=13

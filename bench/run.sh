@@ -297,13 +297,19 @@ gen_pipe "$WORK/release.resp" 0 "$last" HSET "bare:{ev}:seats" "s#" AVAILABLE
 pipe_row "HSET (bare)" hset "$WORK/release.resp"
 rm -f "$WORK/release.resp"
 
-check_position() { # token expected-position (reply: position, N, ...)
-  local got
-  got="$(rcli TQ.POSITION ev "$1" | sed -n 2p)"
-  [ "$got" = "$2" ] || { echo "bench: TQ.POSITION ev $1 gave position '$got', expected $2" >&2; exit 1; }
+check_position() { # token expected-position (reply: position, N, user_position, N, ready, 0|1, ...)
+  local reply
+  reply="$(rcli TQ.POSITION ev "$1")"
+  [ "$(sed -n 2p <<<"$reply")" = "$2" ] && [ "$(sed -n 6p <<<"$reply")" = 0 ] || {
+    echo "bench: TQ.POSITION ev $1 gave '$reply', expected position $2, not ready" >&2
+    exit 1
+  }
 }
 echo "== position (queue of $Q_SMALL, then $Q_LARGE waiting)"
 flush; mature_event
+# The fan asked about waits, as most do during a sale: 100 admissions a
+# second, so the reply's eta comes from the measured admission rate.
+expect OK TQ.CONFIG ev RATE 100 BURST 100
 fill 0 $((Q_SMALL - 1)) TQ.ENQUEUE ev "u#" "t#"
 expect "$Q_SMALL" XLEN "tq:{ev}:queue"
 mid=$((Q_SMALL / 2))
