@@ -120,24 +120,29 @@ impl Setting {
 /// The options of one TQ.CONFIG call, each present at most once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsChange {
-    values: Vec<(Setting, u64)>,
+    /// By `Setting` (every command reads the event's settings, so this
+    /// allocates nothing).
+    values: [Option<u64>; Setting::ALL.len()],
 }
 
 impl SettingsChange {
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.iter().all(Option::is_none)
     }
 
     pub fn contains(&self, setting: Setting) -> bool {
-        self.values.iter().any(|(s, _)| *s == setting)
+        self.values[setting as usize].is_some()
     }
 
     pub fn set(&mut self, setting: Setting, value: u64) {
-        self.values.push((setting, value));
+        self.values[setting as usize] = Some(value);
     }
 
+    /// The settings changed, in `Setting::ALL` order.
     pub fn iter(&self) -> impl Iterator<Item = (Setting, u64)> + '_ {
-        self.values.iter().copied()
+        Setting::ALL
+            .into_iter()
+            .filter_map(|setting| Some((setting, self.values[setting as usize]?)))
     }
 }
 

@@ -109,6 +109,10 @@ impl CommandId {
 
 /// Runs one command: no panic escapes into Redis, every outcome is a reply
 /// and is counted.
+/// Arguments of a call passed on the stack; a longer call (only ever an
+/// invalid one) gets a vector.
+const INLINE_ARGS: usize = 12;
+
 fn run(
     id: CommandId,
     ctx: *mut raw::RedisModuleCtx,
@@ -119,10 +123,19 @@ fn run(
     let context = Context::new(ctx);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: Redis passes `argc` valid strings that outlive the call.
-        let args: Vec<&[u8]> = (1..argc.max(1) as usize)
-            .map(|i| unsafe { RedisString::string_as_slice(*argv.add(i)) })
-            .collect();
-        id.handler()(&context, &args)
+        let arg = |i: usize| unsafe { RedisString::string_as_slice(*argv.add(i)) };
+        let count = (argc.max(1) - 1) as usize;
+        if count <= INLINE_ARGS {
+            // Every valid TQ call fits: no allocation for its arguments.
+            let mut args: [&[u8]; INLINE_ARGS] = [&[]; INLINE_ARGS];
+            for (i, slot) in args[..count].iter_mut().enumerate() {
+                *slot = arg(i + 1);
+            }
+            id.handler()(&context, &args[..count])
+        } else {
+            let args: Vec<&[u8]> = (1..=count).map(arg).collect();
+            id.handler()(&context, &args)
+        }
     }))
     .unwrap_or_else(|panic| Err(TqError::Internal(panic_text(&panic))));
     let error_code = match &outcome {

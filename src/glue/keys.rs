@@ -79,58 +79,82 @@ impl Fixed {
 
 /// Key names of one event: `tq:{E}:` plus a suffix.
 pub struct EventKeys {
-    prefix: Vec<u8>,
-    fixed: Rc<FixedNames>,
+    names: Rc<EventNames>,
 }
 
-/// The names of an event's fixed keys as Redis strings, indexed by `Fixed`.
-struct FixedNames([RStr; Fixed::ALL.len()]);
+/// An event's key prefix, and its fixed keys' names as Redis strings
+/// (indexed by `Fixed`).
+struct EventNames {
+    prefix: Vec<u8>,
+    fixed: [RStr; Fixed::ALL.len()],
+}
+
+/// Per-user and dedupe key names up to this long are assembled without
+/// allocating.
+const NAME_ON_STACK: usize = 256;
 
 /// Events whose fixed key names are kept; past this the cache starts over.
 const CACHED_EVENTS: usize = 1024;
 
 thread_local! {
-    /// Fixed key names of recently used events. Every command opens several
-    /// of them; taking a reference to a cached name saves making and
+    /// Key names of recently used events. Every command opens several
+    /// fixed keys; taking a reference to a cached name saves making and
     /// freeing a string per key per command. Only names live here, never
     /// state (all state is in the keys themselves). Redis runs commands and
     /// timers on its main thread, so one cache per thread is one cache.
-    static FIXED_NAMES: RefCell<HashMap<Vec<u8>, Rc<FixedNames>>> =
+    static EVENT_NAMES: RefCell<HashMap<Vec<u8>, Rc<EventNames>>> =
         RefCell::new(HashMap::new());
 }
 
 impl EventKeys {
     /// The event name.
     pub fn event(&self) -> &[u8] {
-        &self.prefix[4..self.prefix.len() - 2]
+        let prefix = &self.names.prefix;
+        &prefix[4..prefix.len() - 2]
     }
 
     pub fn new(event: &[u8]) -> Self {
-        let prefix = prefix_of(event);
-        let fixed = FIXED_NAMES.with_borrow_mut(|cache| {
+        let names = EVENT_NAMES.with_borrow_mut(|cache| {
             if let Some(names) = cache.get(event) {
                 return names.clone();
             }
             if cache.len() >= CACHED_EVENTS {
                 cache.clear();
             }
-            let names = Rc::new(FixedNames(
-                Fixed::ALL.map(|which| RStr::detached(&fixed_name(&prefix, which))),
-            ));
+            let prefix = prefix_of(event);
+            let fixed = Fixed::ALL.map(|which| RStr::detached(&fixed_name(&prefix, which)));
+            let names = Rc::new(EventNames { prefix, fixed });
             cache.insert(event.to_vec(), names.clone());
             names
         });
-        EventKeys { prefix, fixed }
+        EventKeys { names }
     }
 
     /// The name of a fixed key, for this command.
     pub fn fixed(&self, ctx: &Context, which: Fixed) -> RStr {
-        self.fixed.0[which as usize].retain(ctx)
+        self.names.fixed[which as usize].retain(ctx)
     }
 
     /// The name of a per-user or per-dedupe-id key.
     pub fn other(&self, ctx: &Context, kind: Other, id: &[u8]) -> RStr {
-        RStr::new(ctx, &other_name(&self.prefix, kind, id))
+        let prefix = &self.names.prefix;
+        let len = prefix.len() + kind.infix().len() + id.len();
+        if len > NAME_ON_STACK {
+            return RStr::new(ctx, &other_name(prefix, kind, id));
+        }
+        // Most names are short: put them together on the stack.
+        let mut name = [0u8; NAME_ON_STACK];
+        let mut at = 0;
+        for part in [prefix.as_slice(), kind.infix(), id] {
+            name[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        RStr::new(ctx, &name[..at])
+    }
+
+    /// Whether `name` is this event's `kind` key for `id`.
+    pub fn is_other(&self, name: &[u8], kind: Other, id: &[u8]) -> bool {
+        is_other_name(&self.names.prefix, name, kind, id)
     }
 }
 
@@ -148,6 +172,15 @@ fn fixed_name(prefix: &[u8], which: Fixed) -> Vec<u8> {
 
 fn other_name(prefix: &[u8], kind: Other, id: &[u8]) -> Vec<u8> {
     [prefix, kind.infix(), id].concat()
+}
+
+/// `name == other_name(prefix, kind, id)`, for a `name` that starts with
+/// `prefix`, without building the other name.
+fn is_other_name(prefix: &[u8], name: &[u8], kind: Other, id: &[u8]) -> bool {
+    let infix_at = prefix.len();
+    name.len() == infix_at + kind.infix().len() + id.len()
+        && name.ends_with(id)
+        && name[infix_at..].starts_with(kind.infix())
 }
 
 /// Keys an event has one of per user, or per dedupe id.
@@ -221,6 +254,26 @@ pub fn event_with_timed_work(key: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_names_are_recognised_without_building_them() {
+        let prefix = prefix_of(b"ev");
+        let ids: [&[u8]; 5] = [b"u1", b"u", b"user:u1", b"", b"1u"];
+        for kind in [Other::User, Other::Dedupe] {
+            for id in ids {
+                let name = other_name(&prefix, kind, id);
+                for other_kind in [Other::User, Other::Dedupe] {
+                    for other_id in ids {
+                        assert_eq!(
+                            is_other_name(&prefix, &name, other_kind, other_id),
+                            kind == other_kind && id == other_id,
+                            "{kind:?} {id:?} vs {other_kind:?} {other_id:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn key_names() {

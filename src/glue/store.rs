@@ -105,12 +105,12 @@ pub struct RedisStore<'c> {
     /// The event's fixed keys, each opened on first use.
     open: [Option<Key<'c>>; 8],
     /// Per-user and per-dedupe-id keys opened so far (one or two).
-    others: Vec<(Other, Vec<u8>, Key<'c>)>,
+    others: Vec<(Other, Key<'c>)>,
     /// The meta values, read on first use.
     meta: Option<MetaValues>,
     /// Strings made for the members this command names (its token, user,
     /// seat), reused by each operation and replicated write naming them.
-    made: Vec<RStr>,
+    made: [Option<RStr>; KEPT_STRINGS],
 }
 
 /// How many distinct member strings a command keeps for reuse; a command
@@ -136,7 +136,7 @@ impl<'c> RedisStore<'c> {
             open: Default::default(),
             others: Vec::new(),
             meta: None,
-            made: Vec::new(),
+            made: Default::default(),
         }
     }
 
@@ -208,30 +208,31 @@ impl<'c> RedisStore<'c> {
 
     /// The key of one user (or dedupe id), opened once per command.
     fn other(&mut self, kind: Other, id: &[u8]) -> &Key<'c> {
+        let keys = &self.keys;
         let found = self
             .others
             .iter()
-            .position(|(k, i, _)| *k == kind && i == id);
+            .position(|(k, key)| *k == kind && keys.is_other(key.name.bytes(), kind, id));
         let at = match found {
             Some(at) => at,
             None => {
                 let name = self.keys.other(self.ctx, kind, id);
                 let key = Key::open(self.ctx, name, self.writable);
-                self.others.push((kind, id.to_vec(), key));
+                self.others.push((kind, key));
                 self.others.len() - 1
             }
         };
-        &self.others[at].2
+        &self.others[at].1
     }
 
     /// `bytes` as a Redis string, made once per command.
     fn string(&mut self, bytes: &[u8]) -> RStr {
-        if let Some(made) = self.made.iter().find(|s| s.bytes() == bytes) {
+        if let Some(made) = self.made.iter().flatten().find(|s| s.bytes() == bytes) {
             return made.retain(self.ctx);
         }
         let made = RStr::new(self.ctx, bytes);
-        if self.made.len() < KEPT_STRINGS {
-            self.made.push(made.retain(self.ctx));
+        if let Some(free) = self.made.iter_mut().find(|slot| slot.is_none()) {
+            *free = Some(made.retain(self.ctx));
         }
         made
     }
