@@ -113,6 +113,9 @@ pub struct RedisStore<'c> {
     made: [Option<RStr>; KEPT_STRINGS],
 }
 
+/// Per-user and dedupe keys a command keeps open (most use one or two).
+const KEPT_OTHERS: usize = 8;
+
 /// How many distinct member strings a command keeps for reuse; a command
 /// that names more (TRIM, reaping) makes the others per use.
 const KEPT_STRINGS: usize = 8;
@@ -206,16 +209,23 @@ impl<'c> RedisStore<'c> {
             .get_or_insert_with(|| Key::open(ctx, keys.fixed(ctx, which), writable))
     }
 
-    /// The key of one user (or dedupe id), opened once per command.
+    /// The key of one user (or dedupe id), opened once per command while
+    /// it is among the last few used.
     fn other(&mut self, kind: Other, id: &[u8]) -> &Key<'c> {
         let keys = &self.keys;
         let found = self
             .others
             .iter()
-            .position(|(k, key)| *k == kind && keys.is_other(key.name.bytes(), kind, id));
+            .rposition(|(k, key)| *k == kind && keys.is_other(key.name.bytes(), kind, id));
         let at = match found {
             Some(at) => at,
             None => {
+                if self.others.len() == KEPT_OTHERS {
+                    // A command that removes many entries (reaping, TRIM)
+                    // is done with a user's key once it moves on: close
+                    // the oldest rather than search ever more keys.
+                    self.others.remove(0);
+                }
                 let name = self.keys.other(self.ctx, kind, id);
                 let key = Key::open(self.ctx, name, self.writable);
                 self.others.push((kind, key));
