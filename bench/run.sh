@@ -13,6 +13,7 @@
 #   BENCH_MEM_N    entries / holds per memory measurement          [100000]
 #   BENCH_Q_SMALL  queue length for the small TQ.POSITION row      [5000]
 #   BENCH_Q_LARGE  queue length for the large TQ.POSITION row      [500000]
+#   BENCH_REAP_N   entries found abandoned by one command          [100000]
 #   TQ_MODULE      module to load          [target/release/libtq.so]
 #   TQ_SERVER      server binary           [redis-server]
 set -euo pipefail
@@ -26,6 +27,7 @@ N_PIPE="${BENCH_PIPE_N:-200000}"
 N_MEM="${BENCH_MEM_N:-100000}"
 Q_SMALL="${BENCH_Q_SMALL:-5000}"
 Q_LARGE="${BENCH_Q_LARGE:-500000}"
+N_REAP="${BENCH_REAP_N:-100000}"
 CLIENTS=50
 # redis-benchmark draws each __rand_int__ independently from 0..RANGE-1.
 # One draw from 1e9 values repeats within a 200k-request run (birthday
@@ -333,6 +335,25 @@ pipe_row "TQ.ENTER" tq.enter "$WORK/enter.resp"
 rm -f "$WORK/enter.resp"
 expect 0 XLEN "tq:{ev}:queue"
 
+# A command that finds many entries abandoned at once removes them all
+# before it answers (so that positions stay exact): after an outage, the
+# first fan back pays for everyone who stopped polling. One TQ.LEAVE
+# finds $N_REAP entries abandoned; XLEN before and after it, in the same
+# transaction, say how many it removed (the reaper may take a batch first).
+echo "== abandonment (one command finds $N_REAP entries abandoned)"
+flush; mature_event
+fill 0 $((N_REAP - 1)) TQ.ENQUEUE ev "u#" "a#"
+sleep 1.1
+expect OK CONFIG RESETSTAT
+expect OK TQ.CONFIG ev HEARTBEAT 1
+reap_out="$(printf 'MULTI\nXLEN tq:{ev}:queue\nTQ.LEAVE ev nobody\nXLEN tq:{ev}:queue\nEXEC\n' | rcli)"
+read -r REAP_BEFORE _ REAP_AFTER <<<"$(tail -n 3 <<<"$reap_out" | tr '\n' ' ')"
+read -r _ REAP_USEC _ <<<"$(cmdstat tq.leave)"
+[ "$REAP_AFTER" = 0 ] && num_ok "$REAP_BEFORE" || { echo "bench: abandonment run gave '$reap_out'" >&2; exit 1; }
+REAP_MS="$(awk -v u="$REAP_USEC" 'BEGIN { printf "%.0f", u / 1000 }')"
+REAP_PER="$(awk -v u="$REAP_USEC" -v n="$REAP_BEFORE" 'BEGIN { printf "%.1f", u / n }')"
+printf '  one TQ.LEAVE removed %s abandoned entries in %s ms (%s us each)\n' "$REAP_BEFORE" "$REAP_MS" "$REAP_PER"
+
 echo "== memory ($N_MEM entries / holds each, used_memory delta)"
 mem_delta() { # setup done by caller; fills with ARGs, prints bytes per item
   local before after
@@ -417,6 +438,11 @@ REPORT="$WORK/report.md"
     "HSET (bare, one large hash)"
   floor_row "TQ.HOLD" "HSET seats + ZADD holds + SET meta" \
     "HSET (bare, one large hash)" "ZADD (bare, one large set)" "SET (bare, a mature meta text)"
+  echo
+  echo "## Abandonment"
+  echo
+  echo "One TQ.LEAVE that found $REAP_BEFORE entries abandoned at once removed them all in $REAP_MS ms"
+  echo "($REAP_PER us per entry) before it answered: the first command after a mass abandonment pays for it."
   echo
   echo "## Memory (used_memory delta / $N_MEM)"
   echo
