@@ -59,7 +59,7 @@ impl Fixed {
     }
 
     /// The Redis type the key has when it exists.
-    pub fn kind(self) -> KeyType {
+    fn kind(self) -> KeyType {
         match self {
             Fixed::Queue => KeyType::Stream,
             Fixed::Order | Fixed::Beat | Fixed::Holds => KeyType::ZSet,
@@ -200,11 +200,16 @@ impl Other {
         }
     }
 
-    pub fn kind(self) -> KeyType {
+    fn kind(self) -> KeyType {
         match self {
             Other::User => KeyType::ZSet,
             Other::Dedupe => KeyType::String,
         }
+    }
+
+    /// Whether tq can use the key as it is: absent or of its type.
+    pub fn accepts(self, actual: KeyType) -> bool {
+        actual == KeyType::Empty || actual == self.kind()
     }
 }
 

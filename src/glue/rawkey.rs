@@ -391,23 +391,24 @@ impl<'c> Key<'c> {
         // unless the key is empty or a string; on success DMA gives its
         // `value.len()` writable bytes.
         unsafe {
-            if raw::RedisModule_StringTruncate.unwrap()(self.ptr, value.len())
+            let mut len = 0;
+            let p = if raw::RedisModule_StringTruncate.unwrap()(self.ptr, value.len())
                 == raw::REDISMODULE_OK as c_int
             {
-                let mut len = 0;
-                let p = raw::RedisModule_StringDMA.unwrap()(
+                raw::RedisModule_StringDMA.unwrap()(
                     self.ptr,
                     &mut len,
                     raw::REDISMODULE_WRITE as c_int,
-                );
-                if !p.is_null() && len == value.len() {
-                    ptr::copy_nonoverlapping(value.as_ptr(), p.cast::<u8>(), len);
-                    self.mark(true);
-                    return;
-                }
+                )
+            } else {
+                ptr::null_mut()
+            };
+            if !p.is_null() && len == value.len() {
+                ptr::copy_nonoverlapping(value.as_ptr(), p.cast::<u8>(), len);
+            } else {
+                let v = RStr::new(self.ctx, value);
+                raw::RedisModule_StringSet.unwrap()(self.ptr, v.ptr);
             }
-            let v = RStr::new(self.ctx, value);
-            raw::RedisModule_StringSet.unwrap()(self.ptr, v.ptr);
         }
         self.mark(true);
     }

@@ -42,11 +42,6 @@ fn parse_u64(b: &[u8]) -> TqResult<u64> {
         .ok_or_else(|| TqError::Internal("stored number is not a count".into()))
 }
 
-/// A key that exists with another type than the one tq keeps there.
-fn is_wrong_type(actual: KeyType, expected: KeyType) -> bool {
-    actual != KeyType::Empty && actual != expected
-}
-
 /// A `meta` hash as tq 0.1 kept it.
 fn read_meta_hash(key: &Key<'_>) -> TqResult<MetaValues> {
     let mut values = MetaValues::default();
@@ -161,7 +156,7 @@ impl<'c> RedisStore<'c> {
             self.meta()?;
         }
         for &(kind, id) in others {
-            if is_wrong_type(self.other(kind, id).key_type(), kind.kind()) {
+            if !kind.accepts(self.other(kind, id).key_type()) {
                 return Err(TqError::WrongType);
             }
         }
@@ -351,22 +346,17 @@ impl<'c> RedisStore<'c> {
             self.meta_value(MetaField::RecentAdmits)?,
             self.meta_value(MetaField::RecentFrom)?,
         );
-        let (sum, from) = match kept {
-            (Some(sum), Some(from)) => (sum, from),
-            // Not kept yet (a new event, or one from tq 0.1): count.
-            _ => (
-                self.admissions_between(0, u64::MAX)?
-                    .iter()
-                    .map(|(_, n)| n)
-                    .sum(),
-                0,
-            ),
+        let (sum, gone) = match kept {
+            (Some(sum), Some(from)) if since_s <= from => return Ok(sum),
+            (Some(sum), Some(from)) => (sum, self.admissions_between(from, since_s)?),
+            // Not kept yet (a new event, or one from tq 0.1): one scan.
+            _ => {
+                let all = self.admissions_between(0, u64::MAX)?;
+                let sum = all.iter().map(|(_, n)| n).sum();
+                (sum, all.into_iter().filter(|(s, _)| *s < since_s).collect())
+            }
         };
-        if since_s <= from {
-            return Ok(sum);
-        }
-        let gone = self.admissions_between(from, since_s)?;
-        let sum = sum.saturating_sub(gone.iter().map(|(_, n)| n).sum());
+        let sum = sum.saturating_sub(gone.iter().map(|(_, n)| n).sum::<u64>());
         if self.writable {
             let admits = self.key(Fixed::Admits);
             for (second, _) in &gone {
@@ -425,7 +415,7 @@ impl<'c> RedisStore<'c> {
     /// to be usable, so that no later write meets a wrong-typed key.
     fn checked(&mut self, entry: Waiting) -> TqResult<Waiting> {
         let actual = self.other(Other::User, &entry.user).key_type();
-        if is_wrong_type(actual, Other::User.kind()) {
+        if !Other::User.accepts(actual) {
             return Err(TqError::WrongType);
         }
         Ok(entry)
