@@ -85,15 +85,6 @@ fn wait_rewrite_done(con: &mut redis::Connection) {
     );
 }
 
-fn aof_bytes(server: &Server) -> Vec<u8> {
-    let mut out = Vec::new();
-    let dir = server.dir.join("appendonlydir");
-    for entry in std::fs::read_dir(&dir).expect("appendonlydir") {
-        out.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    out
-}
-
 #[test]
 fn aof_replay_rewrite_restart_and_rdb_reload_keep_every_byte() {
     let server = Server::start_with(&["--appendonly", "yes"]);

@@ -388,6 +388,107 @@ fn background_reaping_happens_on_the_master_and_is_replicated() {
     assert_eq!(int_field(&stats, "holds_expired"), 3);
 }
 
+/// A mass abandonment removes a run of entries at the queue's front and
+/// others scattered behind it, in one command; a TRIM then removes the
+/// rest. Both replicate in batches (XTRIM MINID for the front run, one
+/// XDEL / ZREM / HDEL per key for the others) and must leave replica and
+/// AOF replay with the same data, and every index agreeing with the queue.
+#[test]
+fn mass_abandonment_and_trim_reach_the_replica_and_the_aof_as_the_same_data() {
+    let master = Server::start_with(&["--repl-diskless-sync-delay", "0", "--appendonly", "yes"]);
+    let replica = Server::start_replica_of(&master, &[]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    const JOINED: usize = 3000;
+    tq!(&mut m, "TQ.CONFIG", "mass", "HEARTBEAT", 300).unwrap();
+    let mut joins = redis::pipe();
+    for i in 0..JOINED {
+        joins
+            .cmd("TQ.ENQUEUE")
+            .arg("mass")
+            .arg(format!("u{}", i % 40))
+            .arg(format!("t{i}"));
+    }
+    joins.query::<()>(&mut m).unwrap();
+    std::thread::sleep(Duration::from_millis(2200));
+    // Beyond the first 1000, every third fan still polls.
+    let alive: Vec<usize> = (1000..JOINED).filter(|i| i % 3 == 0).collect();
+    let mut polls = redis::pipe();
+    for i in &alive {
+        polls.cmd("TQ.POSITION").arg("mass").arg(format!("t{i}"));
+    }
+    polls.query::<()>(&mut m).unwrap();
+    // Everyone else's last heartbeat is now over 2 s old.
+    tq!(&mut m, "TQ.CONFIG", "mass", "HEARTBEAT", 2).unwrap();
+    assert_eq!(int(&tq!(&mut m, "TQ.LEAVE", "mass", "nobody").unwrap()), 0);
+
+    let waiting = alive.len() as i64;
+    assert_eq!(
+        redis_query::<i64>(&mut m, &["XLEN", "tq:{mass}:queue"]),
+        waiting
+    );
+    for key in ["tq:{mass}:order", "tq:{mass}:beat"] {
+        assert_eq!(
+            redis_query::<i64>(&mut m, &["ZCARD", key]),
+            waiting,
+            "{key}"
+        );
+    }
+    assert_eq!(
+        redis_query::<i64>(&mut m, &["HLEN", "tq:{mass}:tokens"]),
+        waiting
+    );
+    let per_user: i64 = (0..40)
+        .map(|u| redis_query::<i64>(&mut m, &["ZCARD", &format!("tq:{{mass}}:user:u{u}")]))
+        .sum();
+    assert_eq!(per_user, waiting, "per-user entries");
+    assert_eq!(
+        meta_count(&mut m, "mass", "abandoned"),
+        (JOINED - alive.len()) as i64
+    );
+    // The survivors keep their order: the k-th of them stands at k.
+    for (k, i) in alive.iter().enumerate().step_by(97) {
+        let p = tq!(&mut m, "TQ.POSITION", "mass", format!("t{i}")).unwrap();
+        assert_eq!(int_field(&p, "position"), k as i64 + 1, "t{i}");
+    }
+    assert_eq!(
+        code(&tq!(&mut m, "TQ.POSITION", "mass", "t0")),
+        "NOT_QUEUED"
+    );
+    assert_eq!(
+        code(&tq!(&mut m, "TQ.POSITION", "mass", "t1001")),
+        "NOT_QUEUED"
+    );
+    assert_same_data(&mut m, &mut r);
+
+    // Everyone left joined over 2 s ago: one TRIM removes the whole queue.
+    assert_eq!(
+        int(&tq!(&mut m, "TQ.TRIM", "mass", "MAXAGE", 1).unwrap()),
+        waiting
+    );
+    assert_eq!(redis_query::<i64>(&mut m, &["XLEN", "tq:{mass}:queue"]), 0);
+    let left = scan_keys(&mut m, "tq:{mass}:*");
+    let left: Vec<String> = left
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(left, ["tq:{mass}:meta", "tq:{mass}:queue"], "keys left");
+    assert_same_data(&mut m, &mut r);
+
+    // Both kinds of stream deletion were used, and the AOF replays them
+    // to the same data.
+    let aof = String::from_utf8_lossy(&aof_bytes(&master)).to_ascii_lowercase();
+    assert!(aof.contains("xtrim"), "no front run was trimmed");
+    assert!(aof.contains("xdel"), "no scattered entry was deleted");
+    let before = key_digests(&mut m, "*");
+    redis_query::<String>(&mut m, &["DEBUG", "LOADAOF"]);
+    assert_eq!(
+        key_digests(&mut m, "*"),
+        before,
+        "DEBUG LOADAOF changed the data"
+    );
+}
+
 fn hash(con: &mut redis::Connection, key: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
     redis::cmd("HGETALL").arg(key).query(con).unwrap()
 }

@@ -98,10 +98,12 @@ impl EventStore for MemStore {
         Ok(id)
     }
 
-    fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
-        self.queue.remove(&entry.id);
-        self.by_token.remove(&entry.token);
-        self.beats.remove(&entry.token);
+    fn remove(&mut self, entries: &[Waiting]) -> TqResult<()> {
+        for entry in entries {
+            self.queue.remove(&entry.id);
+            self.by_token.remove(&entry.token);
+            self.beats.remove(&entry.token);
+        }
         Ok(())
     }
 

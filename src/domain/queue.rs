@@ -128,7 +128,7 @@ pub fn enter<S: EventStore>(
         milli_tokens: milli - 1000,
         at_ms: now_ms,
     })?;
-    store.remove(&entry)?;
+    store.remove(std::slice::from_ref(&entry))?;
     store.add_counter(Counter::Admitted, 1)?;
     store.record_admission(now_ms)?;
     Ok(Admitted {
@@ -145,7 +145,7 @@ pub fn leave<S: EventStore>(
 ) -> TqResult<bool> {
     reap_abandoned(store, settings, now_ms, ALL)?;
     match find(store, token) {
-        Ok(entry) => store.remove(&entry).map(|_| true),
+        Ok(entry) => store.remove(std::slice::from_ref(&entry)).map(|_| true),
         Err(TqError::NotQueued) => Ok(false),
         Err(e) => Err(e),
     }
@@ -166,9 +166,7 @@ pub fn trim<S: EventStore>(
         if batch.is_empty() {
             return Ok(removed);
         }
-        for entry in &batch {
-            store.remove(entry)?;
-        }
+        store.remove(&batch)?;
         removed += batch.len() as u64;
     }
 }
@@ -207,14 +205,16 @@ pub fn reap_abandoned<S: EventStore>(
 ) -> TqResult<u64> {
     let cutoff = abandon_cutoff(settings, now_ms);
     let stale = store.stale_tokens(cutoff, limit)?;
-    for token in &stale {
-        let entry = find(store, token)?;
-        store.remove(&entry)?;
+    if stale.is_empty() {
+        return Ok(0);
     }
-    if !stale.is_empty() {
-        store.add_counter(Counter::Abandoned, stale.len() as i64)?;
-    }
-    Ok(stale.len() as u64)
+    let entries = stale
+        .iter()
+        .map(|token| find(store, token))
+        .collect::<TqResult<Vec<_>>>()?;
+    store.remove(&entries)?;
+    store.add_counter(Counter::Abandoned, entries.len() as i64)?;
+    Ok(entries.len() as u64)
 }
 
 /// An entry is abandoned once `now - last heartbeat > heartbeat`, i.e. its

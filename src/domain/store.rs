@@ -86,8 +86,9 @@ pub trait EventStore {
     fn user_entries(&mut self, user: &[u8]) -> TqResult<Vec<(EntryId, Vec<u8>)>>;
     /// Appends at the tail with heartbeat `now_ms`; returns the new id.
     fn append(&mut self, token: &[u8], user: &[u8], now_ms: u64) -> TqResult<EntryId>;
-    /// Removes the entry from the queue and every index.
-    fn remove(&mut self, entry: &Waiting) -> TqResult<()>;
+    /// Removes these entries from the queue and every index. Many at once
+    /// (reaping, TRIM) in one call, so that a store can batch the work.
+    fn remove(&mut self, entries: &[Waiting]) -> TqResult<()>;
     /// Records a heartbeat.
     fn touch(&mut self, token: &[u8], now_ms: u64) -> TqResult<()>;
     /// Tokens whose last heartbeat is before `before_ms`, at most `limit`.

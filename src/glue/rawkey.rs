@@ -304,9 +304,10 @@ impl<'c> Key<'c> {
         self.mark(true);
     }
 
-    pub fn hdel(&self, field: &dyn RedisArg) {
+    /// True if the field was there.
+    pub fn hdel(&self, field: &dyn RedisArg) -> bool {
         if self.is_missing() {
-            return;
+            return false;
         }
         let f = field.to_redis(self.ctx);
         // REDISMODULE_HASH_DELETE is the value ((RedisModuleString*)1).
@@ -321,7 +322,7 @@ impl<'c> Key<'c> {
                 ptr::null_mut::<c_char>(),
             )
         };
-        self.mark(deleted > 0);
+        self.mark(deleted > 0)
     }
 
     /// Calls `each(field, value)` for every pair of a hash.
@@ -476,6 +477,24 @@ impl<'c> Key<'c> {
                 == raw::REDISMODULE_OK as c_int
         };
         self.mark(deleted)
+    }
+
+    /// XTRIM MINID `min_id`, exact: deletes every entry below it, walking
+    /// each stream node once and dropping whole nodes unread. How many.
+    pub fn xtrim_min_id(&self, min_id: EntryId) -> u64 {
+        if self.is_missing() {
+            return 0;
+        }
+        let mut sid = raw::RedisModuleStreamID {
+            ms: min_id.ms,
+            seq: min_id.seq,
+        };
+        // SAFETY: key opened for writing, of type stream (the caller's
+        // guard); flags 0 is an exact trim.
+        let trimmed = unsafe { raw::RedisModule_StreamTrimByID.unwrap()(self.ptr, 0, &mut sid) };
+        let trimmed = trimmed.max(0) as u64;
+        self.mark(trimmed > 0);
+        trimmed
     }
 
     /// Entries with ids in `from..=to` (or `from..to` when `to_exclusive`),

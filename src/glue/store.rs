@@ -11,13 +11,14 @@
 use std::ffi::{c_int, CStr};
 
 use redis_module::{raw, Context, ContextFlags, KeyType};
+use smallvec::SmallVec;
 
 use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::meta::{MetaField, MetaValues};
 use super::rawkey::{Key, RStr, RedisArg};
 use crate::domain::bucket::window_start_s;
 use crate::domain::decimal::Decimal;
-use crate::domain::entry_id::EntryId;
+use crate::domain::entry_id::{EntryId, IdText};
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::seats::{decode_seat, encode_seat};
 use crate::domain::settings::{Setting, Settings, SettingsChange};
@@ -29,6 +30,14 @@ const NOTIFY_HASH: c_int = raw::REDISMODULE_NOTIFY_HASH;
 /// A user's rank is counted by walking their entries up to this many;
 /// beyond, ZRANK is cheaper.
 const WALK_USER_RANK: u64 = 32;
+
+/// Entries removed together (reaping, TRIM) go in batches of this many:
+/// each batch's removals from a key replicate as one command.
+const REMOVE_BATCH: usize = 1024;
+
+/// A batch this big first looks for a run of entries at the queue's
+/// front, to trim rather than delete one by one (see `front_run`).
+const TRIM_FRONT_FROM: usize = 16;
 
 /// Seconds of admission history looked up one by one when they leave the
 /// window; past this many (after a pause in admissions), one scan of the
@@ -300,10 +309,6 @@ impl<'c> RedisStore<'c> {
         zadd(self.key(which), score, member);
     }
 
-    fn zrem(&mut self, which: Fixed, member: &RStr) {
-        zrem(self.key(which), member);
-    }
-
     fn add_to_queue(
         &mut self,
         id: Option<EntryId>,
@@ -319,19 +324,100 @@ impl<'c> RedisStore<'c> {
         Ok(id)
     }
 
-    /// Deletes through the module API, replicated as XDEL. Redis 7.0's own
-    /// XDEL of a stream's first entry re-finds the new first id by walking
-    /// the deleted entries of the first node (up to 100, ~75k instructions
-    /// per admission from the front of the queue); the module API skips
-    /// that bookkeeping. The entries are the same everywhere; only XINFO's
-    /// `max-deleted-entry-id` / `recorded-first-entry-id` stay behind on
-    /// the master (tq uses neither).
-    fn delete_from_queue(&mut self, id: EntryId) {
+    /// Deletes entries through the module API, replicated as one XDEL.
+    /// Redis 7.0's own XDEL of a stream's first entry re-finds the new
+    /// first id by walking the deleted entries of the first node (up to
+    /// 100, ~75k instructions per admission from the front of the queue);
+    /// the module API skips that bookkeeping. The entries are the same
+    /// everywhere; only XINFO's `max-deleted-entry-id` /
+    /// `recorded-first-entry-id` stay behind on the master (tq uses
+    /// neither).
+    fn delete_from_queue(&mut self, ids: &[EntryId]) {
         let queue = self.key(Fixed::Queue);
-        if queue.xdel(id) {
+        let deleted: SmallVec<[IdText; 1]> = ids
+            .iter()
+            .filter(|id| queue.xdel(**id))
+            .map(EntryId::text)
+            .collect();
+        if !deleted.is_empty() {
             queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xdel");
-            queue.replicate(c"XDEL", &[&id.text()]);
+            let args: SmallVec<[_; 1]> = deleted.iter().map(arg).collect();
+            queue.replicate(c"XDEL", &args);
         }
+    }
+
+    /// Deletes the queue's entries up to `last`, which are the first ones
+    /// of a batch being removed: one exact trim, replicated as XTRIM
+    /// MINID. A stream deletes one entry by walking its node's entries,
+    /// deleted ones included, up to it: deleting a node's entries front
+    /// to back one by one walks it quadratically; the trim walks it once.
+    fn trim_queue_front(&mut self, last: EntryId) {
+        let min_id = EntryId::new(last.ms, last.seq + 1);
+        let queue = self.key(Fixed::Queue);
+        if queue.xtrim_min_id(min_id) > 0 {
+            queue.notify(raw::REDISMODULE_NOTIFY_STREAM, c"xtrim");
+            queue.replicate(c"XTRIM", &[b"MINID", &min_id.text()]);
+        }
+    }
+
+    /// How many of a batch's entries (their `tokens`, sorted by id) are
+    /// the queue's first entries: the longest run `..n` whose last entry
+    /// ranks `n - 1` in `order`, found with a few ZRANKs. Worth them only
+    /// for a big batch, which is then usually all front: a TRIM, or every
+    /// fan gone quiet at once (an outage longer than the heartbeat).
+    fn front_run(&mut self, tokens: &[RStr]) -> TqResult<usize> {
+        if tokens.len() < TRIM_FRONT_FROM {
+            return Ok(0);
+        }
+        let ctx = self.ctx;
+        let order = self.key(Fixed::Order);
+        let is_front = |n: usize| -> TqResult<bool> {
+            let rank = call_int(ctx, c"ZRANK", &order.name, &[&tokens[n - 1]])?;
+            Ok(rank == Some(n as i64 - 1))
+        };
+        if is_front(tokens.len())? {
+            return Ok(tokens.len());
+        }
+        if !is_front(1)? {
+            return Ok(0);
+        }
+        // `..lo` is the front, `..hi` is not.
+        let (mut lo, mut hi) = (1, tokens.len());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if is_front(mid)? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Removes a batch of entries, sorted by id, from every key; each
+    /// key's part replicates as one command.
+    fn remove_batch(&mut self, batch: &[&Waiting]) -> TqResult<()> {
+        let tokens: SmallVec<[RStr; 1]> = batch
+            .iter()
+            .map(|entry| self.string(&entry.token))
+            .collect();
+        // Before `order` loses them: it tells which are the front.
+        let front = self.front_run(&tokens)?;
+        if front > 0 {
+            self.trim_queue_front(batch[front - 1].id);
+        }
+        let rest: SmallVec<[EntryId; 1]> = batch[front..].iter().map(|entry| entry.id).collect();
+        self.delete_from_queue(&rest);
+        for (entry, token) in batch.iter().zip(&tokens) {
+            zrem(
+                self.other(Other::User, &entry.user),
+                std::slice::from_ref(token),
+            );
+        }
+        zrem(self.key(Fixed::Order), &tokens);
+        zrem(self.key(Fixed::Beat), &tokens);
+        hdel(self.key(Fixed::Tokens), &tokens);
+        Ok(())
     }
 
     /// Admissions recorded in seconds >= `since_s`. The `admits` hash
@@ -358,10 +444,8 @@ impl<'c> RedisStore<'c> {
         };
         let sum = sum.saturating_sub(gone.iter().map(|(_, n)| n).sum::<u64>());
         if self.writable {
-            let admits = self.key(Fixed::Admits);
-            for (second, _) in &gone {
-                hdel(admits, &Decimal::of(*second));
-            }
+            let seconds: Vec<Decimal> = gone.iter().map(|(s, _)| Decimal::of(*s)).collect();
+            hdel(self.key(Fixed::Admits), &seconds);
             self.write_meta(&[
                 (MetaField::RecentAdmits, Some(sum)),
                 (MetaField::RecentFrom, Some(since_s)),
@@ -462,10 +546,14 @@ fn hset(key: &Key<'_>, field: &dyn RedisArg, value: &dyn RedisArg) {
     key.replicate(c"HSET", &[field, value]);
 }
 
-fn hdel(key: &Key<'_>, field: &dyn RedisArg) {
-    key.hdel(field);
-    key.notify(NOTIFY_HASH, c"hdel");
-    key.replicate(c"HDEL", &[field]);
+/// HDEL of `fields`: deleted here one by one, the ones that were there
+/// replicated as one HDEL.
+fn hdel<A: RedisArg>(key: &Key<'_>, fields: &[A]) {
+    let deleted: SmallVec<[_; 1]> = fields.iter().filter(|f| key.hdel(*f)).map(arg).collect();
+    if !deleted.is_empty() {
+        key.notify(NOTIFY_HASH, c"hdel");
+        key.replicate(c"HDEL", &deleted);
+    }
 }
 
 /// ZRANK of `member`; NOT_QUEUED when absent.
@@ -474,11 +562,19 @@ fn zrank(ctx: &Context, key: &Key<'_>, member: &RStr) -> TqResult<u64> {
     rank.map(|r| r as u64).ok_or(TqError::NotQueued)
 }
 
-fn zrem(key: &Key<'_>, member: &RStr) {
-    if key.zrem(member) {
+/// ZREM of `members`: removed here one by one, the ones that were there
+/// replicated as one ZREM.
+fn zrem<A: RedisArg>(key: &Key<'_>, members: &[A]) {
+    let removed: SmallVec<[_; 1]> = members.iter().filter(|m| key.zrem(*m)).map(arg).collect();
+    if !removed.is_empty() {
         key.notify(NOTIFY_ZSET, c"zrem");
-        key.replicate(c"ZREM", &[member]);
+        key.replicate(c"ZREM", &removed);
     }
+}
+
+/// One argument of a replicated command.
+fn arg<A: RedisArg>(a: &A) -> &dyn RedisArg {
+    a
 }
 
 impl EventStore for RedisStore<'_> {
@@ -561,7 +657,7 @@ impl EventStore for RedisStore<'_> {
         if !id.fits_score() {
             // More than 2^11 joins in one millisecond: move to the next
             // id that maps exactly to a score (see entry_id.rs).
-            self.delete_from_queue(id);
+            self.delete_from_queue(&[id]);
             id = self.add_to_queue(Some(id.next_scorable()), &token, &user_str)?;
         }
         let score = id.score() as u64;
@@ -572,13 +668,12 @@ impl EventStore for RedisStore<'_> {
         Ok(id)
     }
 
-    fn remove(&mut self, entry: &Waiting) -> TqResult<()> {
-        let token = self.string(&entry.token);
-        zrem(self.other(Other::User, &entry.user), &token);
-        self.delete_from_queue(entry.id);
-        self.zrem(Fixed::Order, &token);
-        self.zrem(Fixed::Beat, &token);
-        hdel(self.key(Fixed::Tokens), &token);
+    fn remove(&mut self, entries: &[Waiting]) -> TqResult<()> {
+        let mut by_id: SmallVec<[&Waiting; 1]> = entries.iter().collect();
+        by_id.sort_unstable_by_key(|entry| entry.id);
+        for batch in by_id.chunks(REMOVE_BATCH) {
+            self.remove_batch(batch)?;
+        }
         Ok(())
     }
 
@@ -695,12 +790,12 @@ impl EventStore for RedisStore<'_> {
         let seat = &self.string(seat);
         let seats = self.key(Fixed::Seats);
         match encode_seat(state) {
-            None => hdel(seats, seat),
+            None => hdel(seats, std::slice::from_ref(seat)),
             Some(record) => hset(seats, seat, &record),
         }
         match state {
             StoredSeat::Held { expires_ms, .. } => self.zadd(Fixed::Holds, *expires_ms, seat),
-            _ => self.zrem(Fixed::Holds, seat),
+            _ => zrem(self.key(Fixed::Holds), std::slice::from_ref(seat)),
         }
         Ok(())
     }

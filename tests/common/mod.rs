@@ -464,3 +464,13 @@ pub fn meta_count(con: &mut redis::Connection, event: &str, name: &str) -> i64 {
             .unwrap_or_else(|_| panic!("meta {name} of {event} is not a number: {v:?}"))
     })
 }
+
+/// Every AOF file of the server, concatenated.
+pub fn aof_bytes(server: &Server) -> Vec<u8> {
+    let mut out = Vec::new();
+    let dir = server.dir.join("appendonlydir");
+    for entry in std::fs::read_dir(&dir).expect("appendonlydir") {
+        out.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    out
+}
