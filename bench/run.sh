@@ -13,7 +13,7 @@
 #   BENCH_MEM_N    entries / holds per memory measurement          [100000]
 #   BENCH_Q_SMALL  queue length for the small TQ.POSITION row      [5000]
 #   BENCH_Q_LARGE  queue length for the large TQ.POSITION row      [500000]
-#   BENCH_REAP_N   entries found abandoned by one command          [100000]
+#   BENCH_REAP_N   entries joined for the abandonment rows         [100000]
 #   TQ_MODULE      module to load          [target/release/libtq.so]
 #   TQ_SERVER      server binary           [redis-server]
 set -euo pipefail
@@ -337,22 +337,42 @@ expect 0 XLEN "tq:{ev}:queue"
 
 # A command that finds many entries abandoned at once removes them all
 # before it answers (so that positions stay exact): after an outage, the
-# first fan back pays for everyone who stopped polling. One TQ.LEAVE
-# finds $N_REAP entries abandoned; XLEN before and after it, in the same
-# transaction, say how many it removed (the reaper may take a batch first).
-echo "== abandonment (one command finds $N_REAP entries abandoned)"
-flush; mature_event
-fill 0 $((N_REAP - 1)) TQ.ENQUEUE ev "u#" "a#"
-sleep 1.1
-expect OK CONFIG RESETSTAT
-expect OK TQ.CONFIG ev HEARTBEAT 1
-reap_out="$(printf 'MULTI\nXLEN tq:{ev}:queue\nTQ.LEAVE ev nobody\nXLEN tq:{ev}:queue\nEXEC\n' | rcli)"
-read -r REAP_BEFORE _ REAP_AFTER <<<"$(tail -n 3 <<<"$reap_out" | tr '\n' ' ')"
-read -r _ REAP_USEC _ <<<"$(cmdstat tq.leave)"
-[ "$REAP_AFTER" = 0 ] && num_ok "$REAP_BEFORE" || { echo "bench: abandonment run gave '$reap_out'" >&2; exit 1; }
-REAP_MS="$(awk -v u="$REAP_USEC" 'BEGIN { printf "%.0f", u / 1000 }')"
-REAP_PER="$(awk -v u="$REAP_USEC" -v n="$REAP_BEFORE" 'BEGIN { printf "%.1f", u / n }')"
-printf '  one TQ.LEAVE removed %s abandoned entries in %s ms (%s us each)\n' "$REAP_BEFORE" "$REAP_MS" "$REAP_PER"
+# first fan back pays for everyone who stopped polling. $N_REAP entries
+# join; two seconds later either none or every other one polls
+# (`abandon_once all|half`), and `TQ.CONFIG ev HEARTBEAT 2` makes the rest
+# abandoned. One TQ.LEAVE then removes them; XLEN before and after it, in
+# the same transaction, say how many (the reaper may take a batch first).
+# All abandoned is a run at the queue's front, which tq trims in one pass;
+# every other one is scattered, each deleted on its own.
+# Sets ABANDON_<mode>="removed ms us-per-entry".
+abandon_once() {
+  local mode=$1 keep=0 out before after usec
+  flush; mature_event
+  fill 0 $((N_REAP - 1)) TQ.ENQUEUE ev "u#" "a#"
+  sleep 2.1
+  if [ "$mode" = half ]; then
+    awk -v n="$N_REAP" 'BEGIN { for (i = 0; i < n; i += 2) { t = "a" i
+      printf "*3\r\n$11\r\nTQ.POSITION\r\n$2\r\nev\r\n$%d\r\n%s\r\n", length(t), t } }' >"$WORK/polls.resp"
+    pipe_file "$WORK/polls.resp"
+    rm -f "$WORK/polls.resp"
+    keep=$(((N_REAP + 1) / 2))
+  fi
+  expect OK CONFIG RESETSTAT
+  expect OK TQ.CONFIG ev HEARTBEAT 2
+  out="$(printf 'MULTI\nXLEN tq:{ev}:queue\nTQ.LEAVE ev nobody\nXLEN tq:{ev}:queue\nEXEC\n' | rcli)"
+  read -r before _ after <<<"$(tail -n 3 <<<"$out" | tr '\n' ' ')"
+  read -r _ usec _ <<<"$(cmdstat tq.leave)"
+  [ "$after" = "$keep" ] && num_ok "$before" || { echo "bench: abandonment ($mode) gave '$out'" >&2; exit 1; }
+  local removed=$((before - after))
+  local ms per
+  ms="$(awk -v u="$usec" 'BEGIN { printf "%.0f", u / 1000 }')"
+  per="$(awk -v u="$usec" -v n="$removed" 'BEGIN { printf "%.1f", u / n }')"
+  printf -v "ABANDON_$mode" '%s %s %s' "$removed" "$ms" "$per"
+  printf '  %s: one TQ.LEAVE removed %s abandoned entries in %s ms (%s us each)\n' "$mode" "$removed" "$ms" "$per"
+}
+echo "== abandonment (one command finds up to $N_REAP entries abandoned)"
+abandon_once all
+abandon_once half
 
 echo "== memory ($N_MEM entries / holds each, used_memory delta)"
 mem_delta() { # setup done by caller; fills with ARGs, prints bytes per item
@@ -441,8 +461,15 @@ REPORT="$WORK/report.md"
   echo
   echo "## Abandonment"
   echo
-  echo "One TQ.LEAVE that found $REAP_BEFORE entries abandoned at once removed them all in $REAP_MS ms"
-  echo "($REAP_PER us per entry) before it answered: the first command after a mass abandonment pays for it."
+  echo "One TQ.LEAVE removes every entry it finds abandoned before it answers: the first command"
+  echo "after a mass abandonment pays for it."
+  echo
+  echo "| abandoned | removed | ms | usec per entry |"
+  echo "|---|---:|---:|---:|"
+  read -r n ms per <<<"$ABANDON_all"
+  echo "| all $N_REAP (a run at the queue's front: trimmed) | $n | $ms | $per |"
+  read -r n ms per <<<"$ABANDON_half"
+  echo "| every other one (scattered: deleted one by one) | $n | $ms | $per |"
   echo
   echo "## Memory (used_memory delta / $N_MEM)"
   echo
