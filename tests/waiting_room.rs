@@ -440,3 +440,157 @@ fn the_admission_rate_counts_the_last_minute_only() {
         assert_eq!(meta_fields(&mut con, ev)["recent_admits"], "11", "{ev}");
     }
 }
+
+/// What one client of `many_clients_at_once_never_lose_or_double_count_a_fan`
+/// did: fans it joined, admitted, and took out with TQ.LEAVE.
+#[derive(Default)]
+struct ClientTally {
+    joined: i64,
+    admitted: i64,
+    left: i64,
+}
+
+/// One client's random mix for `run_for`: joins (half of its fans never
+/// poll, so they are abandoned a second later), polls, entries and leaves.
+fn busy_client(
+    mut con: redis::Connection,
+    client: usize,
+    seed: u64,
+    run_for: Duration,
+) -> ClientTally {
+    let mut rng = StdRng::seed_from_u64(seed ^ client as u64);
+    let mut tally = ClientTally::default();
+    // Fans this client still polls, as far as it knows.
+    let mut polled: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let mut step = 0;
+    while started.elapsed() < run_for {
+        step += 1;
+        let action = rng.gen_range(0..10);
+        if action < 4 || polled.is_empty() {
+            let token = format!("c{client}-{step}");
+            let user = format!("u{}", rng.gen_range(0..BUSY_USERS));
+            tq!(&mut con, "TQ.ENQUEUE", "busy", &user, &token).unwrap();
+            tally.joined += 1;
+            if rng.gen_bool(0.5) {
+                polled.push(token);
+            }
+            continue;
+        }
+        let at = rng.gen_range(0..polled.len());
+        let token = polled[at].clone();
+        let gone = match action {
+            4..=6 => match tq!(&mut con, "TQ.POSITION", "busy", &token) {
+                Ok(_) => false,
+                Err(e) => {
+                    // Abandoned while this client was busy with others.
+                    assert_eq!(e.code(), Some("NOT_QUEUED"), "{e}");
+                    true
+                }
+            },
+            7 | 8 => match tq!(&mut con, "TQ.ENTER", "busy", &token) {
+                Ok(_) => {
+                    tally.admitted += 1;
+                    true
+                }
+                Err(e) if e.code() == Some("NOT_READY") => false,
+                Err(e) => {
+                    assert_eq!(e.code(), Some("NOT_QUEUED"), "{e}");
+                    true
+                }
+            },
+            _ => {
+                let removed = int(&tq!(&mut con, "TQ.LEAVE", "busy", &token).unwrap());
+                tally.left += removed;
+                true
+            }
+        };
+        if gone {
+            polled.swap_remove(at);
+        }
+    }
+    tally
+}
+
+const BUSY_USERS: usize = 12;
+
+/// Many clients at once join, poll, enter and leave while the fans who
+/// stop polling are abandoned, removed in batches by commands and by the
+/// reaper: afterwards every fan is counted exactly once (admitted, left,
+/// abandoned or waiting), every index agrees with the queue, and the
+/// waiting fans stand at 1..n.
+#[test]
+fn many_clients_at_once_never_lose_or_double_count_a_fan() {
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(
+        &mut con,
+        "TQ.CONFIG",
+        "busy",
+        "HEARTBEAT",
+        1,
+        "RATE",
+        300,
+        "BURST",
+        20
+    )
+    .unwrap();
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let con = server.client();
+            std::thread::spawn(move || busy_client(con, client, seed, Duration::from_millis(2500)))
+        })
+        .collect();
+    let mut total = ClientTally::default();
+    for client in clients {
+        let tally = client.join().unwrap();
+        total.joined += tally.joined;
+        total.admitted += tally.admitted;
+        total.left += tally.left;
+    }
+
+    // One transaction: a write that removes whatever is abandoned by now,
+    // a heartbeat long enough that nobody else is abandoned while it runs
+    // (each command reads the clock), then every read.
+    let mut tx = redis::pipe();
+    tx.atomic();
+    tx.cmd("TQ.LEAVE").arg("busy").arg("nobody");
+    tx.cmd("TQ.CONFIG").arg("busy").arg("HEARTBEAT").arg(300);
+    tx.cmd("TQ.STATS").arg("busy");
+    tx.cmd("XLEN").arg("tq:{busy}:queue");
+    tx.cmd("ZCARD").arg("tq:{busy}:order");
+    tx.cmd("ZCARD").arg("tq:{busy}:beat");
+    tx.cmd("HLEN").arg("tq:{busy}:tokens");
+    for u in 0..BUSY_USERS {
+        tx.cmd("ZCARD").arg(format!("tq:{{busy}}:user:u{u}"));
+    }
+    for u in 0..BUSY_USERS {
+        tx.cmd("TQ.USER").arg("busy").arg(format!("u{u}"));
+    }
+    let replies: Vec<Value> = tx.query(&mut con).unwrap();
+    let stats = &replies[2];
+    let waiting = int(&replies[3]);
+    assert!(total.joined > 500, "only {} joins", total.joined);
+    assert!(int_field(stats, "abandoned") > 0, "nobody was abandoned");
+    assert_eq!(int_field(stats, "waiting"), waiting);
+    for (i, index) in ["order", "beat", "tokens"].iter().enumerate() {
+        assert_eq!(int(&replies[4 + i]), waiting, "{index} vs queue");
+    }
+    let per_user: i64 = replies[7..7 + BUSY_USERS].iter().map(int).sum();
+    assert_eq!(per_user, waiting, "per-user keys vs queue");
+    assert_eq!(int_field(stats, "admitted"), total.admitted);
+    assert_eq!(
+        total.joined,
+        total.admitted + total.left + int_field(stats, "abandoned") + waiting,
+        "joined = admitted + left + abandoned + waiting"
+    );
+    let mut positions: Vec<i64> = replies[7 + BUSY_USERS..]
+        .iter()
+        .flat_map(array)
+        .map(|entry| int_field(&entry, "position"))
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=waiting).collect::<Vec<_>>());
+}
