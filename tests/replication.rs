@@ -489,6 +489,107 @@ fn mass_abandonment_and_trim_reach_the_replica_and_the_aof_as_the_same_data() {
     );
 }
 
+/// The keyspace events (event, key) a server fires from now until it sets
+/// the key `sentinel`, collected on a thread.
+fn collect_key_events(
+    server: &Server,
+    sentinel: &'static str,
+) -> std::thread::JoinHandle<Vec<(String, String)>> {
+    let mut con = server.client();
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let subscribed = ready.clone();
+    let collector = std::thread::spawn(move || {
+        let mut pubsub = con.as_pubsub();
+        pubsub.psubscribe("__keyevent@0__:*").unwrap();
+        pubsub
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        subscribed.wait();
+        let mut events = Vec::new();
+        loop {
+            let message = pubsub.get_message().expect("keyspace events stopped");
+            let channel = message.get_channel_name().to_string();
+            let key: String = message.get_payload().unwrap();
+            if key == sentinel {
+                return events;
+            }
+            let event = channel.trim_start_matches("__keyevent@0__:").to_string();
+            events.push((event, key));
+        }
+    });
+    ready.wait();
+    collector
+}
+
+/// A TQ command fires the keyspace events of the plain commands it
+/// replicates, no more and no fewer: the replica, which runs those
+/// commands, fires the very same ones (as a multiset: event and key).
+#[test]
+fn every_write_fires_the_keyspace_events_of_its_replicated_commands() {
+    let events = ["--notify-keyspace-events", "KEA"];
+    let master = Server::start_with(&["--repl-diskless-sync-delay", "0", events[0], events[1]]);
+    let replica = Server::start_replica_of(&master, &events);
+    let mut m = master.client();
+    wait_replicas(&mut m, 1);
+    let on_master = collect_key_events(&master, "sentinel");
+    let on_replica = collect_key_events(&replica, "sentinel");
+    write_workload(&mut m);
+    // A batch removal too: every fan of an event abandoned at once.
+    for i in 0..40 {
+        tq!(
+            &mut m,
+            "TQ.ENQUEUE",
+            "gone",
+            format!("u{}", i % 3),
+            format!("g{i}")
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    tq!(&mut m, "TQ.CONFIG", "gone", "HEARTBEAT", 1).unwrap();
+    assert_eq!(int(&tq!(&mut m, "TQ.LEAVE", "gone", "nobody").unwrap()), 0);
+    redis_query::<String>(&mut m, &["SET", "sentinel", "1"]);
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    let (fired, applied) = (
+        sorted(on_master.join().unwrap()),
+        sorted(on_replica.join().unwrap()),
+    );
+    let missing = multiset_minus(&applied, &fired);
+    let extra = multiset_minus(&fired, &applied);
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the replica fired, the master did not: {missing:?}; the master fired, the replica did not: {extra:?}"
+    );
+    for event in [
+        "xadd", "xdel", "xtrim", "zadd", "zrem", "hset", "hdel", "set", "expire", "del",
+    ] {
+        assert!(
+            fired.iter().any(|(e, _)| e == event),
+            "the workload fired no '{event}'"
+        );
+    }
+}
+
+/// The items of sorted `a` left after taking out one for each in sorted `b`.
+fn multiset_minus<T: Ord + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut left = Vec::new();
+    let mut j = 0;
+    for x in a {
+        while j < b.len() && b[j] < *x {
+            j += 1;
+        }
+        if j < b.len() && b[j] == *x {
+            j += 1;
+        } else {
+            left.push(x.clone());
+        }
+    }
+    left
+}
+
 fn hash(con: &mut redis::Connection, key: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
     redis::cmd("HGETALL").arg(key).query(con).unwrap()
 }

@@ -553,6 +553,7 @@ fn hdel<A: RedisArg>(key: &Key<'_>, fields: &[A]) {
     if !deleted.is_empty() {
         key.notify(NOTIFY_HASH, c"hdel");
         key.replicate(c"HDEL", &deleted);
+        notify_if_emptied(key);
     }
 }
 
@@ -569,6 +570,15 @@ fn zrem<A: RedisArg>(key: &Key<'_>, members: &[A]) {
     if !removed.is_empty() {
         key.notify(NOTIFY_ZSET, c"zrem");
         key.replicate(c"ZREM", &removed);
+        notify_if_emptied(key);
+    }
+}
+
+/// A set or hash left empty is deleted (by Redis, when the key closes):
+/// fires the `del` that ZREM / HDEL fire then.
+fn notify_if_emptied(key: &Key<'_>) {
+    if key.is_empty() {
+        key.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"del");
     }
 }
 
@@ -718,7 +728,9 @@ impl EventStore for RedisStore<'_> {
         let id = id.text();
         let key = self.other(Other::Dedupe, dedupe);
         key.set_string_until(&id, expires_at_ms);
+        // SET ... PXAT fires both.
         key.notify(raw::REDISMODULE_NOTIFY_STRING, c"set");
+        key.notify(raw::REDISMODULE_NOTIFY_GENERIC, c"expire");
         key.replicate(c"SET", &[&id, b"PXAT", &Decimal::of(expires_at_ms)]);
         Ok(())
     }
