@@ -546,30 +546,40 @@ fn hset(key: &Key<'_>, field: &dyn RedisArg, value: &dyn RedisArg) {
     key.replicate(c"HSET", &[field, value]);
 }
 
-/// HDEL of `fields`: deleted here one by one, the ones that were there
-/// replicated as one HDEL.
 fn hdel<A: RedisArg>(key: &Key<'_>, fields: &[A]) {
-    let deleted: SmallVec<[_; 1]> = fields.iter().filter(|f| key.hdel(*f)).map(arg).collect();
-    if !deleted.is_empty() {
-        key.notify(NOTIFY_HASH, c"hdel");
-        key.replicate(c"HDEL", &deleted);
-        notify_if_emptied(key);
-    }
+    remove_members(key, fields, |k, f| k.hdel(f), NOTIFY_HASH, c"hdel", c"HDEL");
 }
 
-/// ZRANK of `member`; NOT_QUEUED when absent.
-fn zrank(ctx: &Context, key: &Key<'_>, member: &RStr) -> TqResult<u64> {
-    let rank = call_int(ctx, c"ZRANK", &key.name, &[member])?;
-    rank.map(|r| r as u64).ok_or(TqError::NotQueued)
-}
-
-/// ZREM of `members`: removed here one by one, the ones that were there
-/// replicated as one ZREM.
 fn zrem<A: RedisArg>(key: &Key<'_>, members: &[A]) {
-    let removed: SmallVec<[_; 1]> = members.iter().filter(|m| key.zrem(*m)).map(arg).collect();
+    remove_members(
+        key,
+        members,
+        |k, m| k.zrem(m),
+        NOTIFY_ZSET,
+        c"zrem",
+        c"ZREM",
+    );
+}
+
+/// Removes `members` of a sorted set or hash one by one (`remove_one`:
+/// true if it was there); the ones removed replicate as one `cmd` and fire
+/// one `event`, as that command would.
+fn remove_members<A: RedisArg>(
+    key: &Key<'_>,
+    members: &[A],
+    remove_one: impl Fn(&Key<'_>, &dyn RedisArg) -> bool,
+    class: c_int,
+    event: &CStr,
+    cmd: &CStr,
+) {
+    let removed: SmallVec<[_; 1]> = members
+        .iter()
+        .map(arg)
+        .filter(|m| remove_one(key, *m))
+        .collect();
     if !removed.is_empty() {
-        key.notify(NOTIFY_ZSET, c"zrem");
-        key.replicate(c"ZREM", &removed);
+        key.notify(class, event);
+        key.replicate(cmd, &removed);
         notify_if_emptied(key);
     }
 }
@@ -585,6 +595,12 @@ fn notify_if_emptied(key: &Key<'_>) {
 /// One argument of a replicated command.
 fn arg<A: RedisArg>(a: &A) -> &dyn RedisArg {
     a
+}
+
+/// ZRANK of `member`; NOT_QUEUED when absent.
+fn zrank(ctx: &Context, key: &Key<'_>, member: &RStr) -> TqResult<u64> {
+    let rank = call_int(ctx, c"ZRANK", &key.name, &[member])?;
+    rank.map(|r| r as u64).ok_or(TqError::NotQueued)
 }
 
 impl EventStore for RedisStore<'_> {
