@@ -47,11 +47,15 @@ fn guarded<'c>(
 pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     let req = args::parse_enqueue(args)?;
     let user = (Other::User, req.user);
-    let others = match req.dedupe {
-        Some(d) => vec![user, (Other::Dedupe, d)],
-        None => vec![user],
+    let with_dedupe;
+    let others: &[(Other, &[u8])] = match req.dedupe {
+        Some(d) => {
+            with_dedupe = [user, (Other::Dedupe, d)];
+            &with_dedupe
+        }
+        None => std::slice::from_ref(&user),
     };
-    let (mut store, settings) = open(ctx, req.event, &MOVES, &others)?;
+    let (mut store, settings) = open(ctx, req.event, &MOVES, others)?;
     let done = queue::enqueue(&mut store, &settings, now_ms(), &req)?;
     Ok(Reply::Map(vec![
         ("id", Reply::Bulk(done.id.text().to_vec())),
