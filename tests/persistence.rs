@@ -276,9 +276,7 @@ fn kill9_loses_nothing_acknowledged_with_appendfsync_always() {
 /// string by the next write, every value kept; a replica gets the same.
 #[test]
 fn a_meta_hash_from_tq_0_1_is_read_and_rewritten_as_a_string() {
-    let master = Server::start();
-    let replica = Server::start_replica_of(&master, &[]);
-    replica.wait_link_up();
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut con = master.client();
     let key = "tq:{old}:meta";
     let _: i64 = redis_query(

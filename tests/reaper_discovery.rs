@@ -38,8 +38,7 @@ fn events_loaded_from_the_aof_are_reaped_after_a_restart() {
 
 #[test]
 fn a_promoted_replica_reaps_what_the_old_master_left() {
-    let master = Server::start();
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut m = master.client();
     timed_work(&mut m);
     wait_replicas(&mut m, 1);

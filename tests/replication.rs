@@ -206,8 +206,7 @@ fn assert_same_data(master: &mut redis::Connection, replica: &mut redis::Connect
 
 #[test]
 fn every_write_command_reaches_the_replica_as_the_same_data() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut m = master.client();
     let mut r = replica.client();
     write_workload(&mut m);
@@ -236,8 +235,7 @@ fn every_write_command_reaches_the_replica_as_the_same_data() {
 
 #[test]
 fn replica_serves_reads_and_refuses_writes() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut m = master.client();
     let mut r = replica.client();
     write_workload(&mut m);
@@ -310,8 +308,7 @@ fn replica_serves_reads_and_refuses_writes() {
 
 #[test]
 fn background_reaping_happens_on_the_master_and_is_replicated() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut m = master.client();
     let mut r = replica.client();
     tq!(&mut m, "TQ.CONFIG", "reap", "HEARTBEAT", 1).unwrap();
@@ -395,8 +392,7 @@ fn background_reaping_happens_on_the_master_and_is_replicated() {
 /// AOF replay with the same data, and every index agreeing with the queue.
 #[test]
 fn mass_abandonment_and_trim_reach_the_replica_and_the_aof_as_the_same_data() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0", "--appendonly", "yes"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&["--appendonly", "yes"], &[]);
     let mut m = master.client();
     let mut r = replica.client();
     const JOINED: usize = 3000;
@@ -527,8 +523,7 @@ fn collect_key_events(
 #[test]
 fn every_write_fires_the_keyspace_events_of_its_replicated_commands() {
     let events = ["--notify-keyspace-events", "KEA"];
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0", events[0], events[1]]);
-    let replica = Server::start_replica_of(&master, &events);
+    let (master, replica) = Server::start_master_and_replica(&events, &events);
     let mut m = master.client();
     wait_replicas(&mut m, 1);
     let on_master = collect_key_events(&master, "sentinel");

@@ -145,8 +145,7 @@ fn in_script(con: &mut redis::Connection, ev: &str) -> Vec<Value> {
 
 #[test]
 fn multi_exec_and_eval_replies_match_commands_sent_alone() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut con = master.client();
     let reference = alone(&mut con, "solo");
     // Sanity of the reference run itself.
@@ -237,8 +236,7 @@ fn an_error_from_redis_call_in_a_script_keeps_its_code() {
 
 #[test]
 fn a_script_enqueuing_3000_entries_gets_positions_1_to_3000() {
-    let master = Server::start_with(&["--repl-diskless-sync-delay", "0"]);
-    let replica = Server::start_replica_of(&master, &[]);
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut con = master.client();
     let script = r#"
 local ids, positions, user_positions = {}, {}, {}

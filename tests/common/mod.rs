@@ -334,6 +334,19 @@ impl Server {
         replica
     }
 
+    /// A master (`master_extra` added to its arguments) that starts a full
+    /// sync at once, and a replica of it (`replica_extra`), synced.
+    pub fn start_master_and_replica(
+        master_extra: &[&str],
+        replica_extra: &[&str],
+    ) -> (Server, Server) {
+        let mut args = vec!["--repl-diskless-sync-delay", "0"];
+        args.extend_from_slice(master_extra);
+        let master = Server::start_with(&args);
+        let replica = Server::start_replica_of(&master, replica_extra);
+        (master, replica)
+    }
+
     /// Waits until INFO replication says `master_link_status:up`.
     pub fn wait_link_up(&self) {
         let mut con = self.client();
