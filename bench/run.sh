@@ -312,20 +312,17 @@ flush; mature_event
 # The fan asked about waits, as most do during a sale: 100 admissions a
 # second, so the reply's eta comes from the measured admission rate.
 expect OK TQ.CONFIG ev RATE 100 BURST 100
-fill 0 $((Q_SMALL - 1)) TQ.ENQUEUE ev "u#" "t#"
-expect "$Q_SMALL" XLEN "tq:{ev}:queue"
-mid=$((Q_SMALL / 2))
-check_position "t$mid" $((mid + 1))
-for p in 16 1; do
-  bench "TQ.POSITION @$Q_SMALL" tq.position "$p" TQ.POSITION ev "t$mid"
-done
-fill "$Q_SMALL" $((Q_LARGE - 1)) TQ.ENQUEUE ev "u#" "t#"
-expect "$Q_LARGE" XLEN "tq:{ev}:queue"
-mid=$((Q_LARGE / 2))
-check_position "t$mid" $((mid + 1))
-for p in 16 1; do
-  bench "TQ.POSITION @$Q_LARGE" tq.position "$p" TQ.POSITION ev "t$mid"
-done
+position_rows() { # from to: fans t<from>..t<to-1> join, then the one in the middle of all <to> is asked about
+  local from=$1 to=$2 mid=$(($2 / 2)) p
+  fill "$from" $((to - 1)) TQ.ENQUEUE ev "u#" "t#"
+  expect "$to" XLEN "tq:{ev}:queue"
+  check_position "t$mid" $((mid + 1))
+  for p in 16 1; do
+    bench "TQ.POSITION @$to" tq.position "$p" TQ.POSITION ev "t$mid"
+  done
+}
+position_rows 0 "$Q_SMALL"
+position_rows "$Q_SMALL" "$Q_LARGE"
 
 echo "== enter (redis-cli --pipe, $N_PIPE admissions from the front)"
 flush; mature_event

@@ -15,6 +15,9 @@ use super::store::{BucketState, Counter, EventStore, Waiting};
 /// No bound: used where a command must see every due removal.
 pub const ALL: usize = usize::MAX;
 
+/// TQ.TRIM reads and removes the entries it trims this many at a time.
+const TRIM_PAGE: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
     pub id: EntryId,
@@ -162,7 +165,7 @@ pub fn trim<S: EventStore>(
     let min_id = EntryId::new(now_ms.saturating_sub(max_age_s * 1000), 0);
     let mut removed = 0;
     loop {
-        let batch = store.entries_before(min_id, 1024)?;
+        let batch = store.entries_before(min_id, TRIM_PAGE)?;
         if batch.is_empty() {
             return Ok(removed);
         }
