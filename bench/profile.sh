@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# Instruction profile of TQ.ENQUEUE and TQ.HOLD under callgrind.
+# Instruction profile of TQ.ENQUEUE and TQ.HOLD, and of the seed-style Lua
+# scripts they replace (enqueue.lua, hold.lua), under callgrind.
 #
 #   bench/profile.sh [N]        (default N=20000 calls per command)
 #
 # For each command: starts redis-server with the module under
-# `valgrind --tool=callgrind`, collecting only inside
-# RedisModuleCommandDispatcher (Redis' entry into every module command, so
-# the profile is the command itself, RM_Call'd commands included, without
-# the event loop or networking), sets up the event as make bench does (a
-# mature one: mature_event_commands in lib.sh), sends N calls through
-# redis-cli --pipe, shuts the server down and writes, under
-# bench/results/profile/:
+# `valgrind --tool=callgrind`, collecting only inside the function that runs
+# the command (RedisModuleCommandDispatcher, Redis' entry into every module
+# command; evalShaCommand for a script), so the profile is the command
+# itself, with everything it calls in Redis, without the event loop,
+# networking or parsing of the request. Sets up the data as make bench does
+# (for tq a mature event: mature_event_commands in lib.sh), sends N calls
+# through redis-cli --pipe, checks they all stored what they should, shuts
+# the server down and writes, under bench/results/profile/:
 #   <cmd>.callgrind      raw callgrind output (open with kcachegrind or
 #                        callgrind_annotate)
 #   <cmd>.inclusive.txt  functions by inclusive instructions (what a call
 #                        spends under each function)
 #   <cmd>.self.txt       functions by self instructions (where the
 #                        instructions actually execute)
-#   summary.txt          totals, instructions per call, and the top rows
-#                        of both views with percentages
+#   summary.txt          totals, instructions per call, the top rows of
+#                        both views with percentages, and tq against the
+#                        scripts (see "floor" below)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
 MODULE="${TQ_MODULE:-$ROOT/target/release/libtq.so}"
 SERVER_BIN="${TQ_SERVER:-redis-server}"
 N="${1:-${PROFILE_N:-20000}}"
@@ -52,7 +56,7 @@ trap 'exit 130' INT TERM
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start_server() { # callgrind-out-file
+start_server() { # callgrind-out-file function-to-collect-in
   local p i
   for _ in $(seq 1 20); do
     p=$((20000 + RANDOM % 30000))
@@ -60,7 +64,7 @@ start_server() { # callgrind-out-file
   done
   PORT=$p
   valgrind --tool=callgrind --callgrind-out-file="$1" \
-    --toggle-collect=RedisModuleCommandDispatcher \
+    --toggle-collect="$2" \
     "$SERVER_BIN" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" --logfile "$WORK/redis.log" --loadmodule "$MODULE" \
     </dev/null >"$WORK/valgrind.log" 2>&1 &
@@ -129,32 +133,58 @@ summarize() { # view listing-file total
 
 SUMMARY="$WORK/summary.txt"
 {
-  echo "tq callgrind profile: $N calls per command, collected inside RedisModuleCommandDispatcher"
+  echo "tq callgrind profile: $N calls per command, collected inside the function that runs it"
   echo "module $MODULE ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)), $("$SERVER_BIN" --version | head -c 40)"
 } >"$SUMMARY"
 
-# profile_cmd NAME ARG... (ARG with "#" -> 0..N-1), on the mature event
-# that make bench uses (mature_event_commands in lib.sh).
+# The SHA1 Redis gives a script loaded as run.sh loads it (the file's text
+# without its last newline).
+script_sha() { printf '%s' "$(cat "$BENCH/$1.lua")" | sha1sum | cut -c1-40; }
+
+# Set-ups, run once the server is up.
+setup_tq() { mature_event_commands | redis-cli -p "$PORT" >/dev/null; }
+setup_lua() {
+  local script sha
+  for script in enqueue hold; do
+    sha="$(redis-cli -p "$PORT" SCRIPT LOAD "$(cat "$BENCH/$script.lua")")"
+    [ "$sha" = "$(script_sha "$script")" ] || { echo "profile: SCRIPT LOAD $script.lua gave '$sha'" >&2; exit 1; }
+  done
+  redis-cli -p "$PORT" SET "lua:{ev}:inventory" 100000000 >/dev/null
+}
+
+declare -A PER_CALL
+
+# profile_cmd NAME COLLECT SETUP CHECK EXPECTED ARG...: N calls of ARG...
+# (each "#" in an ARG -> 0..N-1), counted inside the Redis function
+# COLLECT, on a server prepared by the shell function SETUP. Afterwards
+# every call must have succeeded and the command CHECK must answer EXPECTED
+# (the calls stored all they should: a profile of refused calls would
+# flatter anyone).
 profile_cmd() {
-  local name=$1
-  shift
-  local out="$OUT/$name.callgrind"
+  local name=$1 collect=$2 setup=$3 check=$4 expected=$5
+  shift 5
+  local out="$OUT/$name.callgrind" res got
+  local -a check_words
+  read -ra check_words <<<"$check"
   echo "profiling $name ($N calls under callgrind; takes a minute or two)..."
-  start_server "$out"
-  mature_event_commands | redis-cli -p "$PORT" >/dev/null
+  start_server "$out" "$collect"
+  "$setup"
   gen_pipe "$WORK/load.resp" 0 $((N - 1)) "$@"
-  local res
   res="$(redis-cli -p "$PORT" --pipe --pipe-timeout 0 <"$WORK/load.resp" 2>&1 | tail -n1)"
   echo "  $res"
+  got="$(redis-cli -p "$PORT" "${check_words[@]}")"
   stop_server
+  [[ "$res" == *"errors: 0, replies: $N"* ]] || { echo "profile: $name: calls failed: $res" >&2; exit 1; }
+  [ "$got" = "$expected" ] || { echo "profile: $name: $check gave '$got', expected $expected" >&2; exit 1; }
   callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$out" >"$OUT/$name.inclusive.txt" 2>/dev/null
   callgrind_annotate --auto=no --threshold=100 "$out" >"$OUT/$name.self.txt" 2>/dev/null
   local total
   total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/$name.self.txt")"
+  PER_CALL[$name]=$(awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }')
   {
     echo
     echo "== $name: $* ($res)"
-    echo "total $total instructions, $(awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }') per call"
+    echo "total $total instructions, ${PER_CALL[$name]} per call"
     echo "-- inclusive: share of the command's instructions spent under each function"
     summarize inclusive "$OUT/$name.inclusive.txt" "$total"
     echo "-- Redis module API and the Redis internals it reaches (inclusive)"
@@ -166,10 +196,48 @@ profile_cmd() {
   } >>"$SUMMARY"
 }
 
-profile_cmd enqueue TQ.ENQUEUE ev "u#" "t#"
-profile_cmd hold TQ.HOLD ev "s#" "u#"
+# The module API calls that store a TQ command's writes in Redis' data
+# structures and replicate them as plain commands.
+WRITE_CALLS="RM_StreamAdd RM_ZsetAdd RM_HashSet RM_StringSet RM_StringTruncate RM_SetAbsExpire RM_Replicate"
+
+# writes_per_call NAME: instructions per call spent under WRITE_CALLS.
+writes_per_call() {
+  awk -v n="$N" -v calls="$WRITE_CALLS" '
+    BEGIN { split(calls, c, " "); for (i in c) want[c[i]] = 1 }
+    /^ *[0-9,]+ +\( *[0-9.]+%\) +/ {
+      fn = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +[^:]*:/, "", fn); sub(/ .*/, "", fn)
+      if (fn in want) { ir = $1; gsub(",", "", ir); sum += ir }
+    }
+    END { printf "%.0f", sum / n }' "$OUT/$1.inclusive.txt"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+profile_cmd enqueue RedisModuleCommandDispatcher setup_tq "XLEN tq:{ev}:queue" "$N" \
+  TQ.ENQUEUE ev "u#" "t#"
+profile_cmd hold RedisModuleCommandDispatcher setup_tq "HLEN tq:{ev}:seats" "$((N + 1))" \
+  TQ.HOLD ev "s#" "u#"
+profile_cmd enqueue.lua evalShaCommand setup_lua "XLEN lua:{ev}:queue" "$N" \
+  EVALSHA "$(script_sha enqueue)" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:t#" "t#" "u#"
+profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
+  EVALSHA "$(script_sha hold)" 3 "lua:{ev}:seats" "lua:{ev}:inventory" "lua:{ev}:hold:s#" "s#" "u#"
+
+{
+  echo
+  echo "== tq against the seed-style scripts, instructions per call"
+  echo "| command | tq | script | tq/script | 1/5 of script | tq's writes alone | writes/script |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for cmd in enqueue hold; do
+    tq=${PER_CALL[$cmd]} lua=${PER_CALL[$cmd.lua]} writes=$(writes_per_call "$cmd")
+    echo "| TQ.${cmd^^} | $tq | $lua | $(ratio "$tq" "$lua") | $((lua / 5)) | $writes | $(ratio "$writes" "$lua") |"
+  done
+  echo
+  echo "tq's writes alone: instructions per call inside the module API calls that store"
+  echo "the command's writes and replicate them as plain commands ($WRITE_CALLS)."
+  echo "No reads, checks, reply or code of tq's own: what those writes cost in Redis itself."
+} >>"$SUMMARY"
 
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo
-echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold}.{inclusive,self}.txt"
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,enqueue.lua,hold.lua}.{inclusive,self}.txt"
