@@ -7,7 +7,6 @@ pub mod glue;
 
 use glue::config::{on_default_changed, BURST, DEDUPE_TTL, HEARTBEAT, HOLD_TTL, RATE};
 use glue::init;
-use glue::reaper::on_key_event;
 use redis_module::{configuration::ConfigurationFlags, redis_module, InfoContext, RedisResult};
 use redis_module_macros::info_command_handler;
 
@@ -44,9 +43,6 @@ redis_module! {
     data_types: [],
     init: init,
     commands: [],
-    event_handlers: [
-        [@GENERIC @LOADED: on_key_event],
-    ],
     configurations: [
         i64: [
             ["rate", &RATE, RATE_DEFAULT, 0, MAX_RATE as i64, ConfigurationFlags::DEFAULT, Some(Box::new(on_default_changed))],

@@ -1,7 +1,8 @@
 //! The background reaper finds events whose data arrived without a TQ
-//! command on this server: after an AOF reload and restart, and on a
-//! replica promoted to master. Nobody touches the events afterwards; the
-//! abandoned entries and expired holds must still go.
+//! command on this server: after an AOF reload and restart, on a replica
+//! promoted to master, and from RESTORE (a slot migration). Nobody touches
+//! the events afterwards; the abandoned entries and expired holds must
+//! still go.
 
 mod common;
 
@@ -83,4 +84,29 @@ fn a_lower_default_heartbeat_takes_effect_in_storage_without_a_command() {
         redis_query::<i64>(&mut con, &["XLEN", "tq:{ev}:queue"]) == 0
     }));
     assert_eq!(meta_count(&mut con, "ev", "abandoned"), 5);
+}
+
+/// A slot migration moves keys with RESTORE (here done by hand, as MIGRATE
+/// does): the reaper learns of the event from that keyspace event alone.
+#[test]
+fn events_restored_from_another_server_are_reaped_without_a_command() {
+    let (source, target) = (Server::start(), Server::start());
+    let (mut from, mut to) = (source.client(), target.client());
+    timed_work(&mut from);
+    let keys: Vec<String> = redis_query(&mut from, &["KEYS", "tq:{ev}:*"]);
+    assert!(keys.len() >= 6, "{keys:?}");
+    for key in &keys {
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut from).unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut from).unwrap();
+        let _: () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(ttl.max(0))
+            .arg(payload)
+            .query(&mut to)
+            .unwrap();
+    }
+    assert_eq!(redis_query::<i64>(&mut to, &["XLEN", "tq:{ev}:queue"]), 5);
+    assert!(eventually(Duration::from_secs(4), || all_reaped(&mut to)));
+    let meta = ["abandoned", "holds_expired", "inventory"].map(|f| meta_count(&mut to, "ev", f));
+    assert_eq!(meta, [5, 1, 3]);
 }

@@ -32,6 +32,10 @@ pub fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // (`rawkey::Key`), not by Redis for every key opened for writing: a
     // command that only reads a key must not abort a WATCH on it.
     ctx.set_module_options(ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED);
+    if reaper::subscribe_to_key_events(ctx) == Status::Err {
+        ctx.log_warning("tq: could not subscribe to keyspace events");
+        return Status::Err;
+    }
     reaper::start(ctx);
     Status::Ok
 }

@@ -15,13 +15,16 @@
 //! the module defaults, loading, promotion) makes the event due at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis_module::key::RedisKey;
 use redis_module::server_events::{LoadingSubevent, ServerRole};
-use redis_module::{raw, Context, ContextFlags, KeysCursor, NotifyEvent, RedisString, RedisValue};
+use redis_module::{
+    raw, Context, ContextFlags, KeysCursor, NotifyEvent, RedisString, RedisValue, Status,
+};
 use redis_module_macros::{loading_event_handler, role_changed_event_handler};
 
 use super::commands::now_ms;
@@ -73,12 +76,50 @@ pub fn all_due_now() {
     }
 }
 
-/// Keyspace-event callback (RDB load, RESTORE): only records event names,
-/// never writes.
-pub fn on_key_event(ctx: &Context, _kind: NotifyEvent, _event: &str, key: &[u8]) {
-    if let Some(event) = event_with_timed_work(key) {
-        note(ctx, event);
+/// Subscribes to the keyspace events by which an event's keys can arrive
+/// without a TQ command: RDB loading, and the generic class (RESTORE in a
+/// slot migration, RENAME, COPY...).
+///
+/// Registered with the raw API rather than `redis_module!`'s
+/// `event_handlers`: Redis calls this for every generic event of the whole
+/// server (each DEL or EXPIRE of any key), and the crate's wrapper first
+/// builds a context and a UTF-8 event name (~170 instructions a call,
+/// where checking the key name is enough), without a guard against panics.
+pub fn subscribe_to_key_events(ctx: &Context) -> Status {
+    let classes = (NotifyEvent::GENERIC | NotifyEvent::LOADED).bits();
+    // SAFETY: a valid context during module load; the callback lives as
+    // long as the module.
+    let status = unsafe {
+        raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(ctx.ctx, classes, Some(on_key_event))
+    };
+    if status == raw::REDISMODULE_OK as c_int {
+        Status::Ok
+    } else {
+        Status::Err
     }
+}
+
+/// Keyspace-event callback: only records event names, never writes
+/// (writing from here is unsafe on Redis 7.0).
+extern "C" fn on_key_event(
+    ctx: *mut raw::RedisModuleCtx,
+    _class: c_int,
+    _event: *const c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    // Nothing here should panic; if it ever did, Redis must not go down.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let mut len = 0;
+        // SAFETY: Redis passes a valid key name for the callback's duration.
+        let name = unsafe {
+            let ptr = raw::RedisModule_StringPtrLen.unwrap()(key, &mut len);
+            std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+        };
+        if let Some(event) = event_with_timed_work(name) {
+            note(&Context::new(ctx), event);
+        }
+    }));
+    raw::REDISMODULE_OK as c_int
 }
 
 /// Registers every event with timed work found in any database.
