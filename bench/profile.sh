@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instruction profile of TQ.ENQUEUE and TQ.HOLD, and of the seed-style Lua
-# scripts they replace (enqueue.lua, hold.lua), under callgrind.
+# Instruction profile of TQ.ENQUEUE, TQ.HOLD and TQ.POSITION, and of the
+# seed-style Lua scripts they replace (enqueue.lua, hold.lua), under
+# callgrind.
 #
 #   bench/profile.sh [N]        (default N=20000 calls per command)
 #
@@ -32,7 +33,7 @@ N="${1:-${PROFILE_N:-20000}}"
 OUT="$ROOT/bench/results/profile"
 TOP="${PROFILE_TOP:-25}"
 
-for tool in valgrind callgrind_annotate "$SERVER_BIN" redis-cli awk; do
+for tool in valgrind callgrind_annotate callgrind_control "$SERVER_BIN" redis-cli awk; do
   command -v "$tool" >/dev/null || { echo "profile: $tool not found (apt-get install valgrind redis-server)" >&2; exit 1; }
 done
 [ -f "$MODULE" ] || { echo "profile: $MODULE missing: run cargo build --release first" >&2; exit 1; }
@@ -143,6 +144,15 @@ script_sha() { printf '%s' "$(cat "$BENCH/$1.lua")" | sha1sum | cut -c1-40; }
 
 # Set-ups, run once the server is up.
 setup_tq() { mature_event_commands | redis-cli -p "$PORT" >/dev/null; }
+# A fan in the middle of 5,000 who waits, as most do during a sale: 100
+# admissions a second, so TQ.POSITION's eta comes from the measured
+# admission rate (as in make bench's TQ.POSITION rows).
+setup_position() {
+  setup_tq
+  redis-cli -p "$PORT" TQ.CONFIG ev RATE 100 BURST 100 >/dev/null
+  gen_pipe "$WORK/fans.resp" 0 4999 TQ.ENQUEUE ev "w#" "p#"
+  redis-cli -p "$PORT" --pipe <"$WORK/fans.resp" >/dev/null
+}
 setup_lua() {
   local script sha
   for script in enqueue hold; do
@@ -169,6 +179,8 @@ profile_cmd() {
   echo "profiling $name ($N calls under callgrind; takes a minute or two)..."
   start_server "$out" "$collect"
   "$setup"
+  # Count the N calls only, not the set-up's commands.
+  callgrind_control --zero "$SERVER_PID" >/dev/null
   gen_pipe "$WORK/load.resp" 0 $((N - 1)) "$@"
   res="$(redis-cli -p "$PORT" --pipe --pipe-timeout 0 <"$WORK/load.resp" 2>&1 | tail -n1)"
   echo "  $res"
@@ -217,6 +229,8 @@ profile_cmd enqueue RedisModuleCommandDispatcher setup_tq "XLEN tq:{ev}:queue" "
   TQ.ENQUEUE ev "u#" "t#"
 profile_cmd hold RedisModuleCommandDispatcher setup_tq "HLEN tq:{ev}:seats" "$((N + 1))" \
   TQ.HOLD ev "s#" "u#"
+profile_cmd position RedisModuleCommandDispatcher setup_position "XLEN tq:{ev}:queue" 5000 \
+  TQ.POSITION ev p2500
 profile_cmd enqueue.lua evalShaCommand setup_lua "XLEN lua:{ev}:queue" "$N" \
   EVALSHA "$(script_sha enqueue)" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:t#" "t#" "u#"
 profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
@@ -240,4 +254,4 @@ profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo
-echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,enqueue.lua,hold.lua}.{inclusive,self}.txt"
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,position,enqueue.lua,hold.lua}.{inclusive,self}.txt"
