@@ -1,4 +1,10 @@
-# Shared by run.sh and profile.sh.
+# Shared by run.sh and profile.sh, sourced first by both.
+
+# Where things are, and which module and server run (TQ_MODULE, TQ_SERVER).
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+MODULE="${TQ_MODULE:-$ROOT/target/release/libtq.so}"
+SERVER_BIN="${TQ_SERVER:-redis-server}"
 
 # gen_pipe FILE FIRST LAST ARG...: RESP commands, one per index FIRST..LAST,
 # each "#" inside an ARG replaced by the index (for redis-cli --pipe).

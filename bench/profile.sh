@@ -22,13 +22,11 @@
 #                        instructions actually execute)
 #   summary.txt          totals, instructions per call, the top rows of
 #                        both views with percentages, and tq against the
-#                        scripts (see "floor" below)
+#                        scripts (see WRITE_CALLS below)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$ROOT/bench"
-MODULE="${TQ_MODULE:-$ROOT/target/release/libtq.so}"
-SERVER_BIN="${TQ_SERVER:-redis-server}"
+# ROOT, BENCH, MODULE, SERVER_BIN; gen_pipe, mature_event_commands.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${1:-${PROFILE_N:-20000}}"
 OUT="$ROOT/bench/results/profile"
 TOP="${PROFILE_TOP:-25}"
@@ -80,8 +78,6 @@ start_server() { # callgrind-out-file function-to-collect-in
   exit 1
 }
 
-# gen_pipe, mature_event_commands: see lib.sh.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Reads a callgrind_annotate listing (--auto=no) and prints one view of it,
 # each row with its share of the command's instructions:

@@ -18,10 +18,8 @@
 #   TQ_SERVER      server binary           [redis-server]
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$ROOT/bench"
-MODULE="${TQ_MODULE:-$ROOT/target/release/libtq.so}"
-SERVER_BIN="${TQ_SERVER:-redis-server}"
+# ROOT, BENCH, MODULE, SERVER_BIN; gen_pipe, mature_event_commands.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${BENCH_N:-600000}"
 N_PIPE="${BENCH_PIPE_N:-200000}"
 N_MEM="${BENCH_MEM_N:-100000}"
@@ -121,8 +119,6 @@ cmdstat() {
 flush() { expect OK FLUSHALL; }
 
 # --- RESP pipe files ----------------------------------------------------------
-# gen_pipe, mature_event_commands: see lib.sh.
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # pipe_file FILE: sends it with redis-cli --pipe; sets PIPE_SECS, PIPE_ERRORS
 # and PIPE_REPLIES.
