@@ -89,19 +89,22 @@ impl MetaField {
 /// The count written from `text[from]` up to the next space or the end,
 /// and where it ends. None unless those bytes are 1..20 decimal digits that
 /// fit a u64 (no sign, no spaces). Every command reads meta, so this skips
-/// UTF-8 checks and `str::parse`, and reads each digit once.
+/// UTF-8 checks and `str::parse`, and walks slices (no index checks).
 fn read_count(text: &[u8], from: usize) -> (Option<u64>, usize) {
+    let rest = &text[from..];
+    let digits = match rest.iter().position(|&b| b == b' ') {
+        Some(len) => &rest[..len],
+        None => rest,
+    };
     // Up to 20 digits fit a u128 without overflow; longer is refused.
-    let (mut n, mut digits_only, mut at) = (0u128, true, from);
-    while at < text.len() && text[at] != b' ' {
-        let digit = text[at].wrapping_sub(b'0');
+    let (mut n, mut digits_only) = (0u128, (1..=20).contains(&digits.len()));
+    for &byte in digits {
+        let digit = byte.wrapping_sub(b'0');
         digits_only &= digit <= 9;
-        n = n.wrapping_mul(10).wrapping_add(digit as u128);
-        at += 1;
+        n = n.wrapping_mul(10).wrapping_add(u128::from(digit));
     }
-    let fits = digits_only && (1..=20).contains(&(at - from));
-    let count = u64::try_from(n).ok().filter(|_| fits);
-    (count, at)
+    let count = u64::try_from(n).ok().filter(|_| digits_only);
+    (count, from + digits.len())
 }
 
 /// `digits` as a count (see `read_count`), all of it.
@@ -332,6 +335,7 @@ mod tests {
             "",
             "99999999999999999999",
             "18446744073709551616",
+            "000000000000000000001",
         ] {
             let text = format!("sold=1 inventory={bad}");
             let err = MetaValues::parse(text.as_bytes()).unwrap_err();
