@@ -7,14 +7,24 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::domain::settings::{Setting, Settings};
 
-pub static RATE: AtomicI64 = AtomicI64::new(Settings::DEFAULT.rate as i64);
-pub static BURST: AtomicI64 = AtomicI64::new(Settings::DEFAULT.burst as i64);
-pub static HEARTBEAT: AtomicI64 = AtomicI64::new(Settings::DEFAULT.heartbeat_s as i64);
-pub static HOLD_TTL: AtomicI64 = AtomicI64::new(Settings::DEFAULT.hold_ttl_s as i64);
-pub static DEDUPE_TTL: AtomicI64 = AtomicI64::new(Settings::DEFAULT.dedupe_ttl_s as i64);
+// The defaults, from the domain's settings (also registered as the
+// configs' defaults in lib.rs).
+pub const RATE_DEFAULT: i64 = Settings::DEFAULT.rate as i64;
+pub const BURST_DEFAULT: i64 = Settings::DEFAULT.burst as i64;
+pub const HEARTBEAT_DEFAULT: i64 = Settings::DEFAULT.heartbeat_s as i64;
+pub const HOLD_TTL_DEFAULT: i64 = Settings::DEFAULT.hold_ttl_s as i64;
+pub const DEDUPE_TTL_DEFAULT: i64 = Settings::DEFAULT.dedupe_ttl_s as i64;
 
-/// CONFIG SET of a default: events that use it may fall due sooner.
-pub fn on_default_changed(
+pub static RATE: AtomicI64 = AtomicI64::new(RATE_DEFAULT);
+pub static BURST: AtomicI64 = AtomicI64::new(BURST_DEFAULT);
+pub static HEARTBEAT: AtomicI64 = AtomicI64::new(HEARTBEAT_DEFAULT);
+pub static HOLD_TTL: AtomicI64 = AtomicI64::new(HOLD_TTL_DEFAULT);
+pub static DEDUPE_TTL: AtomicI64 = AtomicI64::new(DEDUPE_TTL_DEFAULT);
+
+/// CONFIG SET tq.heartbeat: events that use the default may have entries
+/// abandoned sooner. (The other defaults move no deadline: a hold keeps
+/// the expiry it was given.)
+pub fn on_heartbeat_changed(
     _ctx: &redis_module::configuration::ConfigurationContext,
     _name: &str,
     _value: &'static AtomicI64,

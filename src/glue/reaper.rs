@@ -12,7 +12,7 @@
 //! Each event also remembers when its next entry or hold falls due, so an
 //! idle tick costs one map walk, not a look at every event's keys. Anything
 //! that could bring a deadline forward (any write to the event, a change of
-//! the module defaults, loading, promotion) makes the event due at once.
+//! the default heartbeat, loading, promotion) makes the event due at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int};
@@ -68,8 +68,8 @@ pub fn note(ctx: &Context, event: &[u8]) {
     }
 }
 
-/// Makes every known event due at the next tick (a module default such as
-/// `tq.heartbeat` changed, so their deadlines may have moved).
+/// Makes every known event due at the next tick (`tq.heartbeat` changed,
+/// so their deadlines may have moved).
 pub fn all_due_now() {
     for due in EVENTS.lock().values_mut() {
         due.values_mut().for_each(|at| *at = NOW);
