@@ -7,7 +7,7 @@
 //! hold is never seen after its TTL; read-only views apply the same rule
 //! without writing.
 
-use super::decimal::Decimal;
+use super::decimal::{parse_count, Decimal};
 use super::error::{TqError, TqResult};
 use super::queue::ALL;
 use super::store::{Counter, EventStore, StoredSeat};
@@ -148,15 +148,13 @@ pub fn seat_view<S: EventStore>(store: &mut S, now_ms: u64, seat: &[u8]) -> TqRe
 /// module) can still read it: `held <expires_ms> <user>` or `sold <user>`.
 pub fn encode_seat(state: &StoredSeat) -> Option<Vec<u8>> {
     // Every hold writes one: built without the formatting machinery.
-    let parts: [&[u8]; 4] = match state {
-        StoredSeat::Available => return None,
+    match state {
+        StoredSeat::Available => None,
         StoredSeat::Held { user, expires_ms } => {
-            let expires = Decimal::of(*expires_ms);
-            return Some([b"held ", &*expires, b" ", user].concat());
+            Some([b"held ", &*Decimal::of(*expires_ms), b" ", user].concat())
         }
-        StoredSeat::Sold { user } => [b"sold ", user, &[], &[]],
-    };
-    Some(parts.concat())
+        StoredSeat::Sold { user } => Some([b"sold ".as_slice(), user].concat()),
+    }
 }
 
 pub fn decode_seat(raw: &[u8]) -> Option<StoredSeat> {
@@ -167,7 +165,7 @@ pub fn decode_seat(raw: &[u8]) -> Option<StoredSeat> {
     }
     let rest = raw.strip_prefix(b"held ")?;
     let space = rest.iter().position(|b| *b == b' ')?;
-    let expires_ms = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+    let expires_ms = parse_count(&rest[..space])?;
     Some(StoredSeat::Held {
         user: rest[space + 1..].to_vec(),
         expires_ms,

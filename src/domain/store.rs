@@ -55,7 +55,8 @@ impl Counter {
         Counter::HoldsExpired,
     ];
 
-    /// Its field name in storage (the `meta` hash) and in TQ.STATS.
+    /// Its name in storage (a `name=value` pair of the `meta` text) and in
+    /// TQ.STATS.
     pub fn field(self) -> &'static str {
         match self {
             Counter::Inventory => "inventory",

@@ -10,7 +10,7 @@
 //! tq 0.1 kept a hash; one is still read, and rewritten as a string at the
 //! next write.
 
-use crate::domain::decimal::Decimal;
+use crate::domain::decimal::{parse_count, read_count, Decimal};
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::settings::Setting;
 use crate::domain::store::Counter;
@@ -40,6 +40,9 @@ const OWN_FIELDS: [MetaField; 4] = [
 
 pub const FIELD_COUNT: usize = Counter::ALL.len() + Setting::ALL.len() + OWN_FIELDS.len();
 
+// `MetaValues::changed` has a bit per field.
+const _: () = assert!(FIELD_COUNT <= u16::BITS as usize);
+
 impl MetaField {
     pub const ALL: [MetaField; FIELD_COUNT] = {
         let mut all = [MetaField::BucketMilli; FIELD_COUNT];
@@ -61,7 +64,7 @@ impl MetaField {
         all
     };
 
-    /// The hash field name (as documented in the README's key layout).
+    /// Its name in the `meta` text (as documented in the README's key layout).
     pub fn name(self) -> &'static [u8] {
         match self {
             MetaField::Counter(c) => c.field().as_bytes(),
@@ -83,35 +86,6 @@ impl MetaField {
             MetaField::RecentAdmits => FIELD_COUNT - 2,
             MetaField::RecentFrom => FIELD_COUNT - 1,
         }
-    }
-}
-
-/// The count written from `text[from]` up to the next space or the end,
-/// and where it ends. None unless those bytes are 1..20 decimal digits that
-/// fit a u64 (no sign, no spaces). Every command reads meta, so this skips
-/// UTF-8 checks and `str::parse`, and walks slices (no index checks).
-fn read_count(text: &[u8], from: usize) -> (Option<u64>, usize) {
-    let rest = &text[from..];
-    let digits = match rest.iter().position(|&b| b == b' ') {
-        Some(len) => &rest[..len],
-        None => rest,
-    };
-    // Up to 20 digits fit a u128 without overflow; longer is refused.
-    let (mut n, mut digits_only) = (0u128, (1..=20).contains(&digits.len()));
-    for &byte in digits {
-        let digit = byte.wrapping_sub(b'0');
-        digits_only &= digit <= 9;
-        n = n.wrapping_mul(10).wrapping_add(u128::from(digit));
-    }
-    let count = u64::try_from(n).ok().filter(|_| digits_only);
-    (count, from + digits.len())
-}
-
-/// `digits` as a count (see `read_count`), all of it.
-fn parse_count(digits: &[u8]) -> Option<u64> {
-    match read_count(digits, 0) {
-        (n, end) if end == digits.len() => n,
-        _ => None,
     }
 }
 

@@ -17,7 +17,7 @@ use super::keys::{EventKeys, Fixed, Other, Presence};
 use super::meta::{MetaField, MetaValues};
 use super::rawkey::{Key, RStr, RedisArg};
 use crate::domain::bucket::window_start_s;
-use crate::domain::decimal::Decimal;
+use crate::domain::decimal::{parse_count, Decimal};
 use crate::domain::entry_id::{EntryId, IdText};
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::seats::{decode_seat, encode_seat};
@@ -45,10 +45,7 @@ const TRIM_FRONT_FROM: usize = 16;
 const LOOKUP_SECONDS: u64 = 8;
 
 fn parse_u64(b: &[u8]) -> TqResult<u64> {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| TqError::Internal("stored number is not a count".into()))
+    parse_count(b).ok_or_else(|| TqError::Internal("stored number is not a count".into()))
 }
 
 /// A `meta` hash as tq 0.1 kept it.
