@@ -95,9 +95,14 @@ fn events_restored_from_another_server_are_reaped_without_a_command() {
     timed_work(&mut from);
     let keys: Vec<String> = redis_query(&mut from, &["KEYS", "tq:{ev}:*"]);
     assert!(keys.len() >= 6, "{keys:?}");
+    // One snapshot: the source's own reaper must not act between two keys.
+    let mut snapshot = redis::pipe();
+    snapshot.atomic();
     for key in &keys {
-        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query(&mut from).unwrap();
-        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut from).unwrap();
+        snapshot.cmd("DUMP").arg(key).cmd("PTTL").arg(key);
+    }
+    let dumped: Vec<(Vec<u8>, i64)> = snapshot.query(&mut from).unwrap();
+    for (key, (payload, ttl)) in keys.iter().zip(dumped) {
         let _: () = redis::cmd("RESTORE")
             .arg(key)
             .arg(ttl.max(0))
