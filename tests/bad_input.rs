@@ -130,6 +130,31 @@ fn bad_names_and_numbers() {
     assert_eq!(text, "ERR invalid event name");
 }
 
+/// The edges just inside the limits whose outside is refused above.
+#[test]
+fn the_largest_values_allowed_are_accepted() {
+    let (_server, mut con) = seeded();
+    let longest_event = "e".repeat(200);
+    let joined = tq!(&mut con, "TQ.ENQUEUE", longest_event.as_str(), "u", "t").unwrap();
+    assert_eq!(int_field(&joined, "position"), 1);
+    let key = format!("tq:{{{longest_event}}}:queue");
+    assert_eq!(redis_query::<i64>(&mut con, &["XLEN", &key]), 1);
+    let max = 1i64 << 31;
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.INVENTORY", "ev", "SET", max).unwrap()),
+        max
+    );
+    assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", "ev").unwrap()), max);
+    assert_eq!(
+        int(&tq!(&mut con, "TQ.HOLD", "ev", "A2", "u1").unwrap()),
+        max - 1
+    );
+    let year = 31_536_000;
+    tq!(&mut con, "TQ.HOLD", "ev", "A3", "u1", "TTL", year).unwrap();
+    let seat = tq!(&mut con, "TQ.SEAT", "ev", "A3").unwrap();
+    assert!(int_field(&seat, "ttl_ms") > (year - 5) * 1000);
+}
+
 #[test]
 fn keys_of_the_wrong_type_are_reported_and_left_alone() {
     let (_server, mut con) = seeded();

@@ -317,6 +317,35 @@ fn config_is_validated_and_stored_per_event() {
     tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t1", "DEDUPE", "d").unwrap();
     let pttl: i64 = redis_query(&mut con, &["PTTL", "tq:{ev}:dedupe:d"]);
     assert!((1..=1000).contains(&pttl), "{pttl}");
+    // Within it the id is a duplicate; once it closes, the id joins again.
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t9", "DEDUPE", "d")),
+        "DUPLICATE"
+    );
+    assert!(eventually(Duration::from_secs(3), || {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t2", "DEDUPE", "d").is_ok()
+    }));
+    // A TTL given with the call overrides the event's window.
+    tq!(&mut con, "TQ.CONFIG", "ev", "DEDUPE-TTL", 300).unwrap();
+    tq!(
+        &mut con,
+        "TQ.ENQUEUE",
+        "ev",
+        "u",
+        "t3",
+        "DEDUPE",
+        "e",
+        "TTL",
+        1
+    )
+    .unwrap();
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t4", "DEDUPE", "e")),
+        "DUPLICATE"
+    );
+    assert!(eventually(Duration::from_secs(3), || {
+        tq!(&mut con, "TQ.ENQUEUE", "ev", "u", "t4", "DEDUPE", "e").is_ok()
+    }));
 }
 
 #[test]
