@@ -6,10 +6,11 @@ pub mod domain;
 pub mod glue;
 
 use glue::config::{
-    on_heartbeat_changed, BURST, BURST_DEFAULT, DEDUPE_TTL, DEDUPE_TTL_DEFAULT, HEARTBEAT,
-    HEARTBEAT_DEFAULT, HOLD_TTL, HOLD_TTL_DEFAULT, RATE, RATE_DEFAULT,
+    BURST, BURST_DEFAULT, DEDUPE_TTL, DEDUPE_TTL_DEFAULT, HEARTBEAT, HEARTBEAT_DEFAULT, HOLD_TTL,
+    HOLD_TTL_DEFAULT, RATE, RATE_DEFAULT,
 };
 use glue::init;
+use glue::state_type::STATE_TYPE;
 use redis_module::{configuration::ConfigurationFlags, redis_module, InfoContext, RedisResult};
 use redis_module_macros::info_command_handler;
 
@@ -36,16 +37,16 @@ const SECONDS: i64 = MAX_SECONDS as i64;
 
 redis_module! {
     name: "tq",
-    version: 2,
+    version: 3,
     allocator: (ModuleAlloc, MODULE_ALLOC),
-    data_types: [],
+    data_types: [STATE_TYPE],
     init: init,
     commands: [],
     configurations: [
         i64: [
             ["rate", &RATE, RATE_DEFAULT, 0, MAX_RATE as i64, ConfigurationFlags::DEFAULT, None],
             ["burst", &BURST, BURST_DEFAULT, 0, MAX_BURST as i64, ConfigurationFlags::DEFAULT, None],
-            ["heartbeat", &HEARTBEAT, HEARTBEAT_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, Some(Box::new(on_heartbeat_changed))],
+            ["heartbeat", &HEARTBEAT, HEARTBEAT_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["hold-ttl", &HOLD_TTL, HOLD_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["dedupe-ttl", &DEDUPE_TTL, DEDUPE_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
         ],

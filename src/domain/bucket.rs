@@ -1,11 +1,67 @@
 //! Admission arithmetic: the token bucket, the measured admission rate and
 //! the wait estimate.
 
+use std::collections::VecDeque;
+
 use super::settings::Settings;
-use super::store::BucketState;
 
 /// Width of the admission-rate window.
 pub const RATE_WINDOW_S: u64 = 60;
+
+/// Token-bucket state: milli-tokens at a moment. `None` in its place means
+/// full (an event starts with a full bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketState {
+    pub milli_tokens: u64,
+    pub at_ms: u64,
+}
+
+/// Admissions per second over the last `RATE_WINDOW_S`, for `eta_ms` and
+/// TQ.STATS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admissions {
+    /// (unix second, admissions in it), oldest first, within the window.
+    pub per_second: VecDeque<(u64, u64)>,
+    /// The first admission ever: until the window is full, the rate is
+    /// measured over the time admissions have actually run.
+    pub first_ms: Option<u64>,
+}
+
+impl Admissions {
+    pub fn record(&mut self, now_ms: u64) {
+        let second = now_ms / 1000;
+        self.first_ms.get_or_insert(now_ms);
+        match self.per_second.back_mut() {
+            Some((s, n)) if *s == second => *n += 1,
+            _ => self.per_second.push_back((second, 1)),
+        }
+        while self
+            .per_second
+            .front()
+            .is_some_and(|&(s, _)| s < window_start_s(now_ms))
+        {
+            self.per_second.pop_front();
+        }
+    }
+
+    /// Admissions per second as of `now_ms`.
+    pub fn rate(&self, now_ms: u64) -> f64 {
+        let Some(first_ms) = self.first_ms else {
+            return 0.0;
+        };
+        let since = window_start_s(now_ms);
+        let count: u64 = self
+            .per_second
+            .iter()
+            .filter(|&&(s, _)| s >= since)
+            .map(|&(_, n)| n)
+            .sum();
+        let span_ms = now_ms
+            .saturating_sub(first_ms)
+            .clamp(1000, RATE_WINDOW_S * 1000);
+        count as f64 * 1000.0 / span_ms as f64
+    }
+}
 
 /// Milli-tokens available at `now_ms`. Integer milli-tokens keep the bucket
 /// exact: `rate` tokens per second is exactly `rate` milli-tokens per ms.
@@ -29,11 +85,6 @@ pub fn whole_tokens(milli_tokens: u64) -> u64 {
 /// The unix second where the admission-rate window starts.
 pub fn window_start_s(now_ms: u64) -> u64 {
     (now_ms / 1000).saturating_sub(RATE_WINDOW_S - 1)
-}
-
-/// Admissions per second over the window, from the count inside it.
-pub fn admission_rate(admissions_in_window: u64) -> f64 {
-    admissions_in_window as f64 / RATE_WINDOW_S as f64
 }
 
 /// Estimated milliseconds until `position` is ready.
@@ -111,6 +162,23 @@ mod tests {
     fn window() {
         assert_eq!(window_start_s(100_500), 41);
         assert_eq!(window_start_s(10), 0);
-        assert_eq!(admission_rate(120), 2.0);
+    }
+
+    #[test]
+    fn the_rate_is_measured_over_the_time_admissions_have_run() {
+        let mut a = Admissions::default();
+        assert_eq!(a.rate(5_000), 0.0);
+        // 20 admissions over the first 2 s: 10/s, not 20/60.
+        for i in 0..20 {
+            a.record(100_000 + i * 100);
+        }
+        assert!((a.rate(102_000) - 10.0).abs() < 1e-9);
+        // 59 s in: all 20 still in the window, over the 59 s run so far.
+        assert!((a.rate(159_000) - 20.0 / 59.0).abs() < 1e-9);
+        // Past the window: nothing.
+        assert_eq!(a.rate(200_000), 0.0);
+        // Old seconds leave the log as new ones come in.
+        a.record(300_000);
+        assert_eq!(a.per_second.len(), 1);
     }
 }

@@ -1,20 +1,13 @@
-//! Stream entry ids of the waiting queue, and their exact mapping to a
-//! sorted-set score.
+//! Stream entry ids of the waiting queue.
 //!
-//! The position index is a sorted set whose score must order entries exactly
-//! like the stream and lead back to the stream entry. A double holds integers
-//! up to 2^53 exactly, so an id `ms-seq` maps to `ms * 2^11 + seq` as long as
-//! `seq < 2^11` (ms < 2^42 lasts until the year 2109). The rare id that does
-//! not fit (more than 2048 joins in one millisecond, e.g. a script loop under
-//! a frozen clock) is replaced by the next id that does: `(ms+1)-0`.
+//! tq chooses each entry's id itself, the way `XADD *` would (the time, or
+//! the next sequence number within the same millisecond), so that a
+//! replica or an AOF replay applying the same command at the same `now`
+//! appends the very same id.
 
 use std::fmt;
 
 use super::decimal::Decimal;
-
-const SEQ_BITS: u32 = 11;
-pub const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
-const MAX_MS: u64 = (1 << 42) - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId {
@@ -27,46 +20,17 @@ impl EntryId {
         EntryId { ms, seq }
     }
 
-    /// The id a stream gives the next entry after `last` at `now_ms`
-    /// (never going back in time), moved on to the next scorable id if needed.
+    /// The id a stream gives the next entry after `last` at `now_ms`,
+    /// never going back in time.
     pub fn next_after(last: Option<EntryId>, now_ms: u64) -> EntryId {
-        let id = match last {
+        match last {
             Some(last) if last.ms >= now_ms => EntryId::new(last.ms, last.seq + 1),
             _ => EntryId::new(now_ms, 0),
-        };
-        if id.fits_score() {
-            id
-        } else {
-            id.next_scorable()
         }
-    }
-
-    /// Whether this id has an exact score.
-    pub fn fits_score(&self) -> bool {
-        self.seq <= MAX_SEQ && self.ms <= MAX_MS
-    }
-
-    /// The first id after `self` that has an exact score.
-    pub fn next_scorable(&self) -> EntryId {
-        EntryId::new(self.ms + 1, 0)
-    }
-
-    pub fn score(&self) -> f64 {
-        debug_assert!(self.fits_score());
-        ((self.ms << SEQ_BITS) | self.seq) as f64
-    }
-
-    pub fn from_score(score: f64) -> Option<EntryId> {
-        if !(0.0..=((MAX_MS << SEQ_BITS | MAX_SEQ) as f64)).contains(&score) || score.fract() != 0.0
-        {
-            return None;
-        }
-        let n = score as u64;
-        Some(EntryId::new(n >> SEQ_BITS, n & MAX_SEQ))
     }
 }
 
-/// An id as `ms-seq` text on the stack (see `decimal`).
+/// An id as `ms-seq` text on the stack.
 pub struct IdText {
     buf: [u8; 41],
     len: usize,
@@ -110,43 +74,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn score_round_trips_and_keeps_stream_order() {
-        let ids = [
-            EntryId::new(0, 0),
-            EntryId::new(1_764_000_000_000, 0),
-            EntryId::new(1_764_000_000_000, 1),
-            EntryId::new(1_764_000_000_000, MAX_SEQ),
-            EntryId::new(1_764_000_000_001, 0),
-            EntryId::new(MAX_MS, MAX_SEQ),
-        ];
-        for pair in ids.windows(2) {
-            assert!(pair[0].score() < pair[1].score(), "{:?}", pair);
-        }
-        for id in ids {
-            assert_eq!(EntryId::from_score(id.score()), Some(id));
-        }
-    }
-
-    #[test]
-    fn ids_beyond_the_sequence_space_move_to_the_next_millisecond() {
-        let id = EntryId::new(10, MAX_SEQ + 1);
-        assert!(!id.fits_score());
-        assert_eq!(id.next_scorable(), EntryId::new(11, 0));
-        assert!(id.next_scorable() > id);
-    }
-
-    #[test]
-    fn display_and_bad_scores() {
-        assert_eq!(EntryId::new(17, 3).to_string(), "17-3");
-        for id in [
-            EntryId::new(0, 0),
-            EntryId::new(u64::MAX, u64::MAX),
-            EntryId::new(1764000000000, 12),
-        ] {
-            assert_eq!(&*id.text(), id.to_string().as_bytes());
-        }
-        assert_eq!(EntryId::from_score(-1.0), None);
-        assert_eq!(EntryId::from_score(1.5), None);
-        assert_eq!(EntryId::from_score(f64::NAN), None);
+    fn ids_follow_the_clock_and_never_go_back() {
+        assert_eq!(EntryId::next_after(None, 5), EntryId::new(5, 0));
+        assert_eq!(
+            EntryId::next_after(Some(EntryId::new(5, 0)), 5),
+            EntryId::new(5, 1)
+        );
+        assert_eq!(
+            EntryId::next_after(Some(EntryId::new(9, 3)), 5),
+            EntryId::new(9, 4)
+        );
+        assert_eq!(
+            EntryId::next_after(Some(EntryId::new(5, 7)), 6),
+            EntryId::new(6, 0)
+        );
+        assert_eq!(
+            &*EntryId::new(1700000000000, 12).text(),
+            b"1700000000000-12"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Every way a TQ command can fail, with the error code clients see as the
-//! first word of the reply (`-CODE human text`).
+//! first word of the reply (`-CODE human text`). Each mistake has one
+//! constructor here, so it reads the same from every command.
 
 use std::fmt;
 
@@ -15,13 +16,22 @@ pub enum TqError {
     NotQueued,
     /// Not admitted yet: carries the current position.
     NotReady(u64),
-    SeatUnavailable,
+    /// Carries the seat's name.
+    SeatUnavailable(Vec<u8>),
     SoldOut,
-    NotHeld,
-    NotOwner,
+    NotHeld(Vec<u8>),
+    NotOwner(Vec<u8>),
     /// The event's keys are only partly on this node (slot mid-migration).
     TryAgain,
-    /// A storage call failed in a way the rules did not foresee.
+    /// One key of the event is gone or does not match the other (evicted
+    /// under an `allkeys-*` policy, or deleted by hand): carries which.
+    Damaged(&'static str),
+    /// A write sent to a read-only replica (Redis' own `READONLY`).
+    ReadOnlyReplica,
+    /// A write that may grow memory while it is full (Redis' own `OOM`).
+    OutOfMemory,
+    /// Something the rules did not foresee (a bug, caught at the command
+    /// boundary).
     Internal(String),
 }
 
@@ -36,17 +46,35 @@ impl TqError {
     /// `INFO tq`.
     pub fn code(&self) -> &'static str {
         match self {
-            TqError::Syntax(_) | TqError::Internal(_) => "ERR",
+            TqError::Syntax(_) | TqError::Internal(_) | TqError::Damaged(_) => "ERR",
             TqError::WrongType => "WRONGTYPE",
             TqError::Duplicate(_) => "DUPLICATE",
             TqError::NotQueued => "NOT_QUEUED",
             TqError::NotReady(_) => "NOT_READY",
-            TqError::SeatUnavailable => "SEAT_UNAVAILABLE",
+            TqError::SeatUnavailable(_) => "SEAT_UNAVAILABLE",
             TqError::SoldOut => "SOLD_OUT",
-            TqError::NotHeld => "NOT_HELD",
-            TqError::NotOwner => "NOT_OWNER",
+            TqError::NotHeld(_) => "NOT_HELD",
+            TqError::NotOwner(_) => "NOT_OWNER",
             TqError::TryAgain => "TRYAGAIN",
+            TqError::ReadOnlyReplica => "READONLY",
+            TqError::OutOfMemory => "OOM",
         }
+    }
+}
+
+/// A client-given name inside an error text: printable ASCII, short.
+struct Shown<'a>(&'a [u8]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        for &b in &self.0[..self.0.len().min(MAX)] {
+            write!(f, "{}", std::ascii::escape_default(b))?;
+        }
+        if self.0.len() > MAX {
+            f.write_str("...")?;
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +84,11 @@ impl fmt::Display for TqError {
         match self {
             TqError::Syntax(text) => write!(f, "{code} {text}"),
             TqError::Internal(text) => write!(f, "{code} internal error: {text}"),
+            TqError::Damaged(what) => write!(
+                f,
+                "{code} this event's {what}; it was evicted or deleted outside tq, so its figures \
+                 cannot be trusted (delete both keys of the event to start it again)"
+            ),
             TqError::WrongType => {
                 write!(
                     f,
@@ -65,13 +98,22 @@ impl fmt::Display for TqError {
             TqError::Duplicate(id) => write!(f, "{code} {id}"),
             TqError::NotReady(position) => write!(f, "{code} {position}"),
             TqError::NotQueued => write!(f, "{code} token is not waiting"),
-            TqError::SeatUnavailable => write!(f, "{code} seat is held or sold"),
+            TqError::SeatUnavailable(seat) => write!(f, "{code} {} is held or sold", Shown(seat)),
             TqError::SoldOut => write!(f, "{code} no seats left"),
-            TqError::NotHeld => write!(f, "{code} seat is not held"),
-            TqError::NotOwner => write!(f, "{code} seat is held by another user"),
+            TqError::NotHeld(seat) => write!(f, "{code} {} is not held", Shown(seat)),
+            TqError::NotOwner(seat) => {
+                write!(f, "{code} {} is held by another user", Shown(seat))
+            }
             TqError::TryAgain => {
                 write!(f, "{code} event keys are only partly on this node, retry")
             }
+            TqError::ReadOnlyReplica => {
+                write!(f, "{code} You can't write against a read only replica.")
+            }
+            TqError::OutOfMemory => write!(
+                f,
+                "{code} command not allowed when used memory > 'maxmemory'."
+            ),
         }
     }
 }
@@ -88,22 +130,30 @@ mod tests {
             TqError::Duplicate("1-0".into()),
             TqError::NotQueued,
             TqError::NotReady(3),
-            TqError::SeatUnavailable,
+            TqError::SeatUnavailable(b"A1".to_vec()),
             TqError::SoldOut,
-            TqError::NotHeld,
-            TqError::NotOwner,
+            TqError::NotHeld(b"\r\n\xff".to_vec()),
+            TqError::NotOwner(vec![b'x'; 500]),
             TqError::TryAgain,
+            TqError::ReadOnlyReplica,
+            TqError::OutOfMemory,
+            TqError::Damaged("queue is missing"),
             TqError::Internal("x".into()),
         ];
         for e in all {
             let text = e.to_string();
             assert!(text.starts_with(e.code()), "{text}");
-            assert!(text.is_ascii());
+            assert!(text.is_ascii() && !text.contains('\r') && !text.contains('\n'));
+            assert!(text.len() < 400, "{text}");
         }
         assert_eq!(
             TqError::Duplicate("5-1".into()).to_string(),
             "DUPLICATE 5-1"
         );
         assert_eq!(TqError::NotReady(7).to_string(), "NOT_READY 7");
+        assert_eq!(
+            TqError::SeatUnavailable(b"A1".to_vec()).to_string(),
+            "SEAT_UNAVAILABLE A1 is held or sold"
+        );
     }
 }

@@ -1,9 +1,109 @@
-//! Event-wide rules: the settings in force, TQ.CONFIG and TQ.STATS.
+//! One event (the sale): its whole state, and every rule that changes it.
+//!
+//! Each write rule takes a `Step`: the one `now` the command runs at, and
+//! what the step did that storage outside this state must follow (stream
+//! entries to delete) and whether anything changed (so that a command that
+//! changes nothing replicates nothing). A step first brings the event up to
+//! its `now` (`advance`): abandoned entries leave, expired holds give their
+//! seats back, closed DEDUPE windows are forgotten. Rules never read the
+//! clock; given the same state, `now` and arguments they do the same thing,
+//! which is what lets a replica or an AOF replay apply the same command.
 
-use super::error::TqResult;
-use super::queue::{abandon_cutoff, measured_rate};
+use super::bucket::{self, Admissions, BucketState};
+use super::dedupe::Dedupe;
+use super::entry_id::EntryId;
+use super::error::{TqError, TqResult};
+use super::queue::Queue;
+use super::seats::{Seat, Seats};
 use super::settings::{Settings, SettingsChange};
-use super::store::{Counter, EventStore};
+
+/// Most removals of each kind (abandoned entries, expired holds, closed
+/// dedupe windows) in one step, so that no step holds Redis' thread for
+/// long when a crowd lapses at once; the rest is left for the next step.
+pub const STEP_BUDGET: usize = 4096;
+
+/// What one step did besides changing the state itself.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub now_ms: u64,
+    /// Stream entries to delete: entries that left the queue.
+    pub removed: Vec<EntryId>,
+    /// Whether the state changed.
+    pub changed: bool,
+}
+
+impl Step {
+    pub fn new(now_ms: u64) -> Step {
+        Step {
+            now_ms,
+            ..Step::default()
+        }
+    }
+}
+
+/// Counters kept so that TQ.STATS is O(1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Seats still available.
+    pub inventory: u64,
+    /// Whether TQ.INVENTORY SET was ever called.
+    pub inventory_set: bool,
+    pub sold: u64,
+    pub admitted: u64,
+    pub duplicates: u64,
+    pub abandoned: u64,
+    pub holds_expired: u64,
+    pub joined: u64,
+    pub left: u64,
+    pub trimmed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub settings: Settings,
+    pub queue: Queue,
+    pub dedupe: Dedupe,
+    pub seats: Seats,
+    /// `None`: full.
+    pub bucket: Option<BucketState>,
+    pub admissions: Admissions,
+    pub counters: Counters,
+    /// Not stored: set when this state was loaded from disk at a restart,
+    /// until the master's first step on it gives the fans whose heartbeat
+    /// lapsed during the downtime a full period (`resume`).
+    pub restarted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: EntryId,
+    pub position: u64,
+    pub user_position: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionInfo {
+    pub position: u64,
+    pub user_position: u64,
+    pub ready: bool,
+    pub eta_ms: i64,
+    pub waited_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub id: EntryId,
+    pub token: Vec<u8>,
+    pub position: u64,
+}
+
+/// What TQ.SEAT shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatView {
+    pub state: &'static str,
+    pub user: Option<Vec<u8>>,
+    pub ttl_ms: i64,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
@@ -16,33 +116,443 @@ pub struct Stats {
     pub duplicates: u64,
     pub abandoned: u64,
     pub holds_expired: u64,
+    pub joined: u64,
+    pub left: u64,
+    pub trimmed: u64,
 }
 
-/// The event's own settings over the module-wide `defaults`.
-pub fn settings<S: EventStore>(store: &mut S, defaults: &Settings) -> TqResult<Settings> {
-    Ok(defaults.apply(&store.settings_overrides()?))
+// ---- heartbeats ---------------------------------------------------------
+
+/// How long after its last recorded heartbeat an entry is abandoned: one
+/// period plus the tenth by which heartbeats may be recorded late
+/// (`beat_step_ms`), so nobody is dropped before a full period since their
+/// last poll, and nobody later than 1.1 periods.
+fn lapse_ms(settings: &Settings) -> u64 {
+    settings.heartbeat_ms() + beat_step_ms(settings)
 }
 
-/// TQ.CONFIG with options: stores them and refills the bucket.
-pub fn configure<S: EventStore>(store: &mut S, change: &SettingsChange) -> TqResult<()> {
-    store.store_settings(change)?;
-    store.reset_bucket()
+/// A poll is recorded only once the recorded heartbeat is this old, so
+/// most polls store and replicate nothing.
+fn beat_step_ms(settings: &Settings) -> u64 {
+    settings.heartbeat_ms() / 10
 }
 
-/// TQ.STATS (read-only): counters as of `now_ms`, counting abandoned entries
-/// and expired holds that are due but not yet written back.
-pub fn stats<S: EventStore>(store: &mut S, settings: &Settings, now_ms: u64) -> TqResult<Stats> {
-    let abandoned_now = store.stale_count(abandon_cutoff(settings, now_ms))?;
-    let expired_now = store.expired_hold_count(now_ms)?;
-    Ok(Stats {
-        waiting: store.waiting_count()?.saturating_sub(abandoned_now),
-        admitted: store.counter(Counter::Admitted)?,
-        admission_rate: measured_rate(store, now_ms)?,
-        inventory: store.counter(Counter::Inventory)? + expired_now,
-        held: store.held_count()?.saturating_sub(expired_now),
-        sold: store.counter(Counter::Sold)?,
-        duplicates: store.counter(Counter::Duplicates)?,
-        abandoned: store.counter(Counter::Abandoned)? + abandoned_now,
-        holds_expired: store.counter(Counter::HoldsExpired)? + expired_now,
-    })
+impl Event {
+    pub fn new(settings: Settings) -> Event {
+        Event {
+            settings,
+            queue: Queue::default(),
+            dedupe: Dedupe::default(),
+            seats: Seats::default(),
+            bucket: None,
+            admissions: Admissions::default(),
+            counters: Counters::default(),
+            restarted: false,
+        }
+    }
+
+    /// Entries stored in the queue (`XLEN` of its stream).
+    pub fn waiting(&self) -> u64 {
+        self.queue.len()
+    }
+
+    // ---- time ----------------------------------------------------------
+
+    /// Brings the event up to `step.now_ms`: at most `STEP_BUDGET` of each
+    /// kind of due removal. Returns whether more is due already.
+    pub fn advance(&mut self, step: &mut Step) -> bool {
+        let now = step.now_ms;
+        let abandoned = self.abandon(step);
+        let expired = self.expire_holds(now);
+        let forgotten = self.dedupe.purge(now, STEP_BUDGET);
+        if abandoned + expired + forgotten > 0 {
+            step.changed = true;
+        }
+        self.next_due_ms().is_some_and(|at| at <= now)
+    }
+
+    /// When the next removal falls due, if any.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        let lapse = self
+            .queue
+            .by_beat()
+            .next()
+            .map(|slot| self.queue.entry(slot).beat_ms + lapse_ms(&self.settings));
+        [lapse, self.seats.next_due_ms(), self.dedupe.next_due_ms()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// After a restart: fans whose heartbeat lapsed while the server was
+    /// down get a full period from `now`, as if they had just polled.
+    pub fn resume(&mut self, step: &mut Step) {
+        let now = step.now_ms.max(self.queue.newest_beat_ms().unwrap_or(0));
+        let lapsed = self.lapsed(step.now_ms);
+        for &slot in &lapsed {
+            self.queue.touch(slot, now);
+        }
+        step.changed |= !lapsed.is_empty();
+        self.restarted = false;
+    }
+
+    /// Entries abandoned as of `now_ms` that are still stored, oldest beat
+    /// first.
+    fn lapsed(&self, now_ms: u64) -> Vec<u32> {
+        let lapse = lapse_ms(&self.settings);
+        self.queue
+            .by_beat()
+            .take_while(|&slot| self.queue.entry(slot).beat_ms + lapse <= now_ms)
+            .collect()
+    }
+
+    fn abandon(&mut self, step: &mut Step) -> usize {
+        let lapse = lapse_ms(&self.settings);
+        let due = within_budget(
+            self.queue
+                .by_beat()
+                .map(|slot| (self.queue.entry(slot).beat_ms + lapse, slot)),
+            step.now_ms,
+        );
+        for &slot in &due {
+            step.removed.push(self.queue.remove(slot));
+        }
+        self.counters.abandoned += due.len() as u64;
+        due.len()
+    }
+
+    fn expire_holds(&mut self, now_ms: u64) -> usize {
+        let due: Vec<Box<[u8]>> = within_budget(
+            self.seats.due_holds(now_ms).map(|(at, seat)| (at, seat)),
+            now_ms,
+        )
+        .into_iter()
+        .map(Box::from)
+        .collect();
+        for seat in &due {
+            self.seats.free(seat);
+        }
+        let n = due.len() as u64;
+        self.counters.inventory += n;
+        self.counters.holds_expired += n;
+        due.len()
+    }
+
+    // ---- waiting room --------------------------------------------------
+
+    /// TQ.ENQUEUE.
+    pub fn enqueue(
+        &mut self,
+        step: &mut Step,
+        user: &[u8],
+        token: &[u8],
+        dedupe: Option<&[u8]>,
+        ttl_s: Option<u64>,
+    ) -> TqResult<Enqueued> {
+        self.advance(step);
+        let now = step.now_ms;
+        let original = self
+            .queue
+            .find(token)
+            .map(|slot| self.queue.entry(slot).id)
+            .or_else(|| self.dedupe.lookup(dedupe?, now));
+        if let Some(original) = original {
+            self.counters.duplicates += 1;
+            step.changed = true;
+            return Err(TqError::Duplicate(
+                String::from_utf8_lossy(&original.text()).into_owned(),
+            ));
+        }
+        let id = self.queue.next_id(now);
+        let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
+        self.queue.append(id, token, user, beat);
+        if let Some(key) = dedupe {
+            let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
+            self.dedupe.record(key, id, now + ttl_s * 1000);
+        }
+        self.counters.joined += 1;
+        step.changed = true;
+        // The new entry is at the tail of both orders.
+        Ok(Enqueued {
+            id,
+            position: self.queue.len(),
+            user_position: self.queue.user_waiting(user),
+        })
+    }
+
+    /// TQ.POSITION: where `token` stands; also its heartbeat.
+    pub fn position(&mut self, step: &mut Step, token: &[u8]) -> TqResult<PositionInfo> {
+        self.advance(step);
+        let now = step.now_ms;
+        let slot = self.queue.find(token).ok_or(TqError::NotQueued)?;
+        let position = self.queue.position(slot);
+        let tokens = bucket::whole_tokens(self.milli_tokens(now));
+        let ready = position <= tokens;
+        // The measured rate only matters for an entry that must wait.
+        let measured = if ready {
+            0.0
+        } else {
+            self.admissions.rate(now)
+        };
+        let entry = self.queue.entry(slot);
+        let (joined_ms, beat_ms) = (entry.id.ms, entry.beat_ms);
+        if now >= beat_ms + beat_step_ms(&self.settings) {
+            let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
+            self.queue.touch(slot, beat);
+            step.changed = true;
+        }
+        Ok(PositionInfo {
+            position,
+            user_position: self.queue.user_position(slot),
+            ready,
+            eta_ms: bucket::eta_ms(position, tokens, measured, self.settings.rate),
+            waited_ms: now.saturating_sub(joined_ms),
+        })
+    }
+
+    /// TQ.ENTER: admits `token` if its position is within the whole tokens
+    /// available now, spending one. Returns the position it had.
+    pub fn enter(&mut self, step: &mut Step, token: &[u8]) -> TqResult<u64> {
+        self.advance(step);
+        let now = step.now_ms;
+        let slot = self.queue.find(token).ok_or(TqError::NotQueued)?;
+        let position = self.queue.position(slot);
+        let milli = self.milli_tokens(now);
+        if position > bucket::whole_tokens(milli) {
+            return Err(TqError::NotReady(position));
+        }
+        self.bucket = Some(BucketState {
+            milli_tokens: milli - 1000,
+            at_ms: now,
+        });
+        step.removed.push(self.queue.remove(slot));
+        self.counters.admitted += 1;
+        self.admissions.record(now);
+        step.changed = true;
+        Ok(position)
+    }
+
+    /// TQ.LEAVE: whether the entry was waiting (and is now gone).
+    pub fn leave(&mut self, step: &mut Step, token: &[u8]) -> bool {
+        self.advance(step);
+        let Some(slot) = self.queue.find(token) else {
+            return false;
+        };
+        step.removed.push(self.queue.remove(slot));
+        self.counters.left += 1;
+        step.changed = true;
+        true
+    }
+
+    /// TQ.TRIM MAXAGE: removes the entries that joined more than
+    /// `max_age_s` before now (ids below `now - max_age`, as XTRIM MINID).
+    pub fn trim(&mut self, step: &mut Step, max_age_s: u64) -> u64 {
+        self.advance(step);
+        let min_id = EntryId::new(step.now_ms.saturating_sub(max_age_s * 1000), 0);
+        let old: Vec<u32> = self
+            .queue
+            .in_order()
+            .take_while(|&slot| self.queue.entry(slot).id < min_id)
+            .collect();
+        for &slot in &old {
+            step.removed.push(self.queue.remove(slot));
+        }
+        self.counters.trimmed += old.len() as u64;
+        step.changed |= !old.is_empty();
+        old.len() as u64
+    }
+
+    /// TQ.USER (read-only): the user's entries that still count as of
+    /// `now_ms`, oldest first.
+    pub fn user_entries(&self, now_ms: u64, user: &[u8]) -> Vec<UserEntry> {
+        let mut lapsed: Vec<u64> = self
+            .lapsed(now_ms)
+            .into_iter()
+            .map(|slot| self.queue.position(slot))
+            .collect();
+        lapsed.sort_unstable();
+        self.queue
+            .user_entries(user)
+            .filter_map(|slot| {
+                let position = self.queue.position(slot);
+                if lapsed.binary_search(&position).is_ok() {
+                    return None;
+                }
+                let ahead = lapsed.partition_point(|&p| p < position) as u64;
+                let entry = self.queue.entry(slot);
+                Some(UserEntry {
+                    id: entry.id,
+                    token: entry.token.to_vec(),
+                    position: position - ahead,
+                })
+            })
+            .collect()
+    }
+
+    fn milli_tokens(&self, now_ms: u64) -> u64 {
+        bucket::milli_tokens_now(self.bucket, &self.settings, now_ms)
+    }
+
+    // ---- seats ---------------------------------------------------------
+    //
+    // Invariant: between two TQ.INVENTORY SET calls, inventory + held +
+    // sold is constant and inventory never goes below 0. Every transition
+    // moves one seat between those three.
+
+    /// TQ.INVENTORY (read): seats available as of `now_ms`.
+    pub fn inventory(&self, now_ms: u64) -> u64 {
+        self.counters.inventory + self.seats.due_holds(now_ms).count() as u64
+    }
+
+    /// TQ.INVENTORY SET.
+    pub fn set_inventory(&mut self, step: &mut Step, n: u64) -> u64 {
+        self.advance(step);
+        if self.counters.inventory != n || !self.counters.inventory_set {
+            self.counters.inventory = n;
+            self.counters.inventory_set = true;
+            step.changed = true;
+        }
+        n
+    }
+
+    /// TQ.HOLD: returns the inventory left.
+    pub fn hold(
+        &mut self,
+        step: &mut Step,
+        seat: &[u8],
+        user: &[u8],
+        ttl_s: Option<u64>,
+    ) -> TqResult<u64> {
+        self.advance(step);
+        if self.seats.get(seat).is_some() {
+            return Err(TqError::SeatUnavailable(seat.to_vec()));
+        }
+        if self.counters.inventory == 0 {
+            return Err(TqError::SoldOut);
+        }
+        let ttl_s = ttl_s.unwrap_or(self.settings.hold_ttl_s);
+        self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
+        self.counters.inventory -= 1;
+        step.changed = true;
+        Ok(self.counters.inventory)
+    }
+
+    /// TQ.RELEASE: returns the inventory after the seat came back.
+    pub fn release(&mut self, step: &mut Step, seat: &[u8], user: Option<&[u8]>) -> TqResult<u64> {
+        self.advance(step);
+        self.check_holder(seat, user)?;
+        self.seats.free(seat);
+        self.counters.inventory += 1;
+        step.changed = true;
+        Ok(self.counters.inventory)
+    }
+
+    /// TQ.CONFIRM: the hold of `user` becomes a sale.
+    pub fn confirm(&mut self, step: &mut Step, seat: &[u8], user: &[u8]) -> TqResult<()> {
+        self.advance(step);
+        self.check_holder(seat, Some(user))?;
+        self.seats.sell(seat, user);
+        self.counters.sold += 1;
+        step.changed = true;
+        Ok(())
+    }
+
+    /// The seat must be held, and by `user` when one is given.
+    fn check_holder(&self, seat: &[u8], user: Option<&[u8]>) -> TqResult<()> {
+        match self.seats.get(seat) {
+            Some(Seat::Held { user: holder, .. }) => match user {
+                Some(u) if u != &holder[..] => Err(TqError::NotOwner(seat.to_vec())),
+                _ => Ok(()),
+            },
+            _ => Err(TqError::NotHeld(seat.to_vec())),
+        }
+    }
+
+    /// TQ.SEAT (read-only), as of `now_ms`.
+    pub fn seat(&self, now_ms: u64, seat: &[u8]) -> SeatView {
+        match self.seats.get(seat) {
+            Some(Seat::Held { user, expires_ms }) if *expires_ms > now_ms => SeatView {
+                state: "held",
+                user: Some(user.to_vec()),
+                ttl_ms: (expires_ms - now_ms) as i64,
+            },
+            Some(Seat::Sold { user }) => SeatView {
+                state: "sold",
+                user: Some(user.to_vec()),
+                ttl_ms: -1,
+            },
+            _ => SeatView {
+                state: "available",
+                user: None,
+                ttl_ms: -1,
+            },
+        }
+    }
+
+    // ---- settings and figures ------------------------------------------
+
+    /// TQ.CONFIG with options. The bucket keeps the tokens it holds (capped
+    /// at the new burst), so a reconfiguration never lets a burst in.
+    pub fn configure(&mut self, step: &mut Step, change: &SettingsChange) {
+        self.advance(step);
+        let now = step.now_ms;
+        let settings = self.settings.apply(change);
+        let bucket = self.bucket.map(|_| BucketState {
+            milli_tokens: self
+                .milli_tokens(now)
+                .min(settings.burst.saturating_mul(1000)),
+            at_ms: now,
+        });
+        if settings != self.settings || bucket != self.bucket {
+            self.settings = settings;
+            self.bucket = bucket;
+            step.changed = true;
+        }
+    }
+
+    /// TQ.STATS (read-only): as of `now_ms`, counting entries and holds due
+    /// for removal that are still stored.
+    pub fn stats(&self, now_ms: u64) -> Stats {
+        let lapsed = self.lapsed(now_ms).len() as u64;
+        let expired = self.seats.due_holds(now_ms).count() as u64;
+        let c = &self.counters;
+        Stats {
+            waiting: self.queue.len() - lapsed,
+            admitted: c.admitted,
+            admission_rate: self.admissions.rate(now_ms),
+            inventory: c.inventory + expired,
+            held: self.seats.held() - expired,
+            sold: c.sold,
+            duplicates: c.duplicates,
+            abandoned: c.abandoned + lapsed,
+            holds_expired: c.holds_expired + expired,
+            joined: c.joined,
+            left: c.left,
+            trimmed: c.trimmed,
+        }
+    }
+
+    /// Bytes this state holds beyond the struct itself.
+    pub fn memory_usage(&self) -> usize {
+        self.queue.memory_usage()
+            + self.dedupe.memory_usage()
+            + self.seats.memory_usage()
+            + self.admissions.per_second.capacity() * 16
+    }
+}
+
+/// The items (deadline, item) of a deadline-ordered run that are due by
+/// `now_ms`: at most `STEP_BUDGET`, but never splitting one millisecond,
+/// so that which ones go depends on the stored deadlines alone.
+fn within_budget<T>(run: impl Iterator<Item = (u64, T)>, now_ms: u64) -> Vec<T> {
+    let mut due = Vec::new();
+    let mut last = None;
+    for (at, item) in run {
+        if at > now_ms || (due.len() >= STEP_BUDGET && last != Some(at)) {
+            break;
+        }
+        last = Some(at);
+        due.push(item);
+    }
+    due
 }

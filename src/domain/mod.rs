@@ -1,21 +1,26 @@
-//! The ticketing rules, in plain Rust: no Redis types, no FFI.
+//! The ticketing rules and the event state they act on, in plain Rust: no
+//! Redis types, no FFI.
 //!
-//! `args` parses command arguments, `queue` / `seats` / `event` hold the
-//! rules, `store` is the storage they need. `glue` adapts all of it to
-//! Redis.
+//! `event` is the state of one sale and every rule; `queue`, `ranks`,
+//! `dedupe`, `seats` and `slab` are the structures it is made of; `bucket`
+//! the admission arithmetic; `codec` the stored form; `args` parses command
+//! arguments. `glue` adapts all of it to Redis.
 
 pub mod args;
 pub mod bucket;
+pub mod codec;
 pub mod decimal;
+pub mod dedupe;
 pub mod entry_id;
 pub mod error;
 pub mod event;
 pub mod queue;
+pub mod ranks;
 pub mod seats;
 pub mod settings;
-pub mod store;
+pub mod slab;
 
 #[cfg(test)]
-pub mod memstore;
+mod codec_tests;
 #[cfg(test)]
 mod rules_tests;

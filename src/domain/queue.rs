@@ -1,253 +1,338 @@
-//! Waiting-room rules: join, position, admission, leave, trim, abandonment.
+//! The waiting entries of one event and the indexes over them: by token,
+//! by place in the order (`Ranks`), by last heartbeat, and per user.
 //!
-//! Write operations first reap abandoned entries, so every position they
-//! compute counts only live entries. Read-only views (`user_view`,
-//! `stats`) cannot write, so they subtract abandoned-but-not-yet-reaped
-//! entries instead; on a master the reaper keeps that set small.
+//! This is a data structure, not a rule: it keeps its indexes consistent
+//! and answers in O(1) or O(log n); when an entry joins, moves or leaves is
+//! decided in `event.rs`.
+//!
+//! Heartbeats form a list from the oldest to the newest. A recorded beat
+//! is never older than the newest one already there, so the list stays in
+//! beat order and the entries to abandon are always a run at its head.
 
-use super::args::{Enqueue, MAX_NAME_LEN};
-use super::bucket;
 use super::entry_id::EntryId;
-use super::error::{TqError, TqResult};
-use super::settings::Settings;
-use super::store::{BucketState, Counter, EventStore, Waiting};
+use super::ranks::{Ranks, NONE};
+use super::slab::{NameIndex, Slab};
 
-/// No bound: used where a command must see every due removal.
-pub const ALL: usize = usize::MAX;
-
-/// TQ.TRIM reads and removes the entries it trims this many at a time.
-const TRIM_PAGE: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enqueued {
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Its stream entry id.
     pub id: EntryId,
-    pub position: u64,
-    pub user_position: u64,
+    pub token: Box<[u8]>,
+    /// Its last recorded heartbeat (unix ms).
+    pub beat_ms: u64,
+    /// Its order number (`Ranks`).
+    number: u64,
+    user: u32,
+    older_beat: u32,
+    newer_beat: u32,
+    /// The user's next entry in join order.
+    next_of_user: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct PositionInfo {
-    pub position: u64,
-    pub user_position: u64,
-    pub ready: bool,
-    pub eta_ms: i64,
-    pub waited_ms: u64,
+/// A user with waiting entries.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: Box<[u8]>,
+    first: u32,
+    last: u32,
+    waiting: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admitted {
-    pub position_was: u64,
+#[derive(Clone, Debug, Default)]
+pub struct Queue {
+    entries: Slab<Entry>,
+    tokens: NameIndex,
+    ranks: Ranks,
+    users: Slab<User>,
+    user_names: NameIndex,
+    oldest_beat: Option<u32>,
+    newest_beat: Option<u32>,
+    /// The id of the newest entry ever appended: ids only grow, also after
+    /// the queue empties.
+    pub last_id: Option<EntryId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserEntry {
-    pub id: EntryId,
-    pub token: Vec<u8>,
-    pub position: u64,
-}
-
-pub fn enqueue<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    req: &Enqueue<'_>,
-) -> TqResult<Enqueued> {
-    reap_abandoned(store, settings, now_ms, ALL)?;
-    if let Some(original) = store.entry_id(req.token)? {
-        return duplicate(store, original.to_string().into_bytes());
+impl Queue {
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
     }
-    if let Some(dedupe) = req.dedupe {
-        if let Some(original) = store.dedupe_lookup(dedupe)? {
-            return duplicate(store, original);
-        }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
-    let id = store.append(req.token, req.user, now_ms)?;
-    if let Some(dedupe) = req.dedupe {
-        let ttl_s = req.ttl_s.unwrap_or(settings.dedupe_ttl_s);
-        store.dedupe_record(dedupe, id, now_ms + ttl_s * 1000)?;
+
+    pub fn find(&self, token: &[u8]) -> Option<u32> {
+        let entries = &self.entries;
+        self.tokens.find(token, |s| &entries.at(s).token)
     }
-    // The new entry is at the tail of both orders.
-    Ok(Enqueued {
-        id,
-        position: store.waiting_count()?,
-        user_position: store.user_waiting_count(req.user)?,
-    })
-}
 
-fn duplicate<S: EventStore, T>(store: &mut S, original: Vec<u8>) -> TqResult<T> {
-    store.add_counter(Counter::Duplicates, 1)?;
-    let mut id = original;
-    id.truncate(MAX_NAME_LEN);
-    Err(TqError::Duplicate(
-        String::from_utf8_lossy(&id).into_owned(),
-    ))
-}
-
-/// TQ.POSITION: where `token` stands; also its heartbeat.
-pub fn position<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    token: &[u8],
-) -> TqResult<PositionInfo> {
-    reap_abandoned(store, settings, now_ms, ALL)?;
-    let entry = find(store, token)?;
-    let position = store.rank(token)? + 1;
-    let user_position = store.user_rank(&entry.user, token)? + 1;
-    let tokens = bucket::whole_tokens(bucket::milli_tokens_now(store.bucket()?, settings, now_ms));
-    let ready = position <= tokens;
-    // The measured rate only matters for an entry that must wait.
-    let measured = if ready {
-        0.0
-    } else {
-        measured_rate(store, now_ms)?
-    };
-    store.touch(token, now_ms)?;
-    Ok(PositionInfo {
-        position,
-        user_position,
-        ready,
-        eta_ms: bucket::eta_ms(position, tokens, measured, settings.rate),
-        waited_ms: now_ms.saturating_sub(entry.id.ms),
-    })
-}
-
-/// TQ.ENTER: admits `token` if its position is within the whole tokens
-/// available now, spending one.
-pub fn enter<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    token: &[u8],
-) -> TqResult<Admitted> {
-    reap_abandoned(store, settings, now_ms, ALL)?;
-    let entry = find(store, token)?;
-    let position = store.rank(token)? + 1;
-    let milli = bucket::milli_tokens_now(store.bucket()?, settings, now_ms);
-    if position > bucket::whole_tokens(milli) {
-        return Err(TqError::NotReady(position));
+    pub fn entry(&self, slot: u32) -> &Entry {
+        self.entries.at(slot)
     }
-    store.set_bucket(BucketState {
-        milli_tokens: milli - 1000,
-        at_ms: now_ms,
-    })?;
-    store.remove(std::slice::from_ref(&entry))?;
-    store.add_counter(Counter::Admitted, 1)?;
-    store.record_admission(now_ms)?;
-    Ok(Admitted {
-        position_was: position,
-    })
-}
 
-/// TQ.LEAVE: true if the entry was waiting and is now gone.
-pub fn leave<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    token: &[u8],
-) -> TqResult<bool> {
-    reap_abandoned(store, settings, now_ms, ALL)?;
-    match find(store, token) {
-        Ok(entry) => store.remove(std::slice::from_ref(&entry)).map(|_| true),
-        Err(TqError::NotQueued) => Ok(false),
-        Err(e) => Err(e),
+    pub fn user_name(&self, slot: u32) -> &[u8] {
+        &self.users.at(self.entries.at(slot).user).name
     }
-}
 
-/// TQ.TRIM MAXAGE: removes entries that joined more than `max_age_s` ago.
-pub fn trim<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    max_age_s: u64,
-) -> TqResult<u64> {
-    reap_abandoned(store, settings, now_ms, ALL)?;
-    let min_id = EntryId::new(now_ms.saturating_sub(max_age_s * 1000), 0);
-    let mut removed = 0;
-    loop {
-        let batch = store.entries_before(min_id, TRIM_PAGE)?;
-        if batch.is_empty() {
-            return Ok(removed);
-        }
-        store.remove(&batch)?;
-        removed += batch.len() as u64;
+    /// The id the next entry gets at `now_ms`.
+    pub fn next_id(&self, now_ms: u64) -> EntryId {
+        EntryId::next_after(self.last_id, now_ms)
     }
-}
 
-/// TQ.USER (read-only): this user's live entries, oldest first.
-pub fn user_view<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    user: &[u8],
-) -> TqResult<Vec<UserEntry>> {
-    let abandoned = abandoned_ids(store, settings, now_ms)?;
-    let mut view = Vec::new();
-    for (id, token) in store.user_entries(user)? {
-        if abandoned.binary_search(&id).is_ok() {
-            continue;
-        }
-        let ahead_abandoned = abandoned.partition_point(|a| *a < id) as u64;
-        let position = store.rank(&token)? + 1 - ahead_abandoned;
-        view.push(UserEntry {
+    /// Appends `token` (not waiting yet) at the tail of the order, with id
+    /// `id` (after `last_id`) and a heartbeat at `beat_ms`.
+    pub fn append(&mut self, id: EntryId, token: &[u8], user: &[u8], beat_ms: u64) -> u32 {
+        let number = self.ranks.next_number();
+        self.insert(id, token, user, beat_ms, number)
+    }
+
+    /// Adds an entry with a given order number (at or after every number in
+    /// use); `append` and decoding use it.
+    pub fn insert(
+        &mut self,
+        id: EntryId,
+        token: &[u8],
+        user: &[u8],
+        beat_ms: u64,
+        number: u64,
+    ) -> u32 {
+        let user_slot = self.user_slot(user);
+        let slot = self.entries.insert(Entry {
             id,
-            token,
-            position,
+            token: token.into(),
+            beat_ms,
+            number,
+            user: user_slot,
+            older_beat: NONE,
+            newer_beat: NONE,
+            next_of_user: NONE,
         });
+        let entries = &self.entries;
+        self.tokens.insert(slot, token, |s| &entries.at(s).token);
+        self.ranks.place(number, slot);
+        self.link_beat(slot);
+        let u = self.users.at_mut(user_slot);
+        if u.waiting == 0 {
+            u.first = slot;
+        } else {
+            let last = u.last;
+            self.entries.at_mut(last).next_of_user = slot;
+        }
+        let u = self.users.at_mut(user_slot);
+        u.last = slot;
+        u.waiting += 1;
+        if self.last_id.is_none_or(|last| id > last) {
+            self.last_id = Some(id);
+        }
+        slot
     }
-    Ok(view)
-}
 
-/// Removes entries whose heartbeat is older than the event's `heartbeat`
-/// setting, at most `limit`; counts them as abandoned.
-pub fn reap_abandoned<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-    limit: usize,
-) -> TqResult<u64> {
-    let cutoff = abandon_cutoff(settings, now_ms);
-    let stale = store.stale_tokens(cutoff, limit)?;
-    if stale.is_empty() {
-        return Ok(0);
+    /// Removes the entry in `slot` from every index; returns its id.
+    pub fn remove(&mut self, slot: u32) -> EntryId {
+        self.unlink_beat(slot);
+        let entry = self.entries.remove(slot).expect("slot in use");
+        let entries = &self.entries;
+        // The token is gone from the slab: compare against it directly.
+        self.tokens.remove(&entry.token, |s| {
+            if s == slot {
+                &entry.token
+            } else {
+                &entries.at(s).token
+            }
+        });
+        self.ranks.remove(entry.number);
+        self.unlink_user(slot, &entry);
+        entry.id
     }
-    let entries = stale
-        .iter()
-        .map(|token| find(store, token))
-        .collect::<TqResult<Vec<_>>>()?;
-    store.remove(&entries)?;
-    store.add_counter(Counter::Abandoned, entries.len() as i64)?;
-    Ok(entries.len() as u64)
-}
 
-/// An entry is abandoned once `now - last heartbeat > heartbeat`, i.e. its
-/// last heartbeat is before this cutoff.
-pub fn abandon_cutoff(settings: &Settings, now_ms: u64) -> u64 {
-    now_ms.saturating_sub(settings.heartbeat_ms())
-}
+    /// 1-based place among all waiting entries.
+    pub fn position(&self, slot: u32) -> u64 {
+        self.ranks.rank(self.entries.at(slot).number) + 1
+    }
 
-/// Ids of stored entries that are abandoned as of `now_ms`, sorted.
-fn abandoned_ids<S: EventStore>(
-    store: &mut S,
-    settings: &Settings,
-    now_ms: u64,
-) -> TqResult<Vec<EntryId>> {
-    let mut ids = Vec::new();
-    for token in store.stale_tokens(abandon_cutoff(settings, now_ms), ALL)? {
-        if let Some(id) = store.entry_id(&token)? {
-            ids.push(id);
+    /// 1-based place among the user's waiting entries.
+    pub fn user_position(&self, slot: u32) -> u64 {
+        let user = self.users.at(self.entries.at(slot).user);
+        let mut at = user.first;
+        let mut place = 1;
+        while at != slot && at != NONE {
+            at = self.entries.at(at).next_of_user;
+            place += 1;
+        }
+        place
+    }
+
+    /// How many entries `user` has waiting.
+    pub fn user_waiting(&self, user: &[u8]) -> u64 {
+        self.find_user(user)
+            .map_or(0, |u| u64::from(self.users.at(u).waiting))
+    }
+
+    /// The user's waiting entries in join order.
+    pub fn user_entries(&self, user: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self
+            .find_user(user)
+            .map_or(NONE, |u| self.users.at(u).first);
+        std::iter::from_fn(move || {
+            let slot = (at != NONE).then_some(at)?;
+            at = self.entries.at(slot).next_of_user;
+            Some(slot)
+        })
+    }
+
+    /// Records a heartbeat at `beat_ms`, which must be at or after the
+    /// newest recorded one.
+    pub fn touch(&mut self, slot: u32, beat_ms: u64) {
+        self.unlink_beat(slot);
+        self.entries.at_mut(slot).beat_ms = beat_ms;
+        self.link_beat(slot);
+    }
+
+    /// Puts the heartbeat list in (beat, order) order: after entries were
+    /// inserted in order-number order (decoding).
+    pub fn sort_beats(&mut self) {
+        let mut slots: Vec<u32> = self.in_order().collect();
+        slots.sort_by_key(|&s| (self.entries.at(s).beat_ms, self.entries.at(s).number));
+        self.oldest_beat = None;
+        self.newest_beat = None;
+        for slot in slots {
+            self.link_beat(slot);
         }
     }
-    ids.sort_unstable();
-    Ok(ids)
-}
 
-/// Admissions per second over the last minute.
-pub fn measured_rate<S: EventStore>(store: &mut S, now_ms: u64) -> TqResult<f64> {
-    let count = store.admissions_since(bucket::window_start_s(now_ms))?;
-    Ok(bucket::admission_rate(count))
-}
+    /// The newest recorded heartbeat.
+    pub fn newest_beat_ms(&self) -> Option<u64> {
+        Some(self.entries.at(self.newest_beat?).beat_ms)
+    }
 
-fn find<S: EventStore>(store: &mut S, token: &[u8]) -> TqResult<Waiting> {
-    store.entry(token)?.ok_or(TqError::NotQueued)
+    /// Entries from the oldest heartbeat to the newest.
+    pub fn by_beat(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self.oldest_beat.unwrap_or(NONE);
+        std::iter::from_fn(move || {
+            let slot = (at != NONE).then_some(at)?;
+            at = self.entries.at(slot).newer_beat;
+            Some(slot)
+        })
+    }
+
+    /// The lowest id still waiting: the front's, as ids grow with the
+    /// order.
+    pub fn oldest_id(&self) -> Option<EntryId> {
+        self.in_order().next().map(|slot| self.entries.at(slot).id)
+    }
+
+    /// Entries in queue order, from the front.
+    pub fn in_order(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ranks.entries().map(|(_, slot)| slot)
+    }
+
+    /// The order number of an entry (for encoding).
+    pub fn number(&self, slot: u32) -> u64 {
+        self.entries.at(slot).number
+    }
+
+    /// The next order number to hand out (for encoding).
+    pub fn next_number(&self) -> u64 {
+        self.ranks.next_number()
+    }
+
+    /// Makes the next order number at least `next` (decoding).
+    pub fn reserve_numbers(&mut self, next: u64) {
+        self.ranks.reserve_numbers(next);
+    }
+
+    /// Bytes held beyond the struct itself.
+    pub fn memory_usage(&self) -> usize {
+        let names: usize = self
+            .entries
+            .iter()
+            .map(|(_, e)| e.token.len())
+            .chain(self.users.iter().map(|(_, u)| u.name.len()))
+            .sum();
+        self.entries.memory_usage()
+            + self.tokens.memory_usage()
+            + self.ranks.memory_usage()
+            + self.users.memory_usage()
+            + self.user_names.memory_usage()
+            + names
+    }
+
+    fn find_user(&self, user: &[u8]) -> Option<u32> {
+        let users = &self.users;
+        self.user_names.find(user, |s| &users.at(s).name)
+    }
+
+    fn user_slot(&mut self, user: &[u8]) -> u32 {
+        if let Some(slot) = self.find_user(user) {
+            return slot;
+        }
+        let slot = self.users.insert(User {
+            name: user.into(),
+            first: NONE,
+            last: NONE,
+            waiting: 0,
+        });
+        let users = &self.users;
+        self.user_names.insert(slot, user, |s| &users.at(s).name);
+        slot
+    }
+
+    fn unlink_user(&mut self, slot: u32, entry: &Entry) {
+        let user = self.users.at(entry.user);
+        if user.first == slot {
+            let u = self.users.at_mut(entry.user);
+            u.first = entry.next_of_user;
+        } else {
+            let mut at = user.first;
+            while self.entries.at(at).next_of_user != slot {
+                at = self.entries.at(at).next_of_user;
+            }
+            self.entries.at_mut(at).next_of_user = entry.next_of_user;
+            if self.users.at(entry.user).last == slot {
+                self.users.at_mut(entry.user).last = at;
+            }
+        }
+        let u = self.users.at_mut(entry.user);
+        u.waiting -= 1;
+        if u.waiting == 0 {
+            let removed = self.users.remove(entry.user).expect("user in use");
+            let users = &self.users;
+            self.user_names.remove(&removed.name, |s| {
+                if s == entry.user {
+                    &removed.name
+                } else {
+                    &users.at(s).name
+                }
+            });
+        }
+    }
+
+    fn link_beat(&mut self, slot: u32) {
+        let newest = self.newest_beat;
+        {
+            let e = self.entries.at_mut(slot);
+            e.older_beat = newest.unwrap_or(NONE);
+            e.newer_beat = NONE;
+        }
+        match newest {
+            Some(n) => self.entries.at_mut(n).newer_beat = slot,
+            None => self.oldest_beat = Some(slot),
+        }
+        self.newest_beat = Some(slot);
+    }
+
+    fn unlink_beat(&mut self, slot: u32) {
+        let (older, newer) = {
+            let e = self.entries.at(slot);
+            (e.older_beat, e.newer_beat)
+        };
+        match older {
+            NONE => self.oldest_beat = (newer != NONE).then_some(newer),
+            o => self.entries.at_mut(o).newer_beat = newer,
+        }
+        match newer {
+            NONE => self.newest_beat = (older != NONE).then_some(older),
+            n => self.entries.at_mut(n).older_beat = older,
+        }
+    }
 }

@@ -55,6 +55,10 @@ impl Settings {
         }
     }
 
+    pub fn set(&mut self, setting: Setting, value: u64) {
+        *self.slot(setting) = value;
+    }
+
     pub fn get(&self, setting: Setting) -> u64 {
         let mut copy = *self;
         *copy.slot(setting)
@@ -91,7 +95,7 @@ impl Setting {
         }
     }
 
-    /// Field name in the TQ.CONFIG reply and in the event's meta text.
+    /// Field name in the TQ.CONFIG reply.
     pub fn field(self) -> &'static str {
         match self {
             Setting::Rate => "rate",

@@ -1,141 +1,130 @@
 //! The command table and the one entry point every TQ command goes
-//! through: argument decoding, panic containment, the reply, and metrics.
+//! through: argument decoding, the command's `now`, panic containment,
+//! the reply and metrics.
+//!
+//! A command is one `Command` value, defined beside its handler (name,
+//! flags, docs, handler), and one row in `COMMANDS`.
 
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use redis_module::{raw, Context, RedisString};
+use redis_module::{raw, Context, ContextFlags, RedisString};
 
+use super::command_info::Doc;
 use super::reply::{send, send_error, Reply};
-use super::{event_commands, queue_commands, seat_commands};
+use super::{apply, event_commands, queue_commands, seat_commands};
 use crate::domain::error::{TqError, TqResult};
 
-type Handler = fn(&Context, &[&[u8]]) -> TqResult<Reply>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandId {
-    Enqueue,
-    Position,
-    Enter,
-    Leave,
-    User,
-    Trim,
-    Inventory,
-    Hold,
-    Release,
-    Confirm,
-    Seat,
-    Config,
-    Stats,
+/// One TQ command.
+pub struct Command {
+    /// Lower case, as registered (`tq.enqueue`).
+    pub name: &'static str,
+    /// Redis command flags.
+    pub flags: &'static str,
+    pub doc: Doc,
+    pub handler: fn(&Call) -> TqResult<Reply>,
 }
 
-pub const COMMANDS: [CommandId; 13] = [
-    CommandId::Enqueue,
-    CommandId::Position,
-    CommandId::Enter,
-    CommandId::Leave,
-    CommandId::User,
-    CommandId::Trim,
-    CommandId::Inventory,
-    CommandId::Hold,
-    CommandId::Release,
-    CommandId::Confirm,
-    CommandId::Seat,
-    CommandId::Config,
-    CommandId::Stats,
+impl Command {
+    /// The command's name in `INFO tq` fields (`enqueue_calls`, ...) and in
+    /// replication records (`ENQUEUE`).
+    pub fn verb(&self) -> &'static str {
+        &self.name[3..]
+    }
+}
+
+pub const COMMANDS: [&Command; 14] = [
+    &queue_commands::ENQUEUE,
+    &queue_commands::POSITION,
+    &queue_commands::ENTER,
+    &queue_commands::LEAVE,
+    &queue_commands::USER,
+    &queue_commands::TRIM,
+    &seat_commands::INVENTORY,
+    &seat_commands::HOLD,
+    &seat_commands::RELEASE,
+    &seat_commands::CONFIRM,
+    &seat_commands::SEAT,
+    &event_commands::CONFIG,
+    &event_commands::STATS,
+    &apply::APPLY,
 ];
 
-impl CommandId {
-    pub fn name(self) -> &'static str {
-        match self {
-            CommandId::Enqueue => "tq.enqueue",
-            CommandId::Position => "tq.position",
-            CommandId::Enter => "tq.enter",
-            CommandId::Leave => "tq.leave",
-            CommandId::User => "tq.user",
-            CommandId::Trim => "tq.trim",
-            CommandId::Inventory => "tq.inventory",
-            CommandId::Hold => "tq.hold",
-            CommandId::Release => "tq.release",
-            CommandId::Confirm => "tq.confirm",
-            CommandId::Seat => "tq.seat",
-            CommandId::Config => "tq.config",
-            CommandId::Stats => "tq.stats",
-        }
-    }
+/// Where a call comes from, which decides how its effects reach replicas
+/// and the AOF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client: the command's record is built and replicated.
+    Client,
+    /// A `TQ.APPLY` record (from the master or the AOF): applied as
+    /// recorded and passed on verbatim.
+    Record,
+}
 
-    /// The command's name in `INFO tq` fields (`enqueue_calls`, ...).
-    pub fn metric_name(self) -> &'static str {
-        &self.name()[3..]
-    }
-
-    /// Redis command flags. Commands that can grow memory refuse under
-    /// OOM; commands that only shrink it or record a heartbeat do not.
-    pub fn flags(self) -> &'static str {
-        match self {
-            CommandId::Enqueue | CommandId::Hold | CommandId::Config | CommandId::Inventory => {
-                "write deny-oom"
-            }
-            CommandId::Position
-            | CommandId::Enter
-            | CommandId::Leave
-            | CommandId::Trim
-            | CommandId::Release
-            | CommandId::Confirm => "write",
-            CommandId::User => "readonly",
-            CommandId::Seat | CommandId::Stats => "readonly fast",
-        }
-    }
-
-    fn handler(self) -> Handler {
-        match self {
-            CommandId::Enqueue => queue_commands::enqueue,
-            CommandId::Position => queue_commands::position,
-            CommandId::Enter => queue_commands::enter,
-            CommandId::Leave => queue_commands::leave,
-            CommandId::User => queue_commands::user,
-            CommandId::Trim => queue_commands::trim,
-            CommandId::Inventory => seat_commands::inventory,
-            CommandId::Hold => seat_commands::hold,
-            CommandId::Release => seat_commands::release,
-            CommandId::Confirm => seat_commands::confirm,
-            CommandId::Seat => seat_commands::seat,
-            CommandId::Config => event_commands::config,
-            CommandId::Stats => event_commands::stats,
-        }
-    }
+/// One call of a command.
+pub struct Call<'a> {
+    pub ctx: &'a Context,
+    /// The arguments after the command name.
+    pub args: &'a [&'a [u8]],
+    /// The same arguments as Redis strings, passed on in the record.
+    pub strings: &'a [*mut raw::RedisModuleString],
+    /// The one time every rule of this call sees (unix ms).
+    pub now_ms: u64,
+    pub origin: Origin,
+    /// What the record of this call is called (`enqueue`, ...; `advance`
+    /// for the timer's work).
+    pub verb: &'static str,
+    /// Set by a `TQ.APPLY` record: the event did not exist and is created
+    /// with these settings (the master's defaults when it was created).
+    pub created_with: Option<crate::domain::settings::Settings>,
+    /// Set by a `TQ.APPLY` record: the master gave lapsed fans a full
+    /// period after a restart before this command.
+    pub resumed: bool,
 }
 
 /// Arguments of a call kept on the stack: every valid TQ call fits; a
-/// longer one (only ever an invalid one) gets a vector.
-const INLINE_ARGS: usize = 12;
+/// longer one gets a vector.
+const INLINE_ARGS: usize = 16;
 
 /// Runs one command: no panic escapes into Redis, every outcome is a reply
 /// and is counted.
 fn run(
-    id: CommandId,
+    index: usize,
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
     let started = Instant::now();
     let context = Context::new(ctx);
+    let command = COMMANDS[index];
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: Redis passes `argc` valid strings that outlive the call.
-        let arg = |i: usize| unsafe { RedisString::string_as_slice(*argv.add(i)) };
         let count = (argc.max(1) - 1) as usize;
+        // SAFETY: Redis passes `argc` valid strings that outlive the call.
+        let strings = unsafe { std::slice::from_raw_parts(argv.add(1), count) };
+        // Each string is live for the whole call, which no slice outlives.
+        let arg = |s: &*mut raw::RedisModuleString| RedisString::string_as_slice(*s);
+        let call = |args: &[&[u8]]| {
+            (command.handler)(&Call {
+                ctx: &context,
+                args,
+                strings,
+                now_ms: command_now_ms(&context),
+                origin: Origin::Client,
+                verb: command.verb(),
+                created_with: None,
+                resumed: false,
+            })
+        };
         if count <= INLINE_ARGS {
-            // Filled in place: SmallVec's collect costs ~300 instructions
-            // more per command here (measured with bench/profile.sh).
             let mut args: [&[u8]; INLINE_ARGS] = [&[]; INLINE_ARGS];
-            for (i, slot) in args[..count].iter_mut().enumerate() {
-                *slot = arg(i + 1);
+            for (slot, s) in args.iter_mut().zip(strings) {
+                *slot = arg(s);
             }
-            id.handler()(&context, &args[..count])
+            call(&args[..count])
         } else {
-            let args: Vec<&[u8]> = (1..=count).map(arg).collect();
-            id.handler()(&context, &args)
+            let args: Vec<&[u8]> = strings.iter().map(arg).collect();
+            call(&args)
         }
     }))
     .unwrap_or_else(|panic| Err(TqError::Internal(panic_text(&panic))));
@@ -149,7 +138,7 @@ fn run(
             Some(error.code())
         }
     };
-    super::metrics::record_call(id, error_code, started.elapsed().as_nanos() as u64);
+    super::metrics::record_call(index, error_code, started.elapsed().as_nanos() as u64);
     raw::REDISMODULE_OK as c_int
 }
 
@@ -162,54 +151,83 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
     format!("command panicked: {text}")
 }
 
+/// The time of the command being run: Redis' cached command time, which
+/// stays the same through a MULTI/EXEC or a script, as key expiry does.
+pub fn command_now_ms(ctx: &Context) -> u64 {
+    // SAFETY: filled in by RedisModule_Init where the server has it.
+    if let Some(cached_us) = unsafe { raw::RedisModule_CachedMicroseconds } {
+        // SAFETY: takes no arguments.
+        return (unsafe { cached_us() } / 1000).max(0) as u64;
+    }
+    // Redis 7.0 does not give modules that time, but INFO shows it. It is
+    // only needed where it differs from the clock: inside a transaction or
+    // a script, where it stays put while the clock moves on.
+    let flags = ctx.get_flags();
+    if flags.intersects(ContextFlags::MULTI | ContextFlags::LUA) {
+        if let Some(us) = info_server_time_us(ctx) {
+            return us / 1000;
+        }
+    }
+    clock_ms()
+}
+
+/// `server_time_usec` of INFO server: the cached command time.
+fn info_server_time_us(ctx: &Context) -> Option<u64> {
+    // SAFETY: valid context; the info data is freed before returning and
+    // the field name is a C string.
+    unsafe {
+        let info = raw::RedisModule_GetServerInfo?(ctx.ctx, c"server".as_ptr());
+        if info.is_null() {
+            return None;
+        }
+        let mut err: std::ffi::c_int = 0;
+        let us = raw::RedisModule_ServerInfoGetFieldSigned?(
+            info,
+            c"server_time_usec".as_ptr(),
+            &mut err,
+        );
+        raw::RedisModule_FreeServerInfo?(ctx.ctx, info);
+        (err == 0 && us > 0).then_some(us as u64)
+    }
+}
+
+/// The clock, for work outside any command (the background timer).
+pub fn clock_ms() -> u64 {
+    // SAFETY: set by RedisModule_Init; takes no arguments.
+    (unsafe { raw::RedisModule_Milliseconds.unwrap()() }).max(0) as u64
+}
+
 macro_rules! entry_points {
-    ($($fn_name:ident => $id:ident),* $(,)?) => {
-        $(
-            extern "C" fn $fn_name(
+    ($($index:literal),* $(,)?) => {
+        /// One C entry point per row of `COMMANDS` (Redis passes no data
+        /// to a command callback, so each row needs its own).
+        const ENTRY_POINTS: [raw::RedisModuleCmdFunc; COMMANDS.len()] = [$({
+            extern "C" fn entry(
                 ctx: *mut raw::RedisModuleCtx,
                 argv: *mut *mut raw::RedisModuleString,
                 argc: c_int,
             ) -> c_int {
-                run(CommandId::$id, ctx, argv, argc)
+                run($index, ctx, argv, argc)
             }
-        )*
-
-        fn entry_point(id: CommandId) -> raw::RedisModuleCmdFunc {
-            match id {
-                $(CommandId::$id => Some($fn_name),)*
-            }
-        }
+            Some(entry)
+        }),*];
     };
 }
 
-entry_points! {
-    enqueue_entry => Enqueue,
-    position_entry => Position,
-    enter_entry => Enter,
-    leave_entry => Leave,
-    user_entry => User,
-    trim_entry => Trim,
-    inventory_entry => Inventory,
-    hold_entry => Hold,
-    release_entry => Release,
-    confirm_entry => Confirm,
-    seat_entry => Seat,
-    config_entry => Config,
-    stats_entry => Stats,
-}
+entry_points!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13);
 
 /// Creates every TQ command. The event is argument 1 and the only key, so
 /// cluster clients route by it and `COMMAND GETKEYS` returns it.
 pub fn register(ctx: &Context) -> Result<(), String> {
-    for id in COMMANDS {
-        let name = std::ffi::CString::new(id.name()).unwrap();
-        let flags = std::ffi::CString::new(id.flags()).unwrap();
+    for (command, entry) in COMMANDS.iter().zip(ENTRY_POINTS) {
+        let name = std::ffi::CString::new(command.name).unwrap();
+        let flags = std::ffi::CString::new(command.flags).unwrap();
         // SAFETY: called from RedisModule_OnLoad with its context.
         let status = unsafe {
             raw::RedisModule_CreateCommand.unwrap()(
                 ctx.ctx,
                 name.as_ptr(),
-                entry_point(id),
+                entry,
                 flags.as_ptr(),
                 1,
                 1,
@@ -217,15 +235,16 @@ pub fn register(ctx: &Context) -> Result<(), String> {
             )
         };
         if status != raw::REDISMODULE_OK as c_int {
-            return Err(format!("could not create {}", id.name()));
+            return Err(format!("could not create {}", command.name));
         }
-        super::command_info::describe(ctx, id);
+        super::command_info::describe(ctx, command);
     }
     Ok(())
 }
 
-/// The current time, as Redis sees it.
-pub fn now_ms() -> u64 {
-    // SAFETY: set by RedisModule_Init; takes no arguments.
-    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
+/// The row of `COMMANDS` whose verb is `verb` (any case).
+pub fn by_verb(verb: &[u8]) -> Option<&'static Command> {
+    COMMANDS
+        .into_iter()
+        .find(|c| c.verb().as_bytes().eq_ignore_ascii_case(verb))
 }

@@ -2,6 +2,7 @@
 //! `tq.burst`, `tq.heartbeat`, `tq.hold-ttl`, `tq.dedupe-ttl` (CONFIG
 //! GET/SET, and `--loadmodule ... rate 100` arguments). Redis validates the
 //! range on every change and keeps the old value when it is refused.
+//! They are the defaults of events created from then on.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -21,18 +22,9 @@ pub static HEARTBEAT: AtomicI64 = AtomicI64::new(HEARTBEAT_DEFAULT);
 pub static HOLD_TTL: AtomicI64 = AtomicI64::new(HOLD_TTL_DEFAULT);
 pub static DEDUPE_TTL: AtomicI64 = AtomicI64::new(DEDUPE_TTL_DEFAULT);
 
-/// CONFIG SET tq.heartbeat: events that use the default may have entries
-/// abandoned sooner. (The other defaults move no deadline: a hold keeps
-/// the expiry it was given.)
-pub fn on_heartbeat_changed(
-    _ctx: &redis_module::configuration::ConfigurationContext,
-    _name: &str,
-    _value: &'static AtomicI64,
-) {
-    super::reaper::all_due_now();
-}
-
-/// The settings an event has before any TQ.CONFIG of its own.
+/// The settings a new event starts with: it keeps them (replicas and AOF
+/// replays get them in the record that creates it), so changing a default
+/// changes only events created afterwards.
 pub fn defaults() -> Settings {
     let get = |v: &AtomicI64| v.load(Ordering::Relaxed).max(0) as u64;
     Settings {

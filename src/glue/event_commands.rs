@@ -1,40 +1,74 @@
 //! TQ.CONFIG and TQ.STATS.
 
-use redis_module::Context;
-
-use super::commands::now_ms;
+use super::command_info::{option, Doc, Kind::*, ACCESS, EVENT, RO, RW, UPDATE};
+use super::commands::{Call, Command};
 use super::config::defaults;
-use super::keys::Fixed;
+use super::event_keys::{refuse_write_here, OpenEvent, ReadEvent};
 use super::reply::Reply;
-use super::store::RedisStore;
 use crate::domain::args;
 use crate::domain::error::TqResult;
-use crate::domain::event;
 use crate::domain::settings::Setting;
 
-pub fn config(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_config(args)?;
-    let mut store = RedisStore::new(ctx, req.event);
-    store.guard(&[Fixed::Meta], &[])?;
-    if !req.change.is_empty() {
-        event::configure(&mut store, &req.change)?;
-        return Ok(Reply::ok());
+pub const CONFIG: Command = Command {
+    name: "tq.config",
+    // Not `write`: without options it is a read (see TQ.INVENTORY).
+    flags: "may-replicate",
+    doc: Doc {
+        summary: "Returns or sets the event's rate, burst, heartbeat, hold-ttl and dedupe-ttl",
+        complexity: "O(1)",
+        arity: -2,
+        key_flags: RW | ACCESS | UPDATE,
+        args: &[
+            EVENT,
+            option("RATE", "per_second", Integer),
+            option("BURST", "n", Integer),
+            option("HEARTBEAT", "seconds", Integer),
+            option("HOLD-TTL", "seconds", Integer),
+            option("DEDUPE-TTL", "seconds", Integer),
+        ],
+    },
+    handler: config,
+};
+
+fn config(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_config(call.args)?;
+    if req.change.is_empty() {
+        let event = ReadEvent::open(call, req.event)?;
+        let settings = event.event().map_or_else(defaults, |e| e.settings);
+        return Ok(Reply::Map(
+            Setting::ALL
+                .into_iter()
+                .map(|s| (s.field(), Reply::uint(settings.get(s))))
+                .collect(),
+        ));
     }
-    let settings = event::settings(&mut store, &defaults())?;
-    Ok(Reply::Map(
-        Setting::ALL
-            .into_iter()
-            .map(|s| (s.field(), Reply::uint(settings.get(s))))
-            .collect(),
-    ))
+    refuse_write_here(call)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    event.apply(|e, step| e.configure(step, &req.change));
+    event.finish();
+    Ok(Reply::ok())
 }
 
-pub fn stats(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_event_args(args, "tq.stats")?;
-    let mut store = RedisStore::read_only(ctx, req.event);
-    store.guard(&Fixed::ALL, &[])?;
-    let settings = event::settings(&mut store, &defaults())?;
-    let s = event::stats(&mut store, &settings, now_ms())?;
+pub const STATS: Command = Command {
+    name: "tq.stats",
+    flags: "readonly fast",
+    doc: Doc {
+        summary: "Returns the event's queue, admission and seat figures",
+        complexity: "O(1), plus the entries and holds due but not yet removed",
+        arity: 2,
+        key_flags: RO | ACCESS,
+        args: &[EVENT],
+    },
+    handler: stats,
+};
+
+fn stats(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_event_args(call.args, "tq.stats")?;
+    let event = ReadEvent::open(call, req.event)?;
+    let s = match event.event() {
+        Some(e) => e.stats(call.now_ms),
+        None => crate::domain::event::Event::new(defaults()).stats(call.now_ms),
+    };
     Ok(Reply::Map(vec![
         ("waiting", Reply::uint(s.waiting)),
         ("admitted", Reply::uint(s.admitted)),
@@ -45,5 +79,8 @@ pub fn stats(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
         ("duplicates", Reply::uint(s.duplicates)),
         ("abandoned", Reply::uint(s.abandoned)),
         ("holds_expired", Reply::uint(s.holds_expired)),
+        ("joined", Reply::uint(s.joined)),
+        ("left", Reply::uint(s.left)),
+        ("trimmed", Reply::uint(s.trimmed)),
     ]))
 }

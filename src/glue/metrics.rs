@@ -4,11 +4,10 @@
 use parking_lot::Mutex;
 use redis_module::{InfoContext, RedisResult};
 
-use super::commands::{CommandId, COMMANDS};
-use crate::domain::store::Counter;
+use super::commands::COMMANDS;
 
 /// Error codes counted separately; anything else counts as `ERR`.
-pub const ERROR_CODES: [&str; 10] = [
+pub const ERROR_CODES: [&str; 12] = [
     "ERR",
     "WRONGTYPE",
     "DUPLICATE",
@@ -19,6 +18,8 @@ pub const ERROR_CODES: [&str; 10] = [
     "NOT_HELD",
     "NOT_OWNER",
     "TRYAGAIN",
+    "READONLY",
+    "OOM",
 ];
 
 /// Log-linear histogram over nanoseconds: 8 sub-buckets per power of two,
@@ -92,18 +93,16 @@ struct CommandFigures {
     latency: Histogram,
 }
 
-/// Module-wide totals of things that happened, also outside commands.
-#[derive(Clone, Copy, Default)]
-pub struct Totals {
-    pub dedupe_hits: u64,
-    pub admitted: u64,
-    pub abandoned: u64,
-    pub holds_expired: u64,
+/// The background timer's steps (`background.rs`).
+#[derive(Clone, Copy)]
+struct Background {
+    steps: u64,
+    max_ns: u64,
 }
 
 struct Figures {
     commands: [CommandFigures; COMMANDS.len()],
-    totals: Totals,
+    background: Background,
 }
 
 static FIGURES: Mutex<Figures> = Mutex::new(Figures {
@@ -112,17 +111,16 @@ static FIGURES: Mutex<Figures> = Mutex::new(Figures {
         errors: [0; ERROR_CODES.len()],
         latency: Histogram::EMPTY,
     }; COMMANDS.len()],
-    totals: Totals {
-        dedupe_hits: 0,
-        admitted: 0,
-        abandoned: 0,
-        holds_expired: 0,
+    background: Background {
+        steps: 0,
+        max_ns: 0,
     },
 });
 
-pub fn record_call(command: CommandId, error_code: Option<&str>, ns: u64) {
+/// Counts one call of `COMMANDS[index]`.
+pub fn record_call(index: usize, error_code: Option<&str>, ns: u64) {
     let mut figures = FIGURES.lock();
-    let f = &mut figures.commands[command as usize];
+    let f = &mut figures.commands[index];
     f.calls += 1;
     f.latency.record(ns);
     if let Some(code) = error_code {
@@ -131,43 +129,32 @@ pub fn record_call(command: CommandId, error_code: Option<&str>, ns: u64) {
     }
 }
 
-/// Adds to the module totals whenever an event counter moves, whoever
-/// moved it (a command or the background reaper).
-pub fn record_counter(counter: Counter, delta: i64) {
-    if delta <= 0 {
-        return;
-    }
+/// Counts one background step and how long it held Redis' thread.
+pub fn record_background_step(ns: u64) {
     let mut figures = FIGURES.lock();
-    let t = &mut figures.totals;
-    match counter {
-        Counter::Duplicates => t.dedupe_hits += delta as u64,
-        Counter::Admitted => t.admitted += delta as u64,
-        Counter::Abandoned => t.abandoned += delta as u64,
-        Counter::HoldsExpired => t.holds_expired += delta as u64,
-        Counter::Inventory | Counter::Sold => {}
-    }
+    let b = &mut figures.background;
+    b.steps += 1;
+    b.max_ns = b.max_ns.max(ns);
 }
 
 fn us(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1000.0)
 }
 
-/// `INFO tq`: one section of totals, one of per-command figures. Field
+/// `INFO tq`: one section on background work, one of per-command figures. Field
 /// names are flat `key:value` pairs that redis_exporter turns into gauges.
 pub fn add_info(ctx: &InfoContext) -> RedisResult<()> {
     let figures = FIGURES.lock();
-    let t = figures.totals;
+    let b = figures.background;
     let builder = ctx
         .builder()
-        .add_section("totals")
-        .field("dedupe_hits", t.dedupe_hits)?
-        .field("admitted", t.admitted)?
-        .field("abandoned", t.abandoned)?
-        .field("holds_expired", t.holds_expired)?
+        .add_section("background")
+        .field("background_steps", b.steps)?
+        .field("background_step_max_us", us(b.max_ns))?
         .build_section()?;
     let mut section = builder.add_section("commands");
-    for (id, f) in COMMANDS.iter().zip(figures.commands.iter()) {
-        let name = id.metric_name();
+    for (command, f) in COMMANDS.iter().zip(figures.commands.iter()) {
+        let name = command.verb();
         section = section
             .field(&format!("{name}_calls"), f.calls)?
             .field(&format!("{name}_failed"), f.errors.iter().sum::<u64>())?;

@@ -1,62 +1,44 @@
 //! TQ.ENQUEUE, TQ.POSITION, TQ.ENTER, TQ.LEAVE, TQ.USER, TQ.TRIM.
 
-use redis_module::Context;
-
-use super::commands::now_ms;
-use super::config::defaults;
-use super::keys::{Fixed, Other};
+use super::command_info::{
+    arg, option, Doc, Kind::*, ACCESS, DELETE, EVENT, INSERT, RO, RW, UPDATE,
+};
+use super::commands::{Call, Command};
+use super::event_keys::{OpenEvent, ReadEvent};
 use super::reply::Reply;
-use super::store::RedisStore;
 use crate::domain::args;
 use crate::domain::error::TqResult;
-use crate::domain::event;
-use crate::domain::queue;
-use crate::domain::settings::Settings;
 
-/// Keys of a command that joins, removes or locates entries.
-const MOVES: [Fixed; 5] = [
-    Fixed::Queue,
-    Fixed::Order,
-    Fixed::Beat,
-    Fixed::Meta,
-    Fixed::Tokens,
-];
+pub const ENQUEUE: Command = Command {
+    name: "tq.enqueue",
+    flags: "write deny-oom",
+    doc: Doc {
+        summary: "Joins a token to the event's waiting queue, atomically with the duplicate check",
+        complexity: "O(log N) with N the number of waiting entries",
+        arity: -4,
+        key_flags: RW | INSERT | ACCESS,
+        args: &[
+            EVENT,
+            arg("user", Text),
+            arg("token", Text),
+            option("DEDUPE", "id", Text),
+            option("TTL", "seconds", Integer),
+        ],
+    },
+    handler: enqueue,
+};
 
-/// Opens the event for a write queue command.
-fn open<'c>(
-    ctx: &'c Context,
-    event_name: &[u8],
-    family: &[Fixed],
-    others: &[(Other, &[u8])],
-) -> TqResult<(RedisStore<'c>, Settings)> {
-    guarded(RedisStore::new(ctx, event_name), family, others)
-}
-
-/// Checks the keys the command uses before anything is read or written,
-/// then reads the event's settings.
-fn guarded<'c>(
-    mut store: RedisStore<'c>,
-    family: &[Fixed],
-    others: &[(Other, &[u8])],
-) -> TqResult<(RedisStore<'c>, Settings)> {
-    store.guard(family, others)?;
-    let settings = event::settings(&mut store, &defaults())?;
-    Ok((store, settings))
-}
-
-pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_enqueue(args)?;
-    let user = (Other::User, req.user);
-    let with_dedupe;
-    let others: &[(Other, &[u8])] = match req.dedupe {
-        Some(d) => {
-            with_dedupe = [user, (Other::Dedupe, d)];
-            &with_dedupe
-        }
-        None => std::slice::from_ref(&user),
+fn enqueue(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_enqueue(call.args)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let joined = event.apply(|e, step| e.enqueue(step, req.user, req.token, req.dedupe, req.ttl_s));
+    let appended = match &joined {
+        Ok(done) => event.append(done.id, req.token, req.user),
+        Err(_) => Ok(()),
     };
-    let (mut store, settings) = open(ctx, req.event, &MOVES, others)?;
-    let done = queue::enqueue(&mut store, &settings, now_ms(), &req)?;
+    event.finish();
+    let done = joined?;
+    appended?;
     Ok(Reply::Map(vec![
         ("id", Reply::Bulk(done.id.text().to_vec())),
         ("position", Reply::uint(done.position)),
@@ -64,10 +46,25 @@ pub fn enqueue(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     ]))
 }
 
-pub fn position(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_token_args(args, "tq.position")?;
-    let (mut store, settings) = open(ctx, req.event, &Fixed::QUEUE_FAMILY, &[])?;
-    let p = queue::position(&mut store, &settings, now_ms(), req.token)?;
+pub const POSITION: Command = Command {
+    name: "tq.position",
+    flags: "write",
+    doc: Doc {
+        summary: "Returns a waiting token's exact position and readiness; records its heartbeat",
+        complexity: "O(log N)",
+        arity: 3,
+        key_flags: RW | UPDATE | ACCESS,
+        args: &[EVENT, arg("token", Text)],
+    },
+    handler: position,
+};
+
+fn position(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_token_args(call.args, "tq.position")?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let found = event.apply(|e, step| e.position(step, req.token));
+    event.finish();
+    let p = found?;
     Ok(Reply::Map(vec![
         ("position", Reply::uint(p.position)),
         ("user_position", Reply::uint(p.user_position)),
@@ -77,34 +74,78 @@ pub fn position(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     ]))
 }
 
-pub fn enter(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_token_args(args, "tq.enter")?;
-    let (mut store, settings) = open(ctx, req.event, &Fixed::QUEUE_FAMILY, &[])?;
-    let done = queue::enter(&mut store, &settings, now_ms(), req.token)?;
+pub const ENTER: Command = Command {
+    name: "tq.enter",
+    flags: "write",
+    doc: Doc {
+        summary: "Admits a waiting token if the token bucket allows its position",
+        complexity: "O(log N)",
+        arity: 3,
+        key_flags: RW | DELETE | ACCESS,
+        args: &[EVENT, arg("token", Text)],
+    },
+    handler: enter,
+};
+
+fn enter(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_token_args(call.args, "tq.enter")?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let admitted = event.apply(|e, step| e.enter(step, req.token));
+    event.finish();
+    let position_was = admitted?;
     Ok(Reply::Map(vec![
         ("admitted", Reply::Int(1)),
-        ("position_was", Reply::uint(done.position_was)),
+        ("position_was", Reply::uint(position_was)),
     ]))
 }
 
-pub fn leave(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_token_args(args, "tq.leave")?;
-    let (mut store, settings) = open(ctx, req.event, &MOVES, &[])?;
-    let removed = queue::leave(&mut store, &settings, now_ms(), req.token)?;
+pub const LEAVE: Command = Command {
+    name: "tq.leave",
+    flags: "write",
+    doc: Doc {
+        summary: "Removes a waiting token from the queue",
+        complexity: "O(log N)",
+        arity: 3,
+        key_flags: RW | DELETE,
+        args: &[EVENT, arg("token", Text)],
+    },
+    handler: leave,
+};
+
+fn leave(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_token_args(call.args, "tq.leave")?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let removed = event.apply(|e, step| e.leave(step, req.token));
+    event.finish();
     Ok(Reply::bool(removed))
 }
 
-pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_user_args(args)?;
-    let store = RedisStore::read_only(ctx, req.event);
-    let (mut store, settings) = guarded(store, &MOVES, &[(Other::User, req.user)])?;
-    let entries = queue::user_view(&mut store, &settings, now_ms(), req.user)?;
+pub const USER: Command = Command {
+    name: "tq.user",
+    flags: "readonly",
+    doc: Doc {
+        summary: "Lists a user's waiting entries in FIFO order with their positions",
+        complexity: "O(M log N) with M the user's entries",
+        arity: 3,
+        key_flags: RO | ACCESS,
+        args: &[EVENT, arg("user", Text)],
+    },
+    handler: user,
+};
+
+fn user(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_user_args(call.args)?;
+    let event = ReadEvent::open(call, req.event)?;
+    let entries = event
+        .event()
+        .map(|e| e.user_entries(call.now_ms, req.user))
+        .unwrap_or_default();
     Ok(Reply::Array(
         entries
             .into_iter()
             .map(|e| {
                 Reply::Map(vec![
-                    ("id", Reply::Bulk(e.id.to_string().into_bytes())),
+                    ("id", Reply::Bulk(e.id.text().to_vec())),
                     ("token", Reply::Bulk(e.token)),
                     ("position", Reply::uint(e.position)),
                 ])
@@ -113,9 +154,23 @@ pub fn user(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
     ))
 }
 
-pub fn trim(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_trim(args)?;
-    let (mut store, settings) = open(ctx, req.event, &MOVES, &[])?;
-    let removed = queue::trim(&mut store, &settings, now_ms(), req.max_age_s)?;
+pub const TRIM: Command = Command {
+    name: "tq.trim",
+    flags: "write",
+    doc: Doc {
+        summary: "Removes waiting entries that joined more than the given seconds ago",
+        complexity: "O(M log N) with M the entries removed",
+        arity: 4,
+        key_flags: RW | DELETE,
+        args: &[EVENT, option("MAXAGE", "seconds", Integer).required()],
+    },
+    handler: trim,
+};
+
+fn trim(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_trim(call.args)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let removed = event.apply(|e, step| e.trim(step, req.max_age_s));
+    event.finish();
     Ok(Reply::uint(removed))
 }

@@ -1,69 +1,138 @@
 //! TQ.INVENTORY, TQ.HOLD, TQ.RELEASE, TQ.CONFIRM, TQ.SEAT.
 
-use redis_module::Context;
-
-use super::commands::now_ms;
-use super::config::defaults;
-use super::keys::Fixed;
+use super::command_info::{arg, option, Doc, Kind::*, ACCESS, EVENT, RO, RW, UPDATE};
+use super::commands::{Call, Command};
+use super::event_keys::{refuse_write_here, OpenEvent, ReadEvent};
 use super::reply::Reply;
-use super::store::RedisStore;
 use crate::domain::args;
 use crate::domain::error::TqResult;
-use crate::domain::event;
-use crate::domain::seats;
 
-/// Opens the event for a seat command, checking its seat keys' types.
-fn open<'c>(ctx: &'c Context, event_name: &[u8]) -> TqResult<RedisStore<'c>> {
-    guarded(RedisStore::new(ctx, event_name))
-}
+pub const INVENTORY: Command = Command {
+    name: "tq.inventory",
+    // Not `write`: without SET it is a read, which must answer on a
+    // replica and when memory is full; with SET, `refuse_write_here`
+    // applies Redis' own rules.
+    flags: "may-replicate",
+    doc: Doc {
+        summary: "Returns or sets the number of seats still available",
+        complexity: "O(1)",
+        arity: -2,
+        key_flags: RW | ACCESS | UPDATE,
+        args: &[EVENT, option("SET", "n", Integer)],
+    },
+    handler: inventory,
+};
 
-fn guarded(mut store: RedisStore<'_>) -> TqResult<RedisStore<'_>> {
-    store.guard(&Fixed::SEAT_FAMILY, &[])?;
-    Ok(store)
-}
-
-pub fn inventory(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_inventory(args)?;
-    let mut store = open(ctx, req.event)?;
-    Ok(Reply::uint(seats::inventory(
-        &mut store,
-        now_ms(),
-        req.set,
-    )?))
-}
-
-pub fn hold(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_hold(args)?;
-    let mut store = open(ctx, req.event)?;
-    let ttl_s = match req.ttl_s {
-        Some(ttl) => ttl,
-        None => event::settings(&mut store, &defaults())?.hold_ttl_s,
+fn inventory(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_inventory(call.args)?;
+    let Some(n) = req.set else {
+        let event = ReadEvent::open(call, req.event)?;
+        let available = event.event().map_or(0, |e| e.inventory(call.now_ms));
+        return Ok(Reply::uint(available));
     };
-    let left = seats::hold(&mut store, now_ms(), req.seat, req.user, ttl_s)?;
-    Ok(Reply::uint(left))
+    refuse_write_here(call)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let available = event.apply(|e, step| e.set_inventory(step, n));
+    event.finish();
+    Ok(Reply::uint(available))
 }
 
-pub fn release(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_release(args)?;
-    let mut store = open(ctx, req.event)?;
-    let left = seats::release(&mut store, now_ms(), req.seat, req.user)?;
-    Ok(Reply::uint(left))
+pub const HOLD: Command = Command {
+    name: "tq.hold",
+    flags: "write deny-oom",
+    doc: Doc {
+        summary: "Holds an available seat for a user until its TTL, taking one from inventory",
+        complexity: "O(log S) with S the number of held or sold seats",
+        arity: -4,
+        key_flags: RW | UPDATE | ACCESS,
+        args: &[
+            EVENT,
+            arg("seat", Text),
+            arg("user", Text),
+            option("TTL", "seconds", Integer),
+        ],
+    },
+    handler: hold,
+};
+
+fn hold(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_hold(call.args)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let held = event.apply(|e, step| e.hold(step, req.seat, req.user, req.ttl_s));
+    event.finish();
+    Ok(Reply::uint(held?))
 }
 
-pub fn confirm(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_confirm(args)?;
+pub const RELEASE: Command = Command {
+    name: "tq.release",
+    flags: "write",
+    doc: Doc {
+        summary: "Gives a held seat back to inventory",
+        complexity: "O(log S)",
+        arity: -3,
+        key_flags: RW | UPDATE | ACCESS,
+        args: &[EVENT, arg("seat", Text), arg("user", Text).optional()],
+    },
+    handler: release,
+};
+
+fn release(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_release(call.args)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let released = event.apply(|e, step| e.release(step, req.seat, req.user));
+    event.finish();
+    Ok(Reply::uint(released?))
+}
+
+pub const CONFIRM: Command = Command {
+    name: "tq.confirm",
+    flags: "write",
+    doc: Doc {
+        summary: "Turns a user's hold into a sale",
+        complexity: "O(log S)",
+        arity: 4,
+        key_flags: RW | UPDATE | ACCESS,
+        args: &[EVENT, arg("seat", Text), arg("user", Text)],
+    },
+    handler: confirm,
+};
+
+fn confirm(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_confirm(call.args)?;
     let user = req.user.unwrap_or_default();
-    let mut store = open(ctx, req.event)?;
-    seats::confirm(&mut store, now_ms(), req.seat, user)?;
+    let mut event = OpenEvent::for_write(call, req.event)?;
+    let confirmed = event.apply(|e, step| e.confirm(step, req.seat, user));
+    event.finish();
+    confirmed?;
     Ok(Reply::ok())
 }
 
-pub fn seat(ctx: &Context, args: &[&[u8]]) -> TqResult<Reply> {
-    let req = args::parse_seat(args)?;
-    let mut store = guarded(RedisStore::read_only(ctx, req.event))?;
-    let view = seats::seat_view(&mut store, now_ms(), req.seat)?;
+pub const SEAT: Command = Command {
+    name: "tq.seat",
+    flags: "readonly fast",
+    doc: Doc {
+        summary: "Returns a seat's state, holder and remaining hold time",
+        complexity: "O(log S)",
+        arity: 3,
+        key_flags: RO | ACCESS,
+        args: &[EVENT, arg("seat", Text)],
+    },
+    handler: seat,
+};
+
+fn seat(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_seat(call.args)?;
+    let event = ReadEvent::open(call, req.event)?;
+    let view = match event.event() {
+        Some(e) => e.seat(call.now_ms, req.seat),
+        None => crate::domain::event::SeatView {
+            state: "available",
+            user: None,
+            ttl_ms: -1,
+        },
+    };
     Ok(Reply::Map(vec![
-        ("state", Reply::Bulk(view.state.as_bytes().to_vec())),
+        ("state", Reply::Simple(view.state)),
         ("user", view.user.map_or(Reply::Null, Reply::Bulk)),
         ("ttl_ms", Reply::Int(view.ttl_ms)),
     ]))

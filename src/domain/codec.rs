@@ -1,0 +1,448 @@
+//! The stored form of an event's state (RDB, DUMP/RESTORE, AOF rewrite),
+//! and its digest.
+//!
+//! One byte string, so that the Redis side saves and loads a single
+//! buffer and every check lives here, in plain Rust that tests and fuzzing
+//! reach without Redis. A RESTORE hands `decode` whatever a client sent:
+//! it refuses anything that is not a consistent state and never panics or
+//! allocates more than the input can justify.
+//!
+//! Layout (integers are LEB128 varints, names are a varint length then the
+//! bytes), in this order:
+//! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl
+//! - counters: inventory, inventory_set (0|1), sold, admitted, duplicates,
+//!   abandoned, holds_expired, joined, left, trimmed
+//! - bucket: 0, or 1 then milli_tokens, at_ms
+//! - admissions: first_ms + 1 (0: none), count, then (second, n) pairs
+//! - queue: last_id (0, or 1 then ms, seq), next order number, count, then
+//!   per entry in queue order: id ms, id seq, order number, beat_ms, token,
+//!   user
+//! - dedupe: count, then key, id ms, id seq, expires_ms
+//! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
+
+use std::fmt;
+
+use super::args::MAX_NAME_LEN;
+use super::bucket::{Admissions, BucketState, RATE_WINDOW_S};
+use super::entry_id::EntryId;
+use super::event::{Counters, Event};
+use super::seats::Seat;
+use super::settings::{Setting, Settings};
+
+/// The RDB encoding version of the module type (its `encver`).
+pub const ENCODING_VERSION: i32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub &'static str);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid tq state: {}", self.0)
+    }
+}
+
+type Decoded<T> = Result<T, DecodeError>;
+
+/// Largest time a stored state may hold (unix ms, past the year 10000).
+const MAX_TIME_MS: u64 = 1 << 48;
+/// Largest counter or sequence number a stored state may hold.
+const MAX_COUNT: u64 = 1 << 56;
+
+pub fn encode(event: &Event) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(64 + event.waiting() as usize * 48));
+    let s = &event.settings;
+    for v in [s.rate, s.burst, s.heartbeat_s, s.hold_ttl_s, s.dedupe_ttl_s] {
+        out.int(v);
+    }
+    let c = &event.counters;
+    for v in [
+        c.inventory,
+        u64::from(c.inventory_set),
+        c.sold,
+        c.admitted,
+        c.duplicates,
+        c.abandoned,
+        c.holds_expired,
+        c.joined,
+        c.left,
+        c.trimmed,
+    ] {
+        out.int(v);
+    }
+    match event.bucket {
+        None => out.int(0),
+        Some(b) => {
+            out.int(1);
+            out.int(b.milli_tokens);
+            out.int(b.at_ms);
+        }
+    }
+    let a = &event.admissions;
+    out.int(a.first_ms.map_or(0, |ms| ms + 1));
+    out.int(a.per_second.len() as u64);
+    for &(second, n) in &a.per_second {
+        out.int(second);
+        out.int(n);
+    }
+    let q = &event.queue;
+    match q.last_id {
+        None => out.int(0),
+        Some(id) => {
+            out.int(1);
+            out.id(id);
+        }
+    }
+    out.int(q.next_number());
+    out.int(q.len());
+    for slot in q.in_order() {
+        let e = q.entry(slot);
+        out.id(e.id);
+        out.int(q.number(slot));
+        out.int(e.beat_ms);
+        out.name(&e.token);
+        out.name(q.user_name(slot));
+    }
+    out.int(event.dedupe.len() as u64);
+    for r in event.dedupe.records() {
+        out.name(&r.key);
+        out.id(r.id);
+        out.int(r.expires_ms);
+    }
+    let seats: Vec<_> = event.seats.iter().collect();
+    out.int(seats.len() as u64);
+    for (name, seat) in seats {
+        out.name(name);
+        match seat {
+            Seat::Held { user, expires_ms } => {
+                out.int(0);
+                out.name(user);
+                out.int(*expires_ms);
+            }
+            Seat::Sold { user } => {
+                out.int(1);
+                out.name(user);
+            }
+        }
+    }
+    out.0
+}
+
+pub fn decode(bytes: &[u8]) -> Decoded<Event> {
+    let mut r = Reader(bytes);
+    let mut settings = Settings::DEFAULT;
+    for setting in [
+        Setting::Rate,
+        Setting::Burst,
+        Setting::Heartbeat,
+        Setting::HoldTtl,
+        Setting::DedupeTtl,
+    ] {
+        let v = r.int()?;
+        let (min, max) = setting.range();
+        if !(min..=max).contains(&v) {
+            return Err(DecodeError("a setting is out of range"));
+        }
+        settings.set(setting, v);
+    }
+    let mut event = Event::new(settings);
+    let mut counter = || r.bounded(MAX_COUNT);
+    event.counters = Counters {
+        inventory: counter()?,
+        inventory_set: match counter()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError("inventory_set is not 0 or 1")),
+        },
+        sold: counter()?,
+        admitted: counter()?,
+        duplicates: counter()?,
+        abandoned: counter()?,
+        holds_expired: counter()?,
+        joined: counter()?,
+        left: counter()?,
+        trimmed: counter()?,
+    };
+    event.bucket = match r.int()? {
+        0 => None,
+        1 => Some(BucketState {
+            milli_tokens: r.bounded(MAX_COUNT)?,
+            at_ms: r.time()?,
+        }),
+        _ => return Err(DecodeError("bad bucket tag")),
+    };
+    event.admissions = decode_admissions(&mut r)?;
+    decode_queue(&mut r, &mut event)?;
+    let records = r.count(4)?;
+    for _ in 0..records {
+        let key = r.name()?;
+        let id = r.id()?;
+        let expires_ms = r.time()?;
+        if event.dedupe.contains(key) {
+            return Err(DecodeError("a dedupe id appears twice"));
+        }
+        event.dedupe.record(key, id, expires_ms);
+    }
+    let seats = r.count(3)?;
+    for _ in 0..seats {
+        let name = r.name()?;
+        if event.seats.get(name).is_some() {
+            return Err(DecodeError("a seat appears twice"));
+        }
+        match r.int()? {
+            0 => {
+                let user = r.name()?;
+                event.seats.hold(name, user, r.time()?);
+            }
+            1 => event.seats.sell(name, r.name()?),
+            _ => return Err(DecodeError("bad seat tag")),
+        }
+    }
+    if !r.0.is_empty() {
+        return Err(DecodeError("bytes after the end"));
+    }
+    Ok(event)
+}
+
+fn decode_admissions(r: &mut Reader) -> Decoded<Admissions> {
+    let first_ms = r.bounded(MAX_TIME_MS + 1)?.checked_sub(1);
+    let n = r.count(2)?;
+    if n > RATE_WINDOW_S as usize {
+        return Err(DecodeError("admission log longer than its window"));
+    }
+    let mut a = Admissions {
+        first_ms,
+        ..Admissions::default()
+    };
+    for _ in 0..n {
+        let (second, count) = (r.bounded(MAX_TIME_MS / 1000)?, r.bounded(MAX_COUNT)?);
+        if a.per_second.back().is_some_and(|&(s, _)| s >= second) {
+            return Err(DecodeError("admission log out of order"));
+        }
+        a.per_second.push_back((second, count));
+    }
+    Ok(a)
+}
+
+fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
+    let last_id = match r.int()? {
+        0 => None,
+        1 => Some(r.id()?),
+        _ => return Err(DecodeError("bad last id tag")),
+    };
+    let next_number = r.bounded(MAX_COUNT)?;
+    let n = r.count(6)?;
+    let queue = &mut event.queue;
+    let mut previous: Option<u64> = None;
+    for _ in 0..n {
+        let id = r.id()?;
+        let number = r.int()?;
+        let beat_ms = r.time()?;
+        let (token, user) = (r.name()?, r.name()?);
+        if previous.is_some_and(|p| number <= p) || number >= next_number {
+            return Err(DecodeError("order numbers out of order"));
+        }
+        if last_id.is_none_or(|last| id > last) {
+            return Err(DecodeError("an entry id is after the last id"));
+        }
+        if queue.find(token).is_some() {
+            return Err(DecodeError("a token appears twice"));
+        }
+        previous = Some(number);
+        queue.insert(id, token, user, beat_ms, number);
+    }
+    let mut ids: Vec<EntryId> = queue.in_order().map(|s| queue.entry(s).id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(DecodeError("an entry id appears twice"));
+    }
+    queue.last_id = last_id;
+    queue.reserve_numbers(next_number);
+    queue.sort_beats();
+    Ok(())
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn int(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn id(&mut self, id: EntryId) {
+        self.int(id.ms);
+        self.int(id.seq);
+    }
+
+    fn name(&mut self, name: &[u8]) {
+        self.int(name.len() as u64);
+        self.0.extend_from_slice(name);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn int(&mut self) -> Decoded<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self
+                .0
+                .split_first()
+                .ok_or(DecodeError("ends in the middle"))?;
+            self.0 = rest;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(DecodeError("integer overflows 64 bits"));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError("integer overflows 64 bits"))
+    }
+
+    /// At most `max`: keeps every later sum of counters or times far from
+    /// overflowing, whatever a forged payload says.
+    fn bounded(&mut self, max: u64) -> Decoded<u64> {
+        let v = self.int()?;
+        if v > max {
+            return Err(DecodeError("a number is out of range"));
+        }
+        Ok(v)
+    }
+
+    /// Unix milliseconds.
+    fn time(&mut self) -> Decoded<u64> {
+        self.bounded(MAX_TIME_MS)
+    }
+
+    fn id(&mut self) -> Decoded<EntryId> {
+        Ok(EntryId::new(self.time()?, self.bounded(MAX_COUNT)?))
+    }
+
+    /// A count of items of at least `min_bytes` each: never more than the
+    /// rest of the input could hold, so no forged count allocates much.
+    fn count(&mut self, min_bytes: usize) -> Decoded<usize> {
+        let n = self.int()?;
+        if n > (self.0.len() / min_bytes) as u64 {
+            return Err(DecodeError("a count exceeds the data"));
+        }
+        Ok(n as usize)
+    }
+
+    fn name(&mut self) -> Decoded<&'a [u8]> {
+        let len = self.int()?;
+        if len == 0 || len > MAX_NAME_LEN as u64 || len > self.0.len() as u64 {
+            return Err(DecodeError("a name is empty, too long or cut short"));
+        }
+        let (name, rest) = self.0.split_at(len as usize);
+        self.0 = rest;
+        Ok(name)
+    }
+}
+
+// ---- digest ---------------------------------------------------------------
+
+/// A fixed 64-bit hash (FNV-1a with a final mix): the same on every server
+/// and every run, unlike the per-process hashers of the indexes.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Fnv {
+        self.int(bytes.len() as u64);
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self
+    }
+
+    fn int(&mut self, v: u64) -> &mut Fnv {
+        for b in v.to_le_bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Event {
+    /// A digest of everything stored (DEBUG DIGEST): equal for equal
+    /// states whatever their history, so a replica and an AOF replay can
+    /// be compared with the master. Records of unordered tables are
+    /// hashed one by one and summed.
+    pub fn digest(&self) -> u64 {
+        let mut head = Fnv::new();
+        let s = &self.settings;
+        for v in [s.rate, s.burst, s.heartbeat_s, s.hold_ttl_s, s.dedupe_ttl_s] {
+            head.int(v);
+        }
+        let c = &self.counters;
+        for v in [
+            c.inventory,
+            u64::from(c.inventory_set),
+            c.sold,
+            c.admitted,
+            c.duplicates,
+            c.abandoned,
+            c.holds_expired,
+            c.joined,
+            c.left,
+            c.trimmed,
+        ] {
+            head.int(v);
+        }
+        match self.bucket {
+            None => head.int(0),
+            Some(b) => head.int(1).int(b.milli_tokens).int(b.at_ms),
+        };
+        head.int(self.admissions.first_ms.map_or(0, |ms| ms + 1));
+        for &(second, n) in &self.admissions.per_second {
+            head.int(second).int(n);
+        }
+        let q = &self.queue;
+        let last = q.last_id.map_or((0, 0), |id| (id.ms + 1, id.seq));
+        head.int(last.0).int(last.1).int(q.next_number());
+        let mut sum = head.finish();
+        for slot in q.in_order() {
+            let e = q.entry(slot);
+            let mut h = Fnv::new();
+            h.int(1).int(e.id.ms).int(e.id.seq).int(q.number(slot));
+            h.int(e.beat_ms).bytes(&e.token).bytes(q.user_name(slot));
+            sum = sum.wrapping_add(h.finish());
+        }
+        for r in self.dedupe.records() {
+            let mut h = Fnv::new();
+            h.int(2)
+                .bytes(&r.key)
+                .int(r.id.ms)
+                .int(r.id.seq)
+                .int(r.expires_ms);
+            sum = sum.wrapping_add(h.finish());
+        }
+        for (name, seat) in self.seats.iter() {
+            let mut h = Fnv::new();
+            h.int(3).bytes(name);
+            match seat {
+                Seat::Held { user, expires_ms } => h.int(0).bytes(user).int(*expires_ms),
+                Seat::Sold { user } => h.int(1).bytes(user),
+            };
+            sum = sum.wrapping_add(h.finish());
+        }
+        sum
+    }
+}

@@ -1,0 +1,145 @@
+//! Storage shared by the event's tables: a slab of records addressed by a
+//! `u32` index, and a hash index from a record's name to its slot.
+//!
+//! Records refer to each other by slot index (4 bytes) rather than by
+//! pointer or by name, which keeps the per-fan structures small. Slot
+//! numbers are an in-memory detail: nothing stored or replicated depends
+//! on them.
+
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+
+#[derive(Clone, Debug)]
+pub struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn insert(&mut self, item: T) -> u32 {
+        self.len += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.items[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.items.push(Some(item));
+                (self.items.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Removes the record; an empty slab gives its memory back.
+    pub fn remove(&mut self, slot: u32) -> Option<T> {
+        let item = self.items.get_mut(slot as usize)?.take()?;
+        self.len -= 1;
+        if self.len == 0 {
+            self.items = Vec::new();
+            self.free = Vec::new();
+        } else {
+            self.free.push(slot);
+        }
+        Some(item)
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&T> {
+        self.items.get(slot as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.items.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// The record in `slot`, which the caller knows is taken.
+    ///
+    /// Panics otherwise: a dangling slot index is a bug in the tables'
+    /// bookkeeping, caught at the command boundary, never a stored state
+    /// (decoding checks every reference).
+    pub fn at(&self, slot: u32) -> &T {
+        self.get(slot).expect("slot in use")
+    }
+
+    pub fn at_mut(&mut self, slot: u32) -> &mut T {
+        self.get_mut(slot).expect("slot in use")
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| Some((i as u32, item.as_ref()?)))
+    }
+
+    /// Bytes held beyond the struct itself, not counting what the records
+    /// own.
+    pub fn memory_usage(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<Option<T>>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Finds a record's slot by its name (token, user, dedupe id). The names
+/// live in the records; the index holds only slot numbers.
+#[derive(Clone, Debug, Default)]
+pub struct NameIndex {
+    table: HashTable<u32>,
+    // Keyed per process: names come from clients, so their hashes must not
+    // be predictable.
+    hasher: RandomState,
+}
+
+impl NameIndex {
+    fn hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    pub fn find<'s>(&self, name: &[u8], name_of: impl Fn(u32) -> &'s [u8]) -> Option<u32> {
+        self.table
+            .find(self.hash(name), |&slot| name_of(slot) == name)
+            .copied()
+    }
+
+    /// Indexes `slot` under `name`, which must not be indexed yet.
+    pub fn insert<'s>(&mut self, slot: u32, name: &[u8], name_of: impl Fn(u32) -> &'s [u8]) {
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(self.hasher.hash_one(name), slot, |&s| {
+                hasher.hash_one(name_of(s))
+            });
+    }
+
+    pub fn remove<'s>(&mut self, name: &[u8], name_of: impl Fn(u32) -> &'s [u8]) -> Option<u32> {
+        let hash = self.hash(name);
+        let found = self.table.find_entry(hash, |&slot| name_of(slot) == name);
+        let slot = found.ok()?.remove().0;
+        if self.table.is_empty() {
+            self.table = HashTable::new();
+        }
+        Some(slot)
+    }
+
+    pub fn memory_usage(&self) -> usize {
+        self.table.allocation_size()
+    }
+}

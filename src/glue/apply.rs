@@ -1,0 +1,151 @@
+//! TQ.APPLY: how a write command reaches replicas and the AOF.
+//!
+//! `TQ.APPLY <event> <now_ms> [NEW <rate> <burst> <heartbeat> <hold-ttl>
+//! <dedupe-ttl>] [RESUME] <verb> <arguments...>` runs command `verb` with
+//! the arguments the client gave, at the master's `now`, on the replica's
+//! copy of the state, which is the master's: the same rules then make the
+//! same change (including the stream entry ids, which tq chooses from
+//! `now`). `NEW` carries the settings an event was created with (the
+//! master's module defaults), `RESUME` that the master first gave lapsed
+//! fans a full period after a restart. Two verbs are records only:
+//! `ADVANCE` (the background timer's step) and `STATE <bytes>` (a whole
+//! state, written by an AOF rewrite).
+
+use redis_module::ContextFlags;
+
+use super::background;
+use super::command_info::{arg, Doc, Kind::*, EVENT, RW, UPDATE};
+use super::commands::{by_verb, Call, Command, Origin};
+use super::keys::{Holds, Key, RStr};
+use super::reply::Reply;
+use crate::domain::args;
+use crate::domain::codec;
+use crate::domain::error::{TqError, TqResult};
+use crate::domain::settings::{Setting, Settings};
+
+pub const APPLY: Command = Command {
+    name: "tq.apply",
+    flags: "write",
+    doc: Doc {
+        summary: "Internal: carries a TQ write command, with its time, to replicas and the AOF",
+        complexity: "That of the command it carries",
+        arity: -4,
+        key_flags: RW | UPDATE,
+        args: &[EVENT, arg("now_ms", Integer), arg("verb", Text)],
+    },
+    handler: apply,
+};
+
+fn internal_only() -> TqError {
+    TqError::syntax(
+        "TQ.APPLY is internal: it carries TQ commands to replicas and the AOF, and is accepted only from them",
+    )
+}
+
+fn malformed() -> TqError {
+    TqError::syntax("malformed TQ.APPLY record")
+}
+
+fn apply(call: &Call) -> TqResult<Reply> {
+    let flags = call.ctx.get_flags();
+    if !flags.contains(ContextFlags::REPLICATED) && !flags.contains(ContextFlags::LOADING) {
+        return Err(internal_only());
+    }
+    let [event, now, ..] = call.args else {
+        return Err(malformed());
+    };
+    let event = args::event(event)?;
+    let now_ms = args::integer_in("now_ms", now, 0, u64::MAX >> 1)?;
+    let mut at = 2;
+    let mut created_with = None;
+    if call
+        .args
+        .get(at)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"NEW"))
+    {
+        let mut settings = Settings::DEFAULT;
+        for (i, setting) in Setting::ALL.into_iter().enumerate() {
+            let raw = call.args.get(at + 1 + i).ok_or_else(malformed)?;
+            let (min, max) = setting.range();
+            settings.set(setting, args::integer_in(setting.keyword(), raw, min, max)?);
+        }
+        created_with = Some(settings);
+        at += 1 + Setting::ALL.len();
+    }
+    let resumed = call
+        .args
+        .get(at)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"RESUME"));
+    if resumed {
+        at += 1;
+    }
+    let verb = *call.args.get(at).ok_or_else(malformed)?;
+    if verb.eq_ignore_ascii_case(b"STATE") {
+        return load_state(call, event, call.args.get(at + 1).ok_or_else(malformed)?);
+    }
+    let (handler, verb): (fn(&Call) -> TqResult<Reply>, &'static str) =
+        if verb.eq_ignore_ascii_case(b"ADVANCE") {
+            (background::advance, "advance")
+        } else {
+            match by_verb(verb) {
+                Some(c) if c.flags.contains("write") || c.flags.contains("may-replicate") => {
+                    if c.name == APPLY.name {
+                        return Err(malformed());
+                    }
+                    (c.handler, c.verb())
+                }
+                _ => return Err(malformed()),
+            }
+        };
+    // The command's own arguments: the event, then what follows the verb.
+    let args: Vec<&[u8]> = std::iter::once(call.args[0])
+        .chain(call.args[at + 1..].iter().copied())
+        .collect();
+    let strings: Vec<_> = std::iter::once(call.strings[0])
+        .chain(call.strings[at + 1..].iter().copied())
+        .collect();
+    let outcome = handler(&Call {
+        ctx: call.ctx,
+        args: &args,
+        strings: &strings,
+        now_ms,
+        origin: Origin::Record,
+        verb,
+        created_with,
+        resumed,
+    });
+    match outcome {
+        // The client on the master already got the rule's answer (an error
+        // such as DUPLICATE still changes what it recorded); here only the
+        // change matters.
+        Ok(_) | Err(TqError::Duplicate(_) | TqError::NotQueued | TqError::NotReady(_)) => {}
+        Err(
+            TqError::SeatUnavailable(_)
+            | TqError::SoldOut
+            | TqError::NotHeld(_)
+            | TqError::NotOwner(_),
+        ) => {}
+        Err(unexpected) => super::log::warning(&format!(
+            "tq: a TQ.APPLY record for event '{}' failed here but not on the master: {unexpected}",
+            String::from_utf8_lossy(event).escape_default()
+        )),
+    }
+    Ok(Reply::ok())
+}
+
+/// `STATE <bytes>`: the event's state as an AOF rewrite wrote it. The
+/// stream is rewritten by Redis itself, next to it.
+fn load_state(call: &Call, event: &[u8], bytes: &[u8]) -> TqResult<Reply> {
+    let mut decoded = codec::decode(bytes).map_err(|e| TqError::syntax(e.to_string()))?;
+    background::note_loaded_state(&mut decoded);
+    decoded.restarted = true;
+    let mut state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
+    if !matches!(state.holds(), Holds::Nothing | Holds::State) {
+        return Err(TqError::WrongType);
+    }
+    state.set_state(Box::new(decoded));
+    // SAFETY: valid context.
+    let db = unsafe { redis_module::raw::RedisModule_GetSelectedDb.unwrap()(call.ctx.ctx) };
+    background::schedule(db, event, Some(0));
+    Ok(Reply::ok())
+}

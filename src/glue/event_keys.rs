@@ -1,0 +1,281 @@
+//! Opening an event: its two keys, the checks every command makes before
+//! it acts, and, after the rule ran, the stream edits, the record that
+//! carries the command to replicas and the AOF, and the notifications.
+//!
+//! A write command reads: `OpenEvent::for_write`, `apply` the rule,
+//! `append` if it joined someone, `finish`. Nothing happens behind its
+//! back: no write on drop.
+
+use std::ffi::c_int;
+
+use redis_module::{raw, ContextFlags};
+
+use super::background;
+use super::commands::{Call, Origin};
+use super::config::defaults;
+use super::keys::{Holds, Key, RStr};
+use crate::domain::decimal::Decimal;
+use crate::domain::entry_id::EntryId;
+use crate::domain::error::{TqError, TqResult};
+use crate::domain::event::{Event, Step};
+use crate::domain::settings::{Setting, Settings};
+
+/// An event opened for a write command.
+pub struct OpenEvent<'c> {
+    call: &'c Call<'c>,
+    queue: Key<'c>,
+    state: Key<'c>,
+    /// The state of an event that has none stored yet; stored by `finish`
+    /// if the command changed it.
+    fresh: Option<Box<Event>>,
+    step: Step,
+    /// The record must tell replicas that the master gave lapsed fans a
+    /// full period after a restart (`Event::resume`).
+    resumed: bool,
+    /// The stream got an entry.
+    appended: bool,
+}
+
+impl<'c> OpenEvent<'c> {
+    pub fn for_write(call: &'c Call<'c>, event: &[u8]) -> TqResult<OpenEvent<'c>> {
+        let queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
+        let state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
+        check(call, &queue, &state)?;
+        let fresh = match state.holds() {
+            Holds::State => None,
+            _ => Some(Box::new(Event::new(
+                call.created_with.unwrap_or_else(defaults),
+            ))),
+        };
+        let mut open = OpenEvent {
+            call,
+            queue,
+            state,
+            fresh,
+            step: Step::new(call.now_ms),
+            resumed: false,
+            appended: false,
+        };
+        let loading = call.ctx.get_flags().contains(ContextFlags::LOADING);
+        let resume = match call.origin {
+            Origin::Client => open.event().restarted,
+            Origin::Record => call.resumed,
+        };
+        if resume {
+            let (event, step) = open.parts();
+            event.resume(step);
+            open.resumed = true;
+        }
+        if call.origin == Origin::Record && loading {
+            // Replayed from the AOF at a restart: the master resumes it
+            // after the load like one loaded from an RDB.
+            open.event().restarted = true;
+        }
+        Ok(open)
+    }
+
+    pub fn event(&mut self) -> &mut Event {
+        match self.fresh.as_deref_mut() {
+            Some(event) => event,
+            None => self.state.state_mut().expect("checked at open"),
+        }
+    }
+
+    fn parts(&mut self) -> (&mut Event, &mut Step) {
+        let event = match self.fresh.as_deref_mut() {
+            Some(event) => event,
+            None => self.state.state_mut().expect("checked at open"),
+        };
+        (event, &mut self.step)
+    }
+
+    /// Runs a rule on the event with this command's step.
+    pub fn apply<T>(&mut self, rule: impl FnOnce(&mut Event, &mut Step) -> T) -> T {
+        let (event, step) = self.parts();
+        rule(event, step)
+    }
+
+    /// Appends the stream entry of a join.
+    pub fn append(&mut self, id: EntryId, token: &[u8], user: &[u8]) -> TqResult<()> {
+        let fields = [
+            &RStr::new(b"token"),
+            &RStr::new(token),
+            &RStr::new(b"user"),
+            &RStr::new(user),
+        ];
+        if !self.queue.stream_add(id, &fields) {
+            return Err(TqError::Damaged(
+                "queue already holds a later entry than its state",
+            ));
+        }
+        self.appended = true;
+        Ok(())
+    }
+
+    /// Makes storage follow the step: the stream loses the entries that
+    /// left, a new event's state is stored, and the command reaches
+    /// replicas and the AOF as one record, if anything changed.
+    pub fn finish(mut self) {
+        let removed = std::mem::take(&mut self.step.removed);
+        if !removed.is_empty() {
+            self.delete_from_stream(&removed);
+        }
+        if self.appended {
+            self.queue
+                .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xadd");
+        }
+        if self.appended || !removed.is_empty() {
+            self.queue.signal_modified();
+        }
+        if !self.step.changed {
+            return;
+        }
+        let next_due = self.event().next_due_ms();
+        // SAFETY: valid context of the running command.
+        let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.call.ctx.ctx) };
+        background::schedule(db, self.call.args[0], next_due);
+        let created = self.fresh.take().map(|event| {
+            let settings = event.settings;
+            self.state.set_state(event);
+            settings
+        });
+        self.state.signal_modified();
+        match self.call.origin {
+            Origin::Client => self.replicate(created),
+            Origin::Record => {
+                // SAFETY: valid context of the running command.
+                unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(self.call.ctx.ctx) };
+            }
+        }
+    }
+
+    /// Entries that left: a run at the front of the stream goes in one
+    /// exact trim, anything else one by one.
+    fn delete_from_stream(&mut self, removed: &[EntryId]) {
+        let event = self.event();
+        let limit = match event.queue.oldest_id() {
+            Some(oldest) => oldest,
+            None => event.queue.last_id.map_or(EntryId::new(0, 0), |last| {
+                EntryId::new(last.ms, last.seq.saturating_add(1))
+            }),
+        };
+        if removed.iter().all(|id| *id < limit) {
+            self.queue.stream_trim_below(limit);
+            self.queue
+                .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xtrim");
+        } else {
+            for id in removed {
+                self.queue.stream_delete(*id);
+            }
+            self.queue
+                .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xdel");
+        }
+    }
+
+    /// `TQ.APPLY <event> <now> [NEW <settings>] [RESUME] <verb> <args>`.
+    fn replicate(&self, created: Option<Settings>) {
+        let call = self.call;
+        let mut made: Vec<RStr> = vec![RStr::new(&Decimal::of(call.now_ms))];
+        if let Some(settings) = created {
+            made.push(RStr::new(b"NEW"));
+            for setting in Setting::ALL {
+                made.push(RStr::new(&Decimal::of(settings.get(setting))));
+            }
+        }
+        if self.resumed {
+            made.push(RStr::new(b"RESUME"));
+        }
+        made.push(RStr::new(call.verb.as_bytes()));
+        let argv: Vec<*mut raw::RedisModuleString> = call.strings[..1]
+            .iter()
+            .copied()
+            .chain(made.iter().map(|s| s.ptr))
+            .chain(call.strings[1..].iter().copied())
+            .collect();
+        // SAFETY: 'v' takes an array of live strings and its length.
+        unsafe {
+            raw::RedisModule_Replicate.unwrap()(
+                call.ctx.ctx,
+                c"tq.apply".as_ptr(),
+                c"v".as_ptr(),
+                argv.as_ptr(),
+                argv.len(),
+            );
+        }
+    }
+}
+
+/// A command that is a read or a write by its arguments (TQ.INVENTORY,
+/// TQ.CONFIG) is not flagged `write`, so that its read answers on a
+/// replica and when memory is full; its write form gets Redis' own
+/// refusals here.
+pub fn refuse_write_here(call: &Call) -> TqResult<()> {
+    if call.origin == Origin::Record {
+        return Ok(());
+    }
+    let flags = call.ctx.get_flags();
+    if flags.contains(ContextFlags::SLAVE)
+        && flags.contains(ContextFlags::READONLY)
+        && !flags.contains(ContextFlags::REPLICATED)
+    {
+        return Err(TqError::ReadOnlyReplica);
+    }
+    if flags.contains(ContextFlags::OOM) {
+        return Err(TqError::OutOfMemory);
+    }
+    Ok(())
+}
+
+/// An event opened by a read: its state as stored, if any.
+pub struct ReadEvent<'c> {
+    state: Key<'c>,
+}
+
+impl<'c> ReadEvent<'c> {
+    pub fn open(call: &'c Call<'c>, event: &[u8]) -> TqResult<ReadEvent<'c>> {
+        let queue = Key::open(call.ctx, RStr::key_name(event, "queue"), false);
+        let state = Key::open(call.ctx, RStr::key_name(event, "state"), false);
+        check(call, &queue, &state)?;
+        Ok(ReadEvent { state })
+    }
+
+    /// The stored state; `None` for an event never written to.
+    pub fn event(&self) -> Option<&Event> {
+        self.state.state()
+    }
+}
+
+/// The checks every command makes before it acts: both keys hold what tq
+/// put there, and agree with each other. A key of an event can go missing
+/// without tq (evicted under an `allkeys-*` policy, deleted by hand, or not
+/// yet migrated to this node): then the other cannot be trusted.
+fn check(call: &Call, queue: &Key, state: &Key) -> TqResult<()> {
+    let (queue_holds, state_holds) = (queue.holds(), state.holds());
+    if !matches!(queue_holds, Holds::Nothing | Holds::Stream)
+        || !matches!(state_holds, Holds::Nothing | Holds::State)
+    {
+        return Err(TqError::WrongType);
+    }
+    let waiting = state.state().map(Event::waiting);
+    let stored = queue.len();
+    let damage = match (queue_holds, waiting) {
+        (Holds::Stream, None) => Some("state is missing while its queue exists"),
+        (Holds::Nothing, Some(n)) if n > 0 => {
+            Some("queue is missing while its state says fans wait")
+        }
+        (Holds::Stream, Some(n)) if n != stored => Some("queue does not hold what its state says"),
+        _ => None,
+    };
+    match damage {
+        // In a cluster, a key missing here is most likely still on the way
+        // from another node (slot migration): the client retries.
+        Some(_)
+            if call.ctx.get_flags().contains(ContextFlags::CLUSTER)
+                && (queue_holds == Holds::Nothing || state_holds == Holds::Nothing) =>
+        {
+            Err(TqError::TryAgain)
+        }
+        Some(what) => Err(TqError::Damaged(what)),
+        None => Ok(()),
+    }
+}
