@@ -72,6 +72,10 @@ pub struct Event {
     /// until the master's first step on it gives the fans whose heartbeat
     /// lapsed during the downtime a full period (`resume`).
     pub restarted: bool,
+    /// Not stored: the next deadline last given to the Redis side's due
+    /// index, so that a command that does not move it does not tell it
+    /// again.
+    pub due_told: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +152,7 @@ impl Event {
             admissions: Admissions::default(),
             counters: Counters::default(),
             restarted: false,
+            due_told: None,
         }
     }
 
@@ -252,8 +257,7 @@ impl Event {
         self.advance(step);
         let now = step.now_ms;
         let original = self
-            .queue
-            .find(token)
+            .find_waiting(step, token)
             .map(|slot| self.queue.entry(slot).id)
             .or_else(|| self.dedupe.lookup(dedupe?, now));
         if let Some(original) = original {
@@ -284,7 +288,7 @@ impl Event {
     pub fn position(&mut self, step: &mut Step, token: &[u8]) -> TqResult<PositionInfo> {
         self.advance(step);
         let now = step.now_ms;
-        let slot = self.queue.find(token).ok_or(TqError::NotQueued)?;
+        let slot = self.find_waiting(step, token).ok_or(TqError::NotQueued)?;
         let position = self.queue.position(slot);
         let tokens = bucket::whole_tokens(self.milli_tokens(now));
         let ready = position <= tokens;
@@ -315,7 +319,7 @@ impl Event {
     pub fn enter(&mut self, step: &mut Step, token: &[u8]) -> TqResult<u64> {
         self.advance(step);
         let now = step.now_ms;
-        let slot = self.queue.find(token).ok_or(TqError::NotQueued)?;
+        let slot = self.find_waiting(step, token).ok_or(TqError::NotQueued)?;
         let position = self.queue.position(slot);
         let milli = self.milli_tokens(now);
         if position > bucket::whole_tokens(milli) {
@@ -335,13 +339,27 @@ impl Event {
     /// TQ.LEAVE: whether the entry was waiting (and is now gone).
     pub fn leave(&mut self, step: &mut Step, token: &[u8]) -> bool {
         self.advance(step);
-        let Some(slot) = self.queue.find(token) else {
+        let Some(slot) = self.find_waiting(step, token) else {
             return false;
         };
         step.removed.push(self.queue.remove(slot));
         self.counters.left += 1;
         step.changed = true;
         true
+    }
+
+    /// The slot of `token` if it waits. An entry that lapsed but is still
+    /// stored (more were due than one step removes) leaves now, abandoned:
+    /// no rule sees it waiting, as no read-only view does.
+    fn find_waiting(&mut self, step: &mut Step, token: &[u8]) -> Option<u32> {
+        let slot = self.queue.find(token)?;
+        if self.queue.entry(slot).beat_ms + lapse_ms(&self.settings) > step.now_ms {
+            return Some(slot);
+        }
+        step.removed.push(self.queue.remove(slot));
+        self.counters.abandoned += 1;
+        step.changed = true;
+        None
     }
 
     /// TQ.TRIM MAXAGE: removes the entries that joined more than
@@ -424,6 +442,7 @@ impl Event {
         ttl_s: Option<u64>,
     ) -> TqResult<u64> {
         self.advance(step);
+        self.expire_seat(step, seat);
         if self.seats.get(seat).is_some() {
             return Err(TqError::SeatUnavailable(seat.to_vec()));
         }
@@ -434,27 +453,43 @@ impl Event {
         self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
         self.counters.inventory -= 1;
         step.changed = true;
-        Ok(self.counters.inventory)
+        Ok(self.inventory(step.now_ms))
     }
 
     /// TQ.RELEASE: returns the inventory after the seat came back.
     pub fn release(&mut self, step: &mut Step, seat: &[u8], user: Option<&[u8]>) -> TqResult<u64> {
         self.advance(step);
+        self.expire_seat(step, seat);
         self.check_holder(seat, user)?;
         self.seats.free(seat);
         self.counters.inventory += 1;
         step.changed = true;
-        Ok(self.counters.inventory)
+        Ok(self.inventory(step.now_ms))
     }
 
     /// TQ.CONFIRM: the hold of `user` becomes a sale.
     pub fn confirm(&mut self, step: &mut Step, seat: &[u8], user: &[u8]) -> TqResult<()> {
         self.advance(step);
+        self.expire_seat(step, seat);
         self.check_holder(seat, Some(user))?;
         self.seats.sell(seat, user);
         self.counters.sold += 1;
         step.changed = true;
         Ok(())
+    }
+
+    /// Gives the seat back if its hold expired but is still stored (more
+    /// holds were due than one step gives back): every rule sees it
+    /// available from the millisecond its hold expires.
+    fn expire_seat(&mut self, step: &mut Step, seat: &[u8]) {
+        if let Some(Seat::Held { expires_ms, .. }) = self.seats.get(seat) {
+            if *expires_ms <= step.now_ms {
+                self.seats.free(seat);
+                self.counters.inventory += 1;
+                self.counters.holds_expired += 1;
+                step.changed = true;
+            }
+        }
     }
 
     /// The seat must be held, and by `user` when one is given.
@@ -497,17 +532,20 @@ impl Event {
         self.advance(step);
         let now = step.now_ms;
         let settings = self.settings.apply(change);
-        let bucket = self.bucket.map(|_| BucketState {
+        if settings == self.settings {
+            return;
+        }
+        // A full bucket (`None`) stays full only if the burst did not grow.
+        let full = self.bucket.is_none() && settings.burst <= self.settings.burst;
+        let bucket = (!full).then(|| BucketState {
             milli_tokens: self
                 .milli_tokens(now)
                 .min(settings.burst.saturating_mul(1000)),
             at_ms: now,
         });
-        if settings != self.settings || bucket != self.bucket {
-            self.settings = settings;
-            self.bucket = bucket;
-            step.changed = true;
-        }
+        self.settings = settings;
+        self.bucket = bucket;
+        step.changed = true;
     }
 
     /// TQ.STATS (read-only): as of `now_ms`, counting entries and holds due

@@ -25,6 +25,7 @@ use super::event_keys::OpenEvent;
 use super::keys::RStr;
 use super::reply::Reply;
 use super::state_type::event_of_state_key;
+use crate::domain::args;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::event::Event;
 
@@ -80,7 +81,7 @@ pub fn schedule(db: i32, event: &[u8], due: Option<u64>) {
 /// A state arrived without a command (loading, RESTORE, COPY): look at it
 /// at the next tick.
 pub fn watch(db: i32, state_key: &[u8]) {
-    if let Some(event) = event_of_state_key(state_key) {
+    if let Some(event) = event_of_state_key(state_key).filter(|e| args::event(e).is_ok()) {
         schedule(db, event, Some(0));
     }
 }
@@ -166,9 +167,10 @@ pub fn advance(call: &Call) -> TqResult<Reply> {
     } else {
         open.event().next_due_ms()
     };
+    // Told even when unchanged: the timer found the event in the index,
+    // which may be a `watch` that the event itself never told.
+    open.event().due_told = None;
+    open.tell_due(next);
     open.finish();
-    // SAFETY: valid context.
-    let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(call.ctx.ctx) };
-    schedule(db, name, next);
     Ok(Reply::ok())
 }

@@ -13,7 +13,7 @@ use redis_module::{raw, ContextFlags};
 use super::background;
 use super::commands::{Call, Origin};
 use super::config::defaults;
-use super::keys::{Holds, Key, RStr};
+use super::keys::{field_names, Holds, Key, RStr};
 use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
@@ -95,15 +95,17 @@ impl<'c> OpenEvent<'c> {
         rule(event, step)
     }
 
-    /// Appends the stream entry of a join.
-    pub fn append(&mut self, id: EntryId, token: &[u8], user: &[u8]) -> TqResult<()> {
-        let fields = [
-            &RStr::new(b"token"),
-            &RStr::new(token),
-            &RStr::new(b"user"),
-            &RStr::new(user),
-        ];
-        if !self.queue.stream_add(id, &fields) {
+    /// Appends the stream entry of a join; `token` and `user` are the
+    /// call's own argument strings (`Call::strings`).
+    pub fn append(
+        &mut self,
+        id: EntryId,
+        token: *mut raw::RedisModuleString,
+        user: *mut raw::RedisModuleString,
+    ) -> TqResult<()> {
+        let [token_field, user_field] = field_names();
+        let fields = [token_field.ptr(), token, user_field.ptr(), user];
+        if !self.queue.stream_add(id, fields) {
             return Err(TqError::Damaged(
                 "queue already holds a later entry than its state",
             ));
@@ -131,9 +133,7 @@ impl<'c> OpenEvent<'c> {
             return;
         }
         let next_due = self.event().next_due_ms();
-        // SAFETY: valid context of the running command.
-        let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.call.ctx.ctx) };
-        background::schedule(db, self.call.args[0], next_due);
+        self.tell_due(next_due);
         let created = self.fresh.take().map(|event| {
             let settings = event.settings;
             self.state.set_state(event);
@@ -147,6 +147,18 @@ impl<'c> OpenEvent<'c> {
                 unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(self.call.ctx.ctx) };
             }
         }
+    }
+
+    /// Gives the due index the event's next deadline, if it moved.
+    pub fn tell_due(&mut self, due: Option<u64>) {
+        let event = self.event();
+        if event.due_told == due && due.is_some() {
+            return;
+        }
+        event.due_told = due;
+        // SAFETY: valid context of the running command.
+        let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.call.ctx.ctx) };
+        background::schedule(db, self.call.args[0], due);
     }
 
     /// Entries that left: a run at the front of the stream goes in one
@@ -175,7 +187,10 @@ impl<'c> OpenEvent<'c> {
     /// `TQ.APPLY <event> <now> [NEW <settings>] [RESUME] <verb> <args>`.
     fn replicate(&self, created: Option<Settings>) {
         let call = self.call;
-        let mut made: Vec<RStr> = vec![RStr::new(&Decimal::of(call.now_ms))];
+        // The usual record (no NEW, no RESUME, a valid call's arguments)
+        // is built on the stack.
+        let mut made: smallvec::SmallVec<[RStr; 2]> = smallvec::SmallVec::new();
+        made.push(RStr::new(&Decimal::of(call.now_ms)));
         if let Some(settings) = created {
             made.push(RStr::new(b"NEW"));
             for setting in Setting::ALL {
@@ -186,7 +201,7 @@ impl<'c> OpenEvent<'c> {
             made.push(RStr::new(b"RESUME"));
         }
         made.push(RStr::new(call.verb.as_bytes()));
-        let argv: Vec<*mut raw::RedisModuleString> = call.strings[..1]
+        let argv: smallvec::SmallVec<[*mut raw::RedisModuleString; 16]> = call.strings[..1]
             .iter()
             .copied()
             .chain(made.iter().map(|s| s.ptr))

@@ -12,6 +12,7 @@ use std::ptr;
 use redis_module::{raw, Context};
 
 use super::state_type::STATE_TYPE;
+use crate::domain::args::MAX_EVENT_LEN;
 use crate::domain::entry_id::EntryId;
 use crate::domain::event::Event;
 
@@ -34,14 +35,20 @@ impl RStr {
         RStr { ptr }
     }
 
-    /// `tq:{E}:<part>`.
+    /// `tq:{E}:<part>`, put together on the stack (an event name is at
+    /// most `MAX_EVENT_LEN` bytes).
     pub fn key_name(event: &[u8], part: &str) -> RStr {
-        let mut name = Vec::with_capacity(event.len() + part.len() + 6);
-        name.extend_from_slice(b"tq:{");
-        name.extend_from_slice(event);
-        name.extend_from_slice(b"}:");
-        name.extend_from_slice(part.as_bytes());
-        RStr::new(&name)
+        let pieces: [&[u8]; 4] = [b"tq:{", event, b"}:", part.as_bytes()];
+        let mut name = [0u8; MAX_EVENT_LEN + 16];
+        if pieces.iter().map(|p| p.len()).sum::<usize>() > name.len() {
+            return RStr::new(&pieces.concat());
+        }
+        let mut len = 0;
+        for piece in pieces {
+            name[len..len + piece.len()].copy_from_slice(piece);
+            len += piece.len();
+        }
+        RStr::new(&name[..len])
     }
 }
 
@@ -50,6 +57,36 @@ impl Drop for RStr {
         // SAFETY: made by RM_CreateString with a NULL context, freed once.
         unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.ptr) }
     }
+}
+
+/// A Redis string that lives as long as the module: the stream's field
+/// names, which every join passes.
+pub struct ModuleString(*mut raw::RedisModuleString);
+
+// SAFETY: made once, never changed or freed; Redis only reads it, on its
+// main thread.
+unsafe impl Send for ModuleString {}
+// SAFETY: as above.
+unsafe impl Sync for ModuleString {}
+
+impl ModuleString {
+    pub fn ptr(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+}
+
+/// The field names of a queue entry: `token`, `user`.
+pub fn field_names() -> &'static [ModuleString; 2] {
+    static NAMES: std::sync::OnceLock<[ModuleString; 2]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let made = |name: &[u8]| {
+            let s = RStr::new(name);
+            let ptr = s.ptr;
+            std::mem::forget(s); // kept for the module's life
+            ModuleString(ptr)
+        };
+        [made(b"token"), made(b"user")]
+    })
 }
 
 /// What an event key holds.
@@ -144,8 +181,7 @@ impl<'c> Key<'c> {
 
     /// Appends stream entry `id` with these field/value pairs; false if the
     /// stream refused the id (not after its last one).
-    pub fn stream_add(&self, id: EntryId, fields: &[&RStr]) -> bool {
-        let mut argv: Vec<*mut raw::RedisModuleString> = fields.iter().map(|f| f.ptr).collect();
+    pub fn stream_add(&self, id: EntryId, mut argv: [*mut raw::RedisModuleString; 4]) -> bool {
         let mut sid = raw::RedisModuleStreamID {
             ms: id.ms,
             seq: id.seq,

@@ -33,14 +33,15 @@ fn enqueue(call: &Call) -> TqResult<Reply> {
     let mut event = OpenEvent::for_write(call, req.event)?;
     let joined = event.apply(|e, step| e.enqueue(step, req.user, req.token, req.dedupe, req.ttl_s));
     let appended = match &joined {
-        Ok(done) => event.append(done.id, req.token, req.user),
+        // The user and token arguments, as Redis strings.
+        Ok(done) => event.append(done.id, call.strings[2], call.strings[1]),
         Err(_) => Ok(()),
     };
     event.finish();
     let done = joined?;
     appended?;
     Ok(Reply::Map(vec![
-        ("id", Reply::Bulk(done.id.text().to_vec())),
+        ("id", Reply::Id(done.id)),
         ("position", Reply::uint(done.position)),
         ("user_position", Reply::uint(done.user_position)),
     ]))
@@ -145,7 +146,7 @@ fn user(call: &Call) -> TqResult<Reply> {
             .into_iter()
             .map(|e| {
                 Reply::Map(vec![
-                    ("id", Reply::Bulk(e.id.text().to_vec())),
+                    ("id", Reply::Id(e.id)),
                     ("token", Reply::Bulk(e.token)),
                     ("position", Reply::uint(e.position)),
                 ])

@@ -3,9 +3,13 @@
 
 use redis_module::{raw, Context};
 
+use crate::domain::entry_id::EntryId;
+
 pub enum Reply {
     Int(i64),
     Bulk(Vec<u8>),
+    /// A stream entry id, as `ms-seq` text.
+    Id(EntryId),
     Simple(&'static str),
     Null,
     Double(f64),
@@ -45,6 +49,14 @@ fn send_raw(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
                     ctx,
                     bytes.as_ptr().cast(),
                     bytes.len(),
+                );
+            }
+            Reply::Id(id) => {
+                let text = id.text();
+                raw::RedisModule_ReplyWithStringBuffer.unwrap()(
+                    ctx,
+                    text.as_ptr().cast(),
+                    text.len(),
                 );
             }
             Reply::Simple(text) => {
