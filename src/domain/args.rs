@@ -101,6 +101,10 @@ pub fn parse_enqueue<'a>(args: &[Bytes<'a>]) -> TqResult<Enqueue<'a>> {
             return Err(unknown_option(keyword));
         }
     }
+    if parsed.ttl_s.is_some() && parsed.dedupe.is_none() {
+        // TTL is the DEDUPE id's window: alone it would do nothing.
+        return Err(TqError::syntax("syntax error, TTL needs DEDUPE"));
+    }
     Ok(parsed)
 }
 
@@ -148,14 +152,16 @@ pub fn parse_inventory<'a>(args: &[Bytes<'a>]) -> TqResult<Inventory<'a>> {
 
 pub fn parse_hold<'a>(args: &[Bytes<'a>]) -> TqResult<Hold<'a>> {
     let (fixed, options) = split_fixed(args, 3, "tq.hold")?;
-    let ttl_s = match options {
-        [] => None,
-        [keyword, value] if keyword.eq_ignore_ascii_case(b"TTL") => Some(seconds("TTL", value)?),
-        [keyword, ..] if !keyword.eq_ignore_ascii_case(b"TTL") => {
-            return Err(unknown_option(keyword))
+    let mut ttl_s = None;
+    let mut options = Options::new(options);
+    while let Some(keyword) = options.next_keyword()? {
+        if keyword.eq_ignore_ascii_case(b"TTL") {
+            once(ttl_s.is_none(), "TTL")?;
+            ttl_s = Some(seconds("TTL", options.value("TTL")?)?);
+        } else {
+            return Err(unknown_option(keyword));
         }
-        _ => return Err(TqError::syntax("syntax error, expected TTL seconds")),
-    };
+    }
     Ok(Hold {
         event: event(fixed[0])?,
         seat: name("seat", fixed[1])?,
@@ -475,6 +481,32 @@ mod tests {
             assert!(parse_config(&bad).is_err(), "{bad:?}");
         }
     }
+    #[test]
+    fn one_wording_per_mistake_whichever_command_makes_it() {
+        let twice_hold = parse_hold(&v(&["ev", "A1", "u", "TTL", "5", "TTL", "6"])).unwrap_err();
+        let twice_join =
+            parse_enqueue(&v(&["ev", "u", "t", "DEDUPE", "d", "TTL", "5", "TTL", "6"]))
+                .unwrap_err();
+        assert_eq!(twice_hold, twice_join);
+        assert_eq!(twice_hold.to_string(), "ERR syntax error, TTL given twice");
+        let zero_hold = parse_hold(&v(&["ev", "A1", "u", "TTL", "0"])).unwrap_err();
+        let zero_join =
+            parse_enqueue(&v(&["ev", "u", "t", "DEDUPE", "d", "TTL", "0"])).unwrap_err();
+        assert_eq!(zero_hold, zero_join);
+        let long: &'static str = Box::leak("e".repeat(201).into_boxed_str());
+        assert_eq!(
+            parse_enqueue(&v(&[long, "u", "t"]))
+                .unwrap_err()
+                .to_string(),
+            "ERR invalid event name"
+        );
+    }
+
+    #[test]
+    fn ttl_without_dedupe_is_refused() {
+        let err = parse_enqueue(&v(&["ev", "u", "t", "TTL", "60"])).unwrap_err();
+        assert_eq!(err.to_string(), "ERR syntax error, TTL needs DEDUPE");
+    }
 }
 
 /// Fuzzing the parsers: any argument list, of any bytes, either parses into
@@ -604,9 +636,11 @@ mod fuzz {
             ttl in 1u64..=MAX_SECONDS,
         ) {
             let ttl_text = ttl.to_string();
-            let a: Vec<&[u8]> = vec![event.as_bytes(), &user, &token, b"TTL", ttl_text.as_bytes()];
+            let a: Vec<&[u8]> =
+                vec![event.as_bytes(), &user, &token, b"DEDUPE", &token, b"TTL", ttl_text.as_bytes()];
             let e = parse_enqueue(&a).unwrap();
             prop_assert_eq!(e.ttl_s, Some(ttl));
+            prop_assert_eq!(e.dedupe, Some(token.as_slice()));
             prop_assert_eq!(e.token, token.as_slice());
         }
     }
