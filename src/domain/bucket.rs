@@ -31,8 +31,10 @@ impl Admissions {
     pub fn record(&mut self, now_ms: u64) {
         let second = now_ms / 1000;
         self.first_ms.get_or_insert(now_ms);
+        // After a clock step back, it counts in the newest second: the log
+        // stays in order (a stored log out of order is refused on load).
         match self.per_second.back_mut() {
-            Some((s, n)) if *s == second => *n += 1,
+            Some((s, n)) if *s >= second => *n += 1,
             _ => self.per_second.push_back((second, 1)),
         }
         while self

@@ -16,7 +16,9 @@
 //! - admissions: first_ms + 1 (0: none), count, then (second, n) pairs
 //! - queue: last_id (0, or 1 then ms, seq), next order number, count, then
 //!   per entry in queue order: id ms, id seq, order number, beat_ms, token,
-//!   user
+//!   user. Order numbers are written as 0, 1, 2... (the next one is the
+//!   count); any increasing numbers below the next one are read, and are
+//!   numbered anew, so that a gap in them never costs memory.
 //! - dedupe: count, then key, id ms, id seq, expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
 
@@ -92,19 +94,19 @@ pub fn encode(event: &Event) -> Vec<u8> {
             out.id(id);
         }
     }
-    out.int(q.next_number());
     out.int(q.len());
-    for slot in q.in_order() {
+    out.int(q.len());
+    for (number, slot) in q.in_order().enumerate() {
         let e = q.entry(slot);
         out.id(e.id);
-        out.int(q.number(slot));
+        out.int(number as u64);
         out.int(e.beat_ms);
-        out.name(&e.token);
+        out.name(&e.token[..]);
         out.name(q.user_name(slot));
     }
     out.int(event.dedupe.len() as u64);
     for r in event.dedupe.records() {
-        out.name(&r.key);
+        out.name(&r.key[..]);
         out.id(r.id);
         out.int(r.expires_ms);
     }
@@ -233,7 +235,7 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
     let n = r.count(6)?;
     let queue = &mut event.queue;
     let mut previous: Option<u64> = None;
-    for _ in 0..n {
+    for place in 0..n as u64 {
         let id = r.id()?;
         let number = r.int()?;
         let beat_ms = r.time()?;
@@ -248,7 +250,7 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
             return Err(DecodeError("a token appears twice"));
         }
         previous = Some(number);
-        queue.insert(id, token, user, beat_ms, number);
+        queue.insert(id, token, user, beat_ms, place);
     }
     let mut ids: Vec<EntryId> = queue.in_order().map(|s| queue.entry(s).id).collect();
     ids.sort_unstable();
@@ -256,7 +258,6 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         return Err(DecodeError("an entry id appears twice"));
     }
     queue.last_id = last_id;
-    queue.reserve_numbers(next_number);
     queue.sort_beats();
     Ok(())
 }
@@ -416,19 +417,20 @@ impl Event {
         }
         let q = &self.queue;
         let last = q.last_id.map_or((0, 0), |id| (id.ms + 1, id.seq));
-        head.int(last.0).int(last.1).int(q.next_number());
+        head.int(last.0).int(last.1).int(q.len());
         let mut sum = head.finish();
-        for slot in q.in_order() {
+        // Places, not order numbers: those are an in-memory detail.
+        for (place, slot) in q.in_order().enumerate() {
             let e = q.entry(slot);
             let mut h = Fnv::new();
-            h.int(1).int(e.id.ms).int(e.id.seq).int(q.number(slot));
-            h.int(e.beat_ms).bytes(&e.token).bytes(q.user_name(slot));
+            h.int(1).int(e.id.ms).int(e.id.seq).int(place as u64);
+            h.int(e.beat_ms).bytes(&e.token[..]).bytes(q.user_name(slot));
             sum = sum.wrapping_add(h.finish());
         }
         for r in self.dedupe.records() {
             let mut h = Fnv::new();
             h.int(2)
-                .bytes(&r.key)
+                .bytes(&r.key[..])
                 .int(r.id.ms)
                 .int(r.id.seq)
                 .int(r.expires_ms);

@@ -5,11 +5,11 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::entry_id::EntryId;
-use super::slab::{NameIndex, Slab};
+use super::slab::{heap_bytes, LongName, NameIndex, Slab};
 
 #[derive(Clone, Debug)]
 pub struct Record {
-    pub key: Box<[u8]>,
+    pub key: LongName,
     pub id: EntryId,
     pub expires_ms: u64,
 }
@@ -55,12 +55,12 @@ impl Dedupe {
             }
             None => {
                 let slot = self.records.insert(Record {
-                    key: key.into(),
+                    key: LongName::from_slice(key),
                     id,
                     expires_ms,
                 });
                 let records = &self.records;
-                self.index.insert(slot, key, |s| &records.at(s).key);
+                self.index.insert(slot, key, |s| &records.at(s).key[..]);
                 slot
             }
         };
@@ -87,9 +87,9 @@ impl Dedupe {
                 let records = &self.records;
                 self.index.remove(&record.key, |s| {
                     if s == slot {
-                        &record.key
+                        &record.key[..]
                     } else {
-                        &records.at(s).key
+                        &records.at(s).key[..]
                     }
                 });
                 removed += 1;
@@ -115,12 +115,12 @@ impl Dedupe {
         self.records.memory_usage()
             + self.index.memory_usage()
             + self.deadlines.capacity() * std::mem::size_of::<Reverse<(u64, u32)>>()
-            + self.records().map(|r| r.key.len()).sum::<usize>()
+            + self.records().map(|r| heap_bytes(&r.key)).sum::<usize>()
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
         let records = &self.records;
-        self.index.find(key, |s| &records.at(s).key)
+        self.index.find(key, |s| &records.at(s).key[..])
     }
 }
 

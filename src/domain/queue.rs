@@ -11,13 +11,13 @@
 
 use super::entry_id::EntryId;
 use super::ranks::{Ranks, NONE};
-use super::slab::{NameIndex, Slab};
+use super::slab::{heap_bytes, LongName, NameIndex, ShortName, Slab};
 
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// Its stream entry id.
     pub id: EntryId,
-    pub token: Box<[u8]>,
+    pub token: LongName,
     /// Its last recorded heartbeat (unix ms).
     pub beat_ms: u64,
     /// Its order number (`Ranks`).
@@ -32,7 +32,7 @@ pub struct Entry {
 /// A user with waiting entries.
 #[derive(Clone, Debug)]
 pub struct User {
-    pub name: Box<[u8]>,
+    pub name: ShortName,
     first: u32,
     last: u32,
     waiting: u32,
@@ -63,7 +63,7 @@ impl Queue {
 
     pub fn find(&self, token: &[u8]) -> Option<u32> {
         let entries = &self.entries;
-        self.tokens.find(token, |s| &entries.at(s).token)
+        self.tokens.find(token, |s| &entries.at(s).token[..])
     }
 
     pub fn entry(&self, slot: u32) -> &Entry {
@@ -99,7 +99,7 @@ impl Queue {
         let user_slot = self.user_slot(user);
         let slot = self.entries.insert(Entry {
             id,
-            token: token.into(),
+            token: LongName::from_slice(token),
             beat_ms,
             number,
             user: user_slot,
@@ -108,7 +108,7 @@ impl Queue {
             next_of_user: NONE,
         });
         let entries = &self.entries;
-        self.tokens.insert(slot, token, |s| &entries.at(s).token);
+        self.tokens.insert(slot, token, |s| &entries.at(s).token[..]);
         self.ranks.place(number, slot);
         self.link_beat(slot);
         let u = self.users.at_mut(user_slot);
@@ -135,9 +135,9 @@ impl Queue {
         // The token is gone from the slab: compare against it directly.
         self.tokens.remove(&entry.token, |s| {
             if s == slot {
-                &entry.token
+                &entry.token[..]
             } else {
-                &entries.at(s).token
+                &entries.at(s).token[..]
             }
         });
         self.ranks.remove(entry.number);
@@ -243,11 +243,12 @@ impl Queue {
 
     /// Bytes held beyond the struct itself.
     pub fn memory_usage(&self) -> usize {
+        // Names too long to sit inside their record.
         let names: usize = self
             .entries
             .iter()
-            .map(|(_, e)| e.token.len())
-            .chain(self.users.iter().map(|(_, u)| u.name.len()))
+            .map(|(_, e)| heap_bytes(&e.token))
+            .chain(self.users.iter().map(|(_, u)| heap_bytes(&u.name)))
             .sum();
         self.entries.memory_usage()
             + self.tokens.memory_usage()
@@ -259,7 +260,7 @@ impl Queue {
 
     fn find_user(&self, user: &[u8]) -> Option<u32> {
         let users = &self.users;
-        self.user_names.find(user, |s| &users.at(s).name)
+        self.user_names.find(user, |s| &users.at(s).name[..])
     }
 
     fn user_slot(&mut self, user: &[u8]) -> u32 {
@@ -267,13 +268,13 @@ impl Queue {
             return slot;
         }
         let slot = self.users.insert(User {
-            name: user.into(),
+            name: ShortName::from_slice(user),
             first: NONE,
             last: NONE,
             waiting: 0,
         });
         let users = &self.users;
-        self.user_names.insert(slot, user, |s| &users.at(s).name);
+        self.user_names.insert(slot, user, |s| &users.at(s).name[..]);
         slot
     }
 
@@ -299,9 +300,9 @@ impl Queue {
             let users = &self.users;
             self.user_names.remove(&removed.name, |s| {
                 if s == entry.user {
-                    &removed.name
+                    &removed.name[..]
                 } else {
-                    &users.at(s).name
+                    &users.at(s).name[..]
                 }
             });
         }

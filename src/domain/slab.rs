@@ -11,9 +11,31 @@ use std::hash::BuildHasher;
 use foldhash::quality::RandomState;
 use hashbrown::HashTable;
 
+/// A token or DEDUPE id as a record keeps it: up to 40 bytes (a UUID)
+/// inside the record, longer ones on the heap. Most names then cost no
+/// allocation of their own, nor a cache miss to compare.
+pub type LongName = smallvec::SmallVec<[u8; 40]>;
+/// A user name as a record keeps it: up to 24 bytes inside.
+pub type ShortName = smallvec::SmallVec<[u8; 24]>;
+
+/// Heap bytes of a name (0 when it sits inside its record).
+pub fn heap_bytes<const N: usize>(name: &smallvec::SmallVec<[u8; N]>) -> usize {
+    if name.spilled() {
+        name.capacity()
+    } else {
+        0
+    }
+}
+
+/// Records per chunk: a chunk grows like a vector up to this size, then the
+/// slab starts another, so a big slab holds at most about one chunk more
+/// than it needs (a single vector would double, and hold up to twice what
+/// it needs), and a small one no more than a vector would.
+const CHUNK: usize = 1024;
+
 #[derive(Clone, Debug)]
 pub struct Slab<T> {
-    items: Vec<Option<T>>,
+    chunks: Vec<Vec<Option<T>>>,
     free: Vec<u32>,
     len: usize,
 }
@@ -21,7 +43,7 @@ pub struct Slab<T> {
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            items: Vec::new(),
+            chunks: Vec::new(),
             free: Vec::new(),
             len: 0,
         }
@@ -39,24 +61,25 @@ impl<T> Slab<T> {
 
     pub fn insert(&mut self, item: T) -> u32 {
         self.len += 1;
-        match self.free.pop() {
-            Some(slot) => {
-                self.items[slot as usize] = Some(item);
-                slot
-            }
-            None => {
-                self.items.push(Some(item));
-                (self.items.len() - 1) as u32
-            }
+        if let Some(slot) = self.free.pop() {
+            self.chunks[slot as usize / CHUNK][slot as usize % CHUNK] = Some(item);
+            return slot;
         }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::new());
+        }
+        let last = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[last];
+        chunk.push(Some(item));
+        (last * CHUNK + chunk.len() - 1) as u32
     }
 
     /// Removes the record; an empty slab gives its memory back.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let item = self.items.get_mut(slot as usize)?.take()?;
+        let item = self.slot_mut(slot)?.take()?;
         self.len -= 1;
         if self.len == 0 {
-            self.items = Vec::new();
+            self.chunks = Vec::new();
             self.free = Vec::new();
         } else {
             self.free.push(slot);
@@ -64,12 +87,18 @@ impl<T> Slab<T> {
         Some(item)
     }
 
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<T>> {
+        let slot = slot as usize;
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    }
+
     pub fn get(&self, slot: u32) -> Option<&T> {
-        self.items.get(slot as usize)?.as_ref()
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
     }
 
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.items.get_mut(slot as usize)?.as_mut()
+        self.slot_mut(slot)?.as_mut()
     }
 
     /// The record in `slot`, which the caller knows is taken.
@@ -86,8 +115,9 @@ impl<T> Slab<T> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.items
+        self.chunks
             .iter()
+            .flatten()
             .enumerate()
             .filter_map(|(i, item)| Some((i as u32, item.as_ref()?)))
     }
@@ -95,7 +125,8 @@ impl<T> Slab<T> {
     /// Bytes held beyond the struct itself, not counting what the records
     /// own.
     pub fn memory_usage(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<Option<T>>()
+        self.chunks.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Option<T>>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<Option<T>>>()
             + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
