@@ -45,7 +45,7 @@ redis_module! {
     configurations: [
         i64: [
             ["rate", &RATE, RATE_DEFAULT, 0, MAX_RATE as i64, ConfigurationFlags::DEFAULT, None],
-            ["burst", &BURST, BURST_DEFAULT, 0, MAX_BURST as i64, ConfigurationFlags::DEFAULT, None],
+            ["burst", &BURST, BURST_DEFAULT, 1, MAX_BURST as i64, ConfigurationFlags::DEFAULT, None],
             ["heartbeat", &HEARTBEAT, HEARTBEAT_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["hold-ttl", &HOLD_TTL, HOLD_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["dedupe-ttl", &DEDUPE_TTL, DEDUPE_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],

@@ -109,7 +109,7 @@ impl Setting {
     pub fn range(self) -> (u64, u64) {
         match self {
             Setting::Rate => (0, MAX_RATE),
-            Setting::Burst => (0, MAX_BURST),
+            Setting::Burst => (1, MAX_BURST),
             _ => (1, MAX_SECONDS),
         }
     }
