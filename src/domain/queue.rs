@@ -218,7 +218,7 @@ impl Queue {
     /// The lowest id still waiting: the front's, as ids grow with the
     /// order.
     pub fn oldest_id(&self) -> Option<EntryId> {
-        self.in_order().next().map(|slot| self.entries.at(slot).id)
+        self.ranks.first().map(|slot| self.entries.at(slot).id)
     }
 
     /// Entries in queue order, from the front.

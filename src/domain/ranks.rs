@@ -129,6 +129,15 @@ impl Ranks {
         (entry != NONE).then_some(entry)
     }
 
+    /// The entry at the front of the order (a few word scans: the front
+    /// block is never empty).
+    pub fn first(&self) -> Option<u32> {
+        let block = self.blocks.front()?;
+        let (word, bits) = block.bits.iter().enumerate().find(|(_, w)| **w != 0)?;
+        let at = word * 64 + bits.trailing_zeros() as usize;
+        block.entries.as_ref().map(|entries| entries[at])
+    }
+
     /// Frees `number`.
     pub fn remove(&mut self, number: u64) {
         let Some(offset) = number.checked_sub(self.base).map(|o| o as usize) else {
@@ -271,6 +280,7 @@ mod tests {
                 }
                 let listed: Vec<(u64, u32)> = ranks.entries().collect();
                 assert_eq!(listed, model);
+                assert_eq!(ranks.first(), model.first().map(|&(_, e)| e));
             }
             assert_eq!(ranks.len(), model.len() as u64);
         }
