@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Instruction profile of TQ.ENQUEUE, TQ.HOLD and TQ.POSITION, and of the
-# seed-style Lua scripts they replace (enqueue.lua, hold.lua), under
-# callgrind.
+# Instruction profile of TQ.ENQUEUE (with DEDUPE and TTL), TQ.HOLD,
+# TQ.POSITION (random waiting fans) and TQ.ENTER (the front fan), and of
+# the seed-style Lua scripts they replace (enqueue.lua, hold.lua), under
+# callgrind, the same calls as make bench's.
 #
 #   bench/profile.sh [N]        (default N=20000 calls per command)
 #
@@ -56,7 +57,7 @@ trap 'exit 130' INT TERM
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_server() { # callgrind-out-file function-to-collect-in
-  local p i
+  local p
   for _ in $(seq 1 20); do
     p=$((20000 + RANDOM % 30000))
     port_in_use "$p" || break
@@ -68,7 +69,7 @@ start_server() { # callgrind-out-file function-to-collect-in
     --dir "$WORK" --logfile "$WORK/redis.log" --loadmodule "$MODULE" \
     </dev/null >"$WORK/valgrind.log" 2>&1 &
   SERVER_PID=$!
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     redis-cli -p "$PORT" PING 2>/dev/null | grep -q PONG && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
@@ -140,14 +141,21 @@ script_sha() { printf '%s' "$(cat "$BENCH/$1.lua")" | sha1sum | cut -c1-40; }
 
 # Set-ups, run once the server is up.
 setup_tq() { mature_event_commands | redis-cli -p "$PORT" >/dev/null; }
-# A fan in the middle of 5,000 who waits, as most do during a sale: 100
-# admissions a second, so TQ.POSITION's eta comes from the measured
-# admission rate (as in make bench's TQ.POSITION rows).
+# 5,000 fans who wait, as most do during a sale: 100 admissions a second,
+# so TQ.POSITION's eta comes from the measured admission rate (as in make
+# bench's TQ.POSITION rows). The calls ask about random fans among them.
 setup_position() {
   setup_tq
   redis-cli -p "$PORT" TQ.CONFIG ev RATE 100 BURST 100 >/dev/null
-  gen_pipe "$WORK/fans.resp" 0 4999 TQ.ENQUEUE ev "w#" "p#"
-  redis-cli -p "$PORT" --pipe <"$WORK/fans.resp" >/dev/null
+  GEN_RANDOM='' gen_pipe "$WORK/fans.resp" 0 $((POSITION_Q - 1)) TQ.ENQUEUE ev "w#" "p#" DEDUPE "d#" TTL 300
+  redis-cli -p "$PORT" --pipe <"$WORK/fans.resp" | tail -n1 | grep -q "errors: 0, replies: $POSITION_Q" || { echo "profile: the fans did not all join" >&2; exit 1; }
+}
+# N fans who wait, each with their own user and DEDUPE id, at the mature
+# event's RATE and BURST: every TQ.ENTER of the front fan admits it.
+setup_enter() {
+  setup_tq
+  GEN_RANDOM='' gen_pipe "$WORK/fans.resp" 0 $((N - 1)) TQ.ENQUEUE ev "w#" "e#" DEDUPE "d#" TTL 300
+  redis-cli -p "$PORT" --pipe <"$WORK/fans.resp" | tail -n1 | grep -q "errors: 0, replies: $N" || { echo "profile: the fans did not all join" >&2; exit 1; }
 }
 setup_lua() {
   local script sha
@@ -204,9 +212,10 @@ profile_cmd() {
   } >>"$SUMMARY"
 }
 
-# The module API calls that store a TQ command's writes in Redis' data
-# structures and replicate them as plain commands.
-WRITE_CALLS="RM_StreamAdd RM_ZsetAdd RM_HashSet RM_StringSet RM_StringTruncate RM_SetAbsExpire RM_Replicate"
+# The module API calls through which a TQ command changes Redis' own
+# structures and the replication stream: the stream append or removal and
+# the one replicated record (what tq keeps in its own state is tq's code).
+WRITE_CALLS="RM_StreamAdd RM_StreamDelete RM_StreamTrimByID RM_StreamTrimByLength RM_Replicate RM_ReplicateVerbatim"
 
 # writes_per_call NAME: instructions per call spent under WRITE_CALLS.
 writes_per_call() {
@@ -221,33 +230,36 @@ writes_per_call() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
+POSITION_Q=5000
 profile_cmd enqueue RedisModuleCommandDispatcher setup_tq "XLEN tq:{ev}:queue" "$N" \
-  TQ.ENQUEUE ev "u#" "t#"
-profile_cmd hold RedisModuleCommandDispatcher setup_tq "HLEN tq:{ev}:seats" "$((N + 1))" \
+  TQ.ENQUEUE ev "u#" "t#" DEDUPE "d#" TTL 300
+profile_cmd hold RedisModuleCommandDispatcher setup_tq "TQ.INVENTORY ev" "$((100000000 - N))" \
   TQ.HOLD ev "s#" "u#"
-profile_cmd position RedisModuleCommandDispatcher setup_position "XLEN tq:{ev}:queue" 5000 \
-  TQ.POSITION ev p2500
+GEN_RANDOM=$POSITION_Q profile_cmd position RedisModuleCommandDispatcher setup_position \
+  "XLEN tq:{ev}:queue" "$POSITION_Q" TQ.POSITION ev "p#"
+profile_cmd enter RedisModuleCommandDispatcher setup_enter "XLEN tq:{ev}:queue" 0 \
+  TQ.ENTER ev "e#"
 profile_cmd enqueue.lua evalShaCommand setup_lua "XLEN lua:{ev}:queue" "$N" \
-  EVALSHA "$(script_sha enqueue)" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:t#" "t#" "u#"
+  EVALSHA "$(script_sha enqueue)" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:d#" "t#" "u#" 300
 profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
   EVALSHA "$(script_sha hold)" 3 "lua:{ev}:seats" "lua:{ev}:inventory" "lua:{ev}:hold:s#" "s#" "u#"
 
 {
   echo
   echo "== tq against the seed-style scripts, instructions per call"
-  echo "| command | tq | script | tq/script | 1/5 of script | tq's writes alone | writes/script |"
+  echo "| command | tq | script | script/tq | 1/5 of script | tq's stream + replication calls | those/script |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
   for cmd in enqueue hold; do
     tq=${PER_CALL[$cmd]} lua=${PER_CALL[$cmd.lua]} writes=$(writes_per_call "$cmd")
-    echo "| TQ.${cmd^^} | $tq | $lua | $(ratio "$tq" "$lua") | $((lua / 5)) | $writes | $(ratio "$writes" "$lua") |"
+    echo "| TQ.${cmd^^} | $tq | $lua | $(ratio "$lua" "$tq") | $((lua / 5)) | $writes | $(ratio "$writes" "$lua") |"
   done
   echo
-  echo "tq's writes alone: instructions per call inside the module API calls that store"
-  echo "the command's writes and replicate them as plain commands ($WRITE_CALLS)."
-  echo "No reads, checks, reply or code of tq's own: what those writes cost in Redis itself."
+  echo "tq's stream + replication calls: instructions per call inside the module API calls"
+  echo "that change the stream and put the command's record on the replication stream"
+  echo "($WRITE_CALLS): what Redis itself spends on them, without tq's own code."
 } >>"$SUMMARY"
 
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo
-echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,position,enqueue.lua,hold.lua}.{inclusive,self}.txt"
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,position,enter,enqueue.lua,hold.lua}.{inclusive,self}.txt"
