@@ -20,7 +20,9 @@ use super::settings::{Settings, SettingsChange};
 /// Most removals of each kind (abandoned entries, expired holds, closed
 /// dedupe windows) in one step, so that no step holds Redis' thread for
 /// long when a crowd lapses at once; the rest is left for the next step.
-pub const STEP_BUDGET: usize = 4096;
+/// Sized for the dearest case: entries scattered through the queue, each
+/// deleted from the middle of its stream node.
+pub const STEP_BUDGET: usize = 512;
 
 /// What one step did besides changing the state itself.
 #[derive(Debug, Default)]
