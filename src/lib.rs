@@ -17,14 +17,15 @@ use redis_module_macros::info_command_handler;
 use domain::settings::{MAX_BURST, MAX_RATE, MAX_SECONDS};
 
 // Redis' allocator in the module (so INFO memory and maxmemory see tq's
-// allocations); the system one in unit tests, where there is no Redis.
-#[cfg(not(test))]
+// allocations); the system one in unit tests and fuzzing, where there is
+// no Redis.
+#[cfg(not(any(test, fuzzing)))]
 type ModuleAlloc = redis_module::alloc::RedisAlloc;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 type ModuleAlloc = std::alloc::System;
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 const MODULE_ALLOC: ModuleAlloc = redis_module::alloc::RedisAlloc;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 const MODULE_ALLOC: ModuleAlloc = std::alloc::System;
 
 #[info_command_handler]

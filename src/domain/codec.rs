@@ -424,7 +424,9 @@ impl Event {
             let e = q.entry(slot);
             let mut h = Fnv::new();
             h.int(1).int(e.id.ms).int(e.id.seq).int(place as u64);
-            h.int(e.beat_ms).bytes(&e.token[..]).bytes(q.user_name(slot));
+            h.int(e.beat_ms)
+                .bytes(&e.token[..])
+                .bytes(q.user_name(slot));
             sum = sum.wrapping_add(h.finish());
         }
         for r in self.dedupe.records() {

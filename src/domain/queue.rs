@@ -108,7 +108,8 @@ impl Queue {
             next_of_user: NONE,
         });
         let entries = &self.entries;
-        self.tokens.insert(slot, token, |s| &entries.at(s).token[..]);
+        self.tokens
+            .insert(slot, token, |s| &entries.at(s).token[..]);
         self.ranks.place(number, slot);
         self.link_beat(slot);
         let u = self.users.at_mut(user_slot);
@@ -274,7 +275,8 @@ impl Queue {
             waiting: 0,
         });
         let users = &self.users;
-        self.user_names.insert(slot, user, |s| &users.at(s).name[..]);
+        self.user_names
+            .insert(slot, user, |s| &users.at(s).name[..]);
         slot
     }
 
