@@ -28,6 +28,7 @@ fn assert_refused(con: &mut redis::Connection, cases: &[(&str, Vec<&[u8]>)]) {
             .iter()
             .map(|w| String::from_utf8_lossy(&w[..w.len().min(40)]).into_owned())
             .collect();
+        assert!(reply.is_err(), "{shown:?} succeeded: {reply:?}");
         assert_eq!(code(&reply), *expected_code, "{shown:?} -> {reply:?}");
         assert_eq!(digest(con), before, "{shown:?} changed data");
     }
@@ -79,11 +80,13 @@ fn bad_names_and_numbers() {
         ("ERR", words!["TQ.ENQUEUE", "ev", "u", long_name]),
         ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", ""]),
         ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE"]),
-        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "0"]),
-        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "-1"]),
         (
             "ERR",
-            words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "31536001"],
+            words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", "d2", "TTL", "0"],
+        ),
+        (
+            "ERR",
+            words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", "d2", "TTL", "-1"],
         ),
         (
             "ERR",
@@ -92,13 +95,39 @@ fn bad_names_and_numbers() {
                 "ev",
                 "u",
                 "t",
+                "DEDUPE",
+                "d2",
+                "TTL",
+                "31536001"
+            ],
+        ),
+        (
+            "ERR",
+            words![
+                "TQ.ENQUEUE",
+                "ev",
+                "u",
+                "t",
+                "DEDUPE",
+                "d2",
                 "TTL",
                 "99999999999999999999999"
             ],
         ),
-        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "abc"]),
-        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "1.5"]),
-        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "nan"]),
+        (
+            "ERR",
+            words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", "d2", "TTL", "abc"],
+        ),
+        (
+            "ERR",
+            words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", "d2", "TTL", "1.5"],
+        ),
+        (
+            "ERR",
+            words!["TQ.ENQUEUE", "ev", "u", "t", "DEDUPE", "d2", "TTL", "nan"],
+        ),
+        // TTL is the DEDUPE id's window: without DEDUPE it means nothing.
+        ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "TTL", "60"]),
         ("ERR", words!["TQ.ENQUEUE", "ev", "u", "t", "BOGUS", "1"]),
         ("ERR", words!["TQ.POSITION", "", "t1"]),
         ("ERR", words!["TQ.POSITION", "ev", ""]),
@@ -111,7 +140,10 @@ fn bad_names_and_numbers() {
         ("ERR", words!["TQ.INVENTORY", "ev", "SET", "-1"]),
         ("ERR", words!["TQ.INVENTORY", "ev", "SET", "2147483649"]),
         ("ERR", words!["TQ.INVENTORY", "ev", "SET", "1e3"]),
-        ("ERR", words!["TQ.INVENTORY", "ev", "ADD", "1"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "ADD", "x"]),
+        // Inventory is 4: ADD may not take it below 0.
+        ("ERR", words!["TQ.INVENTORY", "ev", "ADD", "-5"]),
+        ("ERR", words!["TQ.INVENTORY", "ev", "SUB", "1"]),
         ("ERR", words!["TQ.HOLD", "ev", "", "u"]),
         ("ERR", words!["TQ.HOLD", "ev", "A2", ""]),
         ("ERR", words!["TQ.HOLD", "ev", "A2", "u", "TTL", "0"]),
@@ -155,37 +187,70 @@ fn the_largest_values_allowed_are_accepted() {
     assert!(int_field(&seat, "ttl_ms") > (year - 5) * 1000);
 }
 
+/// Every command with arguments that would succeed on `ev` as `seeded`
+/// makes it.
+fn every_command(ev: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["TQ.ENQUEUE", ev, "u2", "t9", "DEDUPE", "d9"],
+        vec!["TQ.POSITION", ev, "t1"],
+        vec!["TQ.ENTER", ev, "t1"],
+        vec!["TQ.LEAVE", ev, "t1"],
+        vec!["TQ.USER", ev, "u1"],
+        vec!["TQ.TRIM", ev, "MAXAGE", "1"],
+        vec!["TQ.STATS", ev],
+        vec!["TQ.INVENTORY", ev],
+        vec!["TQ.INVENTORY", ev, "SET", "3"],
+        vec!["TQ.HOLD", ev, "A2", "u1"],
+        vec!["TQ.RELEASE", ev, "A1"],
+        vec!["TQ.CONFIRM", ev, "A1", "u1"],
+        vec!["TQ.SEAT", ev, "A1"],
+        vec!["TQ.CONFIG", ev],
+        vec!["TQ.CONFIG", ev, "RATE", "1"],
+    ]
+}
+
+/// An event is two keys: the stream `tq:{E}:queue` and the state
+/// `tq:{E}:state` (type `tq--state`). Another type at either, on an event
+/// that had data or on one that had none: every command answers WRONGTYPE,
+/// and the foreign value stays as it was.
 #[test]
 fn keys_of_the_wrong_type_are_reported_and_left_alone() {
     let (_server, mut con) = seeded();
-    let _: () = redis_query(&mut con, &["SET", "tq:{bad}:queue", "not a stream"]);
-    let _: () = redis_query(&mut con, &["SET", "tq:{bad}:seats", "not a hash"]);
-    let _: () = redis_query(&mut con, &["SET", "tq:{ev}:user:mallory", "not a zset"]);
-    let _: i64 = redis_query(&mut con, &["LPUSH", "tq:{ev}:dedupe:dd", "not a string"]);
-    let _: i64 = redis_query(&mut con, &["SADD", "tq:{cfg}:meta", "x"]);
-    let cases = vec![
-        ("WRONGTYPE", words!["TQ.ENQUEUE", "bad", "u", "t"]),
-        ("WRONGTYPE", words!["TQ.POSITION", "bad", "t"]),
-        ("WRONGTYPE", words!["TQ.ENTER", "bad", "t"]),
-        ("WRONGTYPE", words!["TQ.LEAVE", "bad", "t"]),
-        ("WRONGTYPE", words!["TQ.USER", "bad", "u"]),
-        ("WRONGTYPE", words!["TQ.TRIM", "bad", "MAXAGE", "1"]),
-        ("WRONGTYPE", words!["TQ.STATS", "bad"]),
-        ("WRONGTYPE", words!["TQ.INVENTORY", "bad", "SET", "3"]),
-        ("WRONGTYPE", words!["TQ.HOLD", "bad", "A1", "u"]),
-        ("WRONGTYPE", words!["TQ.RELEASE", "bad", "A1"]),
-        ("WRONGTYPE", words!["TQ.CONFIRM", "bad", "A1", "u"]),
-        ("WRONGTYPE", words!["TQ.SEAT", "bad", "A1"]),
-        ("WRONGTYPE", words!["TQ.ENQUEUE", "ev", "mallory", "t9"]),
-        ("WRONGTYPE", words!["TQ.USER", "ev", "mallory"]),
-        (
-            "WRONGTYPE",
-            words!["TQ.ENQUEUE", "ev", "u2", "t9", "DEDUPE", "dd"],
-        ),
-        ("WRONGTYPE", words!["TQ.CONFIG", "cfg"]),
-        ("WRONGTYPE", words!["TQ.CONFIG", "cfg", "RATE", "1"]),
-    ];
+    let t: String = redis_query(&mut con, &["TYPE", "tq:{ev}:state"]);
+    assert_eq!(t, "tq--state");
+    let t: String = redis_query(&mut con, &["TYPE", "tq:{ev}:queue"]);
+    assert_eq!(t, "stream");
+    for ev in ["badq", "bads"] {
+        tq!(&mut con, "TQ.ENQUEUE", ev, "u1", "t1").unwrap();
+        tq!(&mut con, "TQ.INVENTORY", ev, "SET", 5).unwrap();
+        tq!(&mut con, "TQ.HOLD", ev, "A1", "u1").unwrap();
+    }
+    let _: i64 = redis_query(&mut con, &["DEL", "tq:{badq}:queue", "tq:{bads}:state"]);
+    let _: () = redis_query(&mut con, &["SET", "tq:{badq}:queue", "not a stream"]);
+    let _: i64 = redis_query(&mut con, &["HSET", "tq:{bads}:state", "not", "a state"]);
+    let _: () = redis_query(&mut con, &["SET", "tq:{newq}:queue", "not a stream"]);
+    let _: i64 = redis_query(&mut con, &["HSET", "tq:{news}:state", "not", "a state"]);
+    let mut cases = Vec::new();
+    for ev in ["badq", "bads", "newq", "news"] {
+        for call in every_command(ev) {
+            cases.push((
+                "WRONGTYPE",
+                call.iter().map(|w| w.as_bytes()).collect::<Vec<&[u8]>>(),
+            ));
+        }
+    }
     assert_refused(&mut con, &cases);
+    for (key, kind) in [
+        ("tq:{badq}:queue", "string"),
+        ("tq:{bads}:state", "hash"),
+        ("tq:{newq}:queue", "string"),
+        ("tq:{news}:state", "hash"),
+    ] {
+        let t: String = redis_query(&mut con, &["TYPE", key]);
+        assert_eq!(t, kind, "{key}");
+    }
+    let created: i64 = redis_query(&mut con, &["EXISTS", "tq:{newq}:state", "tq:{news}:queue"]);
+    assert_eq!(created, 0);
 }
 
 #[test]

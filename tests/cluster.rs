@@ -1,6 +1,7 @@
 //! A real 3-master Redis Cluster on loopback: the event is the command's
 //! key, so a TQ command is routed by the slot of the event, a wrong node
-//! answers -MOVED, and all the keys of an event live on its owner.
+//! answers -MOVED, and the keys of an event, exactly `tq:{E}:queue` and
+//! `tq:{E}:state`, live on its owner in the event's slot.
 
 mod common;
 
@@ -134,11 +135,8 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
     for i in 0..30 {
         let ev = format!("show-{i}");
         let slot = keyslot(&mut any, &ev);
-        assert_eq!(keyslot(&mut any, &format!("tq:{{{ev}}}:queue")), slot);
-        assert_eq!(
-            keyslot(&mut any, &format!("tq:{{{ev}}}:user:someone")),
-            slot
-        );
+        assert_eq!(keyslot(&mut any, &queue_key(&ev)), slot);
+        assert_eq!(keyslot(&mut any, &state_key(&ev)), slot);
         by_owner
             .entry(cluster.owner_port(slot))
             .or_default()
@@ -150,6 +148,8 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
         "events do not cover all masters: {by_owner:?}"
     );
 
+    // The state of each event right after its 1 s hold.
+    let mut held_states: BTreeMap<String, String> = BTreeMap::new();
     for (port, events) in &by_owner {
         let owner = cluster.node(*port);
         let mut con = owner.client();
@@ -198,11 +198,24 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
                 int(&tq!(&mut con, "TQ.HOLD", ev.as_str(), "A1", "u1").unwrap()),
                 9
             );
-            assert_eq!(
-                int(&tq!(&mut con, "TQ.HOLD", ev.as_str(), "A2", "u1", "TTL", 1).unwrap()),
-                8
-            );
             tq!(&mut con, "TQ.CONFIRM", ev.as_str(), "A1", "u1").unwrap();
+            // A hold that expires in 1 s, and the state it is stored in,
+            // read in one transaction (before any timer can expire it).
+            let (inventory, held_state): (i64, Vec<String>) = redis::pipe()
+                .atomic()
+                .cmd("TQ.HOLD")
+                .arg(ev.as_str())
+                .arg("A2")
+                .arg("u1")
+                .arg("TTL")
+                .arg(1)
+                .cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(state_key(ev))
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(inventory, 8);
+            held_states.insert(ev.clone(), held_state[0].clone());
             assert_eq!(
                 text_field(
                     &tq!(&mut con, "TQ.SEAT", ev.as_str(), "A1").unwrap(),
@@ -211,9 +224,10 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
                 "sold"
             );
 
-            // Every key of the event is on the owner, in the event's slot.
-            let keys = scan_keys(&mut con, &format!("tq:{{{ev}}}:*"));
-            assert!(keys.len() >= 9, "{ev}: {keys:?}");
+            // The event's two keys are on the owner, in the event's slot.
+            assert_event_layout(&mut con, ev);
+            let keys = event_keys(&mut con, ev);
+            assert_eq!(keys, [queue_key(ev), state_key(ev)], "{ev}");
             let in_slot: i64 = redis::cmd("CLUSTER")
                 .arg("COUNTKEYSINSLOT")
                 .arg(*slot)
@@ -232,18 +246,24 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
         }
     }
 
-    // Every master also reaps its own events in the background.
-    std::thread::sleep(Duration::from_millis(1300));
+    // Every master also expires its own events' holds in the background:
+    // each state changes with no command.
     for (port, events) in &by_owner {
         let mut con = cluster.node(*port).client();
         assert!(
-            eventually(Duration::from_secs(2), || events.iter().all(|(ev, _)| {
-                redis_query::<i64>(&mut con, &["ZCARD", &format!("tq:{{{ev}}}:holds")]) == 0
-            })),
-            "expired holds not reaped on node {port}"
+            eventually(Duration::from_secs(4), || events.iter().all(
+                |(ev, _)| digest_value(&mut con, &state_key(ev)) != held_states[ev]
+            )),
+            "expired holds still stored on node {port}"
         );
         for (ev, _) in events {
-            assert_eq!(meta_count(&mut con, ev, "inventory"), 9, "{ev}");
+            let stats = tq!(&mut con, "TQ.STATS", ev.as_str()).unwrap();
+            assert_eq!(
+                ["inventory", "held", "sold", "holds_expired", "waiting"]
+                    .map(|f| int_field(&stats, f)),
+                [9, 0, 1, 1, 2],
+                "{ev}"
+            );
         }
     }
     // And a node's DBSIZE is exactly the keys of its own events.
@@ -262,6 +282,7 @@ fn events_are_routed_by_slot_and_keep_their_keys_on_the_owner() {
         })
         .sum();
     assert_eq!(total as usize, expected);
+    assert_eq!(expected, 2 * 30, "two keys per event");
     println!("done in {:?}", started.elapsed());
 }
 
@@ -322,6 +343,10 @@ fn a_cluster_aware_client_routes_every_command_by_its_event() {
             .filter(|ev| cluster.owner_port(keyslot(&mut any, ev)) == n.port)
             .count();
         let queues = scan_keys(&mut c, "tq:{gig-*}:queue").len();
-        assert_eq!(queues, mine, "node {}", n.port);
+        assert_eq!(queues, mine, "queues on node {}", n.port);
+        let states = scan_keys(&mut c, "tq:{gig-*}:state").len();
+        assert_eq!(states, mine, "states on node {}", n.port);
+        let all = scan_keys(&mut c, "*").len();
+        assert_eq!(all, 2 * mine, "keys on node {}", n.port);
     }
 }

@@ -1,5 +1,6 @@
 //! The client examples in examples/ work as written: each runs against a
-//! harness server, exits 0, ends with "confirmed ..." and leaves the seat sold.
+//! harness server, exits 0, ends with "confirmed ..." and leaves the seat
+//! sold, in an event stored as its two keys (`tq:{E}:queue`, `tq:{E}:state`).
 
 mod common;
 
@@ -93,6 +94,8 @@ fn check_flow(server: &Server, out: &str) -> String {
         (0, 1, 1, 99),
         "{stats:?}"
     );
+    // The flow left the event as its two keys, nothing else.
+    assert_event_layout(&mut con, &event);
     event
 }
 

@@ -195,7 +195,7 @@ impl Event {
     /// down get a full period from `now`, as if they had just polled.
     pub fn resume(&mut self, step: &mut Step) {
         let now = step.now_ms.max(self.queue.newest_beat_ms().unwrap_or(0));
-        let lapsed = self.lapsed(step.now_ms);
+        let lapsed = self.lapsed_by_beat(step.now_ms);
         for &slot in &lapsed {
             self.queue.touch(slot, now);
         }
@@ -204,8 +204,17 @@ impl Event {
     }
 
     /// Entries abandoned as of `now_ms` that are still stored, oldest beat
-    /// first.
+    /// first, as reads see them: none in a state loaded at a restart and
+    /// not resumed yet, whose fans all get a full period from the resume.
     fn lapsed(&self, now_ms: u64) -> Vec<u32> {
+        if self.restarted {
+            return Vec::new();
+        }
+        self.lapsed_by_beat(now_ms)
+    }
+
+    /// Entries whose last recorded heartbeat is a period old by `now_ms`.
+    fn lapsed_by_beat(&self, now_ms: u64) -> Vec<u32> {
         let lapse = lapse_ms(&self.settings);
         self.queue
             .by_beat()

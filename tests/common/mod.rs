@@ -86,8 +86,16 @@ impl Server {
                 return false;
             }
             if let Ok(mut con) = self.try_client() {
+                // Ours, not another test's server that got the same port
+                // (free_port only finds a port that was free a moment ago).
+                let pid = info_field(&mut con, "server", "process_id");
+                let ours = pid.as_deref() == Some(self.child.id().to_string().as_str());
+                if pid.is_some() && !ours {
+                    return false; // retried on another port
+                }
+                // PING answers only once the data is loaded.
                 let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut con);
-                if pong.is_ok() {
+                if ours && pong.is_ok() {
                     return true;
                 }
             }
@@ -120,6 +128,37 @@ impl Server {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// `SHUTDOWN SAVE` (an RDB save even with `--save ""`), then waits for
+    /// the process to exit; the directory is kept for `restart`.
+    pub fn shutdown_save(&mut self) {
+        let mut con = self.client();
+        // The server closes the connection as it exits: an I/O error here
+        // is the expected outcome, a server error reply is not.
+        if let Err(e) = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con) {
+            assert!(e.code().is_none(), "SHUTDOWN SAVE refused: {e}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(
+                    status.success(),
+                    "server exited with {status} on SHUTDOWN SAVE"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "server on port {} did not exit after SHUTDOWN SAVE",
+            self.port
+        );
+    }
+
+    /// True while the server process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Stops the server and starts it again in the same directory (same
@@ -246,6 +285,15 @@ pub fn field(v: &Value, name: &str) -> Value {
         .1
 }
 
+/// An integer field that a reply may not have yet (a field a later
+/// contract point adds): None when absent.
+pub fn opt_int_field(v: &Value, name: &str) -> Option<i64> {
+    map(v)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| int(&v))
+}
+
 pub fn int_field(v: &Value, name: &str) -> i64 {
     int(&field(v, name))
 }
@@ -314,16 +362,6 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 // ---- reliability helpers (replication, persistence, cluster, hostile input) ----
 
 impl Server {
-    /// A plain redis-server WITHOUT the module (e.g. a replica that must
-    /// still read the module's data), same conventions as `start_with`.
-    pub fn start_plain(extra: &[&str]) -> Server {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("tq-test-{}-plain-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::start_in(dir, args, None)
-    }
-
     /// A replica of `master` (with the module), link up and synced.
     pub fn start_replica_of(master: &Server, extra: &[&str]) -> Server {
         let port = master.port.to_string();
@@ -437,6 +475,24 @@ pub fn nested_error_code(v: &Value) -> Option<String> {
     }
 }
 
+/// Waits until the replica has applied everything the master has put on
+/// its replication stream so far, whoever wrote it (another connection, the
+/// module's timer). `WAIT` would not do: it waits only for the writes of the
+/// connection that sends it.
+pub fn wait_caught_up(master: &mut redis::Connection, replica: &mut redis::Connection) {
+    let target = master_repl_offset(master);
+    let applied = |replica: &mut redis::Connection| -> i64 {
+        info_field(replica, "replication", "slave_repl_offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || applied(replica) >= target),
+        "the replica applied up to {} of the master's {target}",
+        applied(replica)
+    );
+}
+
 /// `WAIT 1 5000` on the master; asserts the replica acknowledged.
 pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
     let acked: i64 = redis::cmd("WAIT")
@@ -447,37 +503,6 @@ pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
     assert!(acked >= n, "WAIT {n} 5000 got only {acked} acks");
 }
 
-/// The fields of an event's `tq:{E}:meta` string as a plain client reads
-/// them: `name=value` pairs separated by spaces (see the README's key
-/// layout). Empty when the key does not exist.
-pub fn meta_fields(
-    con: &mut redis::Connection,
-    event: &str,
-) -> std::collections::BTreeMap<String, String> {
-    let text: Option<String> = redis::cmd("GET")
-        .arg(format!("tq:{{{event}}}:meta"))
-        .query(con)
-        .unwrap_or_else(|e| panic!("GET meta of {event}: {e}"));
-    text.unwrap_or_default()
-        .split(' ')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair
-                .split_once('=')
-                .unwrap_or_else(|| panic!("meta of {event} has a pair without '=': {pair:?}"));
-            (name.to_string(), value.to_string())
-        })
-        .collect()
-}
-
-/// One counter or setting of an event's meta (0 when absent, as tq reads it).
-pub fn meta_count(con: &mut redis::Connection, event: &str, name: &str) -> i64 {
-    meta_fields(con, event).get(name).map_or(0, |v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("meta {name} of {event} is not a number: {v:?}"))
-    })
-}
-
 /// Every AOF file of the server, concatenated.
 pub fn aof_bytes(server: &Server) -> Vec<u8> {
     let mut out = Vec::new();
@@ -486,4 +511,265 @@ pub fn aof_bytes(server: &Server) -> Vec<u8> {
         out.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     out
+}
+
+// ---- the 0.3 storage layout: an event is exactly two keys ------------------
+
+/// The module data type's name, as `TYPE tq:{E}:state` shows it.
+pub const STATE_TYPE: &str = "tq--state";
+
+/// `tq:{E}:queue`: the stream of waiting entries.
+pub fn queue_key(event: &str) -> String {
+    format!("tq:{{{event}}}:queue")
+}
+
+/// `tq:{E}:state`: everything else of the event, in tq's module type.
+pub fn state_key(event: &str) -> String {
+    format!("tq:{{{event}}}:state")
+}
+
+/// `DEBUG DIGEST-VALUE key` (40 zeros for a missing key).
+pub fn digest_value(con: &mut redis::Connection, key: &str) -> String {
+    let d: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("DEBUG DIGEST-VALUE {key}: {e}"));
+    d.into_iter().next().unwrap_or_default()
+}
+
+/// What `DEBUG DIGEST-VALUE` gives for a key that does not exist.
+pub const NO_DIGEST: &str = "0000000000000000000000000000000000000000";
+
+/// The digests that say an event's data is the same: `DEBUG DIGEST-VALUE`
+/// of its two keys (the state through the type's digest callback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDigests {
+    pub queue: String,
+    pub state: String,
+}
+
+pub fn event_digests(con: &mut redis::Connection, event: &str) -> EventDigests {
+    EventDigests {
+        queue: digest_value(con, &queue_key(event)),
+        state: digest_value(con, &state_key(event)),
+    }
+}
+
+/// The names of the stored keys of `event` (`tq:{E}:*`), sorted.
+pub fn event_keys(con: &mut redis::Connection, event: &str) -> Vec<String> {
+    scan_keys(con, &format!("tq:{{{event}}}:*"))
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+/// `TYPE key`.
+pub fn key_type(con: &mut redis::Connection, key: &str) -> String {
+    redis::cmd("TYPE")
+        .arg(key)
+        .query(con)
+        .unwrap_or_else(|e| panic!("TYPE {key}: {e}"))
+}
+
+/// Asserts the 0.3 layout of `event`: its state key exists with tq's type,
+/// and no key but `tq:{E}:queue` (a stream, when present) and
+/// `tq:{E}:state` exists under `tq:{E}:`.
+pub fn assert_event_layout(con: &mut redis::Connection, event: &str) {
+    let (queue, state) = (queue_key(event), state_key(event));
+    let keys = event_keys(con, event);
+    let stray: Vec<&String> = keys
+        .iter()
+        .filter(|k| **k != queue && **k != state)
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "{event}: keys beyond queue and state: {stray:?}"
+    );
+    assert!(keys.contains(&state), "{event}: no {state} among {keys:?}");
+    assert_eq!(key_type(con, &state), STATE_TYPE, "TYPE {state}");
+    if keys.contains(&queue) {
+        assert_eq!(key_type(con, &queue), "stream", "TYPE {queue}");
+    }
+}
+
+/// `XLEN tq:{E}:queue` (0 when the stream does not exist).
+pub fn xlen(con: &mut redis::Connection, event: &str) -> i64 {
+    redis_query(con, &["XLEN", &queue_key(event)])
+}
+
+/// `TQ.STATS event` as field -> value.
+pub fn stats(con: &mut redis::Connection, event: &str) -> Vec<(String, Value)> {
+    let reply = tq!(con, "TQ.STATS", event).unwrap_or_else(|e| panic!("TQ.STATS {event}: {e}"));
+    map(&reply)
+}
+
+/// One integer field of `TQ.STATS event`.
+pub fn stat(con: &mut redis::Connection, event: &str, name: &str) -> i64 {
+    let reply = tq!(con, "TQ.STATS", event).unwrap_or_else(|e| panic!("TQ.STATS {event}: {e}"));
+    int_field(&reply, name)
+}
+
+/// `TQ.STATS event` without `admission_rate`, which is a figure over a
+/// sliding time window and so may move between two reads of the same data.
+/// Every other field is a stored count or setting.
+pub fn stored_stats(con: &mut redis::Connection, event: &str) -> Vec<(String, Value)> {
+    stats(con, event)
+        .into_iter()
+        .filter(|(k, _)| k != "admission_rate")
+        .collect()
+}
+
+/// `master_repl_offset` from INFO replication: how many bytes this server
+/// has put on its replication stream.
+pub fn master_repl_offset(con: &mut redis::Connection) -> i64 {
+    info_field(con, "replication", "master_repl_offset")
+        .expect("master_repl_offset")
+        .parse()
+        .expect("master_repl_offset is a number")
+}
+
+/// The commands (as words) of the server's AOF, in the order the manifest
+/// lists its files; an RDB preamble (base `.rdb` file) is skipped.
+pub fn aof_commands(server: &Server) -> Vec<Vec<Vec<u8>>> {
+    let dir = server.dir.join("appendonlydir");
+    let manifest = std::fs::read_dir(&dir)
+        .expect("appendonlydir")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".manifest"))
+        .expect("AOF manifest");
+    let mut commands = Vec::new();
+    for line in std::fs::read_to_string(manifest).unwrap().lines() {
+        // "file <name> seq <n> type <b|i|h>"
+        let words: Vec<&str> = line.split(' ').collect();
+        if words.len() < 2 || words[0] != "file" || !words[1].ends_with(".aof") {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(words[1])).unwrap();
+        commands.extend(parse_resp_commands(&bytes));
+    }
+    commands
+}
+
+/// Splits an AOF body (`*N $len word ...` arrays, `#` annotation lines)
+/// into commands. A torn last command (kill -9) is dropped.
+pub fn parse_resp_commands(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    fn line(b: &[u8], at: &mut usize) -> Option<Vec<u8>> {
+        let end = b[*at..].windows(2).position(|w| w == b"\r\n")? + *at;
+        let l = b[*at..end].to_vec();
+        *at = end + 2;
+        Some(l)
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    'commands: while at < bytes.len() {
+        let Some(head) = line(bytes, &mut at) else {
+            break;
+        };
+        if head.first() == Some(&b'#') {
+            continue;
+        }
+        assert_eq!(head.first(), Some(&b'*'), "AOF: not a command at byte {at}");
+        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+        let mut words = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some(len) = line(bytes, &mut at) else {
+                break 'commands;
+            };
+            let len: usize = std::str::from_utf8(&len[1..]).unwrap().parse().unwrap();
+            if at + len + 2 > bytes.len() {
+                break 'commands;
+            }
+            words.push(bytes[at..at + len].to_vec());
+            at += len + 2;
+        }
+        out.push(words);
+    }
+    out
+}
+
+/// CRC-64 as Redis computes it for DUMP payloads and RDB files (crc64.c):
+/// the "Jones" polynomial 0xad93d23594c935a9, input and output reflected,
+/// initial value 0, no final xor. Bitwise (no table): the reflected form
+/// shifts right and xors with the bit-reversed polynomial. Check value:
+/// crc64(b"123456789") == 0xe9c6d914c4b8d9ca.
+pub fn crc64(bytes: &[u8]) -> u64 {
+    const REVERSED_JONES: u64 = 0x95ac_9329_ac4b_c9b5; // 0xad93d23594c935a9 bit-reversed
+    let mut crc = 0u64;
+    for &b in bytes {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ REVERSED_JONES
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// A DUMP payload is `body | RDB version (2 bytes LE) | CRC-64 (8 bytes LE)
+/// of everything before it`. Returns (body, version bytes), after checking
+/// that the trailer is what `crc64` computes.
+pub fn split_dump(payload: &[u8]) -> (Vec<u8>, [u8; 2]) {
+    assert!(
+        payload.len() > 10,
+        "DUMP payload too short: {}",
+        payload.len()
+    );
+    let (rest, crc) = payload.split_at(payload.len() - 8);
+    assert_eq!(
+        u64::from_le_bytes(crc.try_into().unwrap()),
+        crc64(rest),
+        "the test's crc64 does not match the server's DUMP trailer"
+    );
+    let (body, version) = rest.split_at(rest.len() - 2);
+    (body.to_vec(), [version[0], version[1]])
+}
+
+/// A DUMP payload of `body` that RESTORE's CRC check accepts.
+pub fn make_dump(body: &[u8], version: [u8; 2]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    out.extend_from_slice(&version);
+    let crc = crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// A `TQ.APPLY <event> <now_ms> [NEW <settings...>] [RESUME] <VERB>
+/// <args...>` record, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyRecord {
+    pub event: String,
+    pub now_ms: i64,
+    pub verb: String,
+    pub args: Vec<String>,
+}
+
+/// The record a command (as words) is, or None if it is no TQ.APPLY.
+pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if !words.first()?.eq_ignore_ascii_case("TQ.APPLY") || words.len() < 4 {
+        return None;
+    }
+    let mut at = 3;
+    if words[at].eq_ignore_ascii_case("NEW") {
+        at += 1;
+        while words.get(at)?.parse::<i64>().is_ok() {
+            at += 1;
+        }
+    }
+    if words.get(at)?.eq_ignore_ascii_case("RESUME") {
+        at += 1;
+    }
+    Some(ApplyRecord {
+        event: words[1].clone(),
+        now_ms: words[2].parse().ok()?,
+        verb: words.get(at)?.to_ascii_uppercase(),
+        args: words[at + 1..].to_vec(),
+    })
 }
