@@ -14,10 +14,12 @@ use super::background;
 use super::commands::{Call, Origin};
 use super::config::defaults;
 use super::keys::{field_names, Holds, Key, RStr};
+use super::legacy;
+use super::metrics;
 use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
-use crate::domain::event::{Event, Step};
+use crate::domain::event::{Counters, Event, Step};
 use crate::domain::settings::{Setting, Settings};
 
 /// An event opened for a write command.
@@ -34,12 +36,23 @@ pub struct OpenEvent<'c> {
     resumed: bool,
     /// The stream got an entry.
     appended: bool,
+    /// The settings a new event started with, before this command changed
+    /// anything: what replicas must create it with.
+    created_with: Option<Settings>,
+    /// For the module-wide totals of `INFO tq`.
+    counters_before: Counters,
 }
 
 impl<'c> OpenEvent<'c> {
     pub fn for_write(call: &'c Call<'c>, event: &[u8]) -> TqResult<OpenEvent<'c>> {
-        let queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
-        let state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
+        let mut queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
+        let mut state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
+        if state.holds() == Holds::Nothing
+            && legacy::convert_for_write(call, event, queue.holds() == Holds::Stream)?
+        {
+            queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
+            state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
+        }
         check(call, &queue, &state)?;
         let fresh = match state.holds() {
             Holds::State => None,
@@ -51,12 +64,14 @@ impl<'c> OpenEvent<'c> {
             call,
             queue,
             state,
+            created_with: fresh.as_ref().map(|e| e.settings),
             fresh,
             step: Step::new(call.now_ms),
             resumed: false,
             appended: false,
+            counters_before: Counters::default(),
         };
-        let loading = call.ctx.get_flags().contains(ContextFlags::LOADING);
+        open.counters_before = open.event().counters;
         let resume = match call.origin {
             Origin::Client => open.event().restarted,
             Origin::Record => call.resumed,
@@ -66,7 +81,7 @@ impl<'c> OpenEvent<'c> {
             event.resume(step);
             open.resumed = true;
         }
-        if call.origin == Origin::Record && loading {
+        if call.origin == Origin::Record && call.ctx.get_flags().contains(ContextFlags::LOADING) {
             // Replayed from the AOF at a restart: the master resumes it
             // after the load like one loaded from an RDB.
             open.event().restarted = true;
@@ -134,10 +149,11 @@ impl<'c> OpenEvent<'c> {
         }
         let next_due = self.event().next_due_ms();
         self.tell_due(next_due);
+        let (before, after) = (self.counters_before, self.event().counters);
+        metrics::record_totals(&before, &after);
         let created = self.fresh.take().map(|event| {
-            let settings = event.settings;
             self.state.set_state(event);
-            settings
+            self.created_with.expect("set with the fresh state")
         });
         self.state.signal_modified();
         match self.call.origin {
@@ -161,9 +177,12 @@ impl<'c> OpenEvent<'c> {
         background::schedule(db, self.call.args[0], due);
     }
 
-    /// Entries that left: a run at the front of the stream goes in one
-    /// exact trim, anything else one by one.
+    /// Entries that left: a few are deleted one by one; a crowd that is a
+    /// run at the front of the stream goes in one exact trim. (Either way
+    /// Redis walks the deleted entries of the stream node it touches, but a
+    /// trim walks the whole node, a deletion only up to its entry.)
     fn delete_from_stream(&mut self, removed: &[EntryId]) {
+        const ONE_BY_ONE: usize = 16;
         let event = self.event();
         let limit = match event.queue.oldest_id() {
             Some(oldest) => oldest,
@@ -171,7 +190,7 @@ impl<'c> OpenEvent<'c> {
                 EntryId::new(last.ms, last.seq.saturating_add(1))
             }),
         };
-        if removed.iter().all(|id| *id < limit) {
+        if removed.len() > ONE_BY_ONE && removed.iter().all(|id| *id < limit) {
             self.queue.stream_trim_below(limit);
             self.queue
                 .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xtrim");
@@ -244,19 +263,27 @@ pub fn refuse_write_here(call: &Call) -> TqResult<()> {
 /// An event opened by a read: its state as stored, if any.
 pub struct ReadEvent<'c> {
     state: Key<'c>,
+    /// An event stored by tq 0.2, converted in memory for this read.
+    legacy: Option<Event>,
 }
 
 impl<'c> ReadEvent<'c> {
     pub fn open(call: &'c Call<'c>, event: &[u8]) -> TqResult<ReadEvent<'c>> {
         let queue = Key::open(call.ctx, RStr::key_name(event, "queue"), false);
         let state = Key::open(call.ctx, RStr::key_name(event, "state"), false);
-        check(call, &queue, &state)?;
-        Ok(ReadEvent { state })
+        let legacy = match state.holds() {
+            Holds::Nothing => legacy::read_in_memory(call, event, queue.holds() == Holds::Stream)?,
+            _ => None,
+        };
+        if legacy.is_none() {
+            check(call, &queue, &state)?;
+        }
+        Ok(ReadEvent { state, legacy })
     }
 
     /// The stored state; `None` for an event never written to.
     pub fn event(&self) -> Option<&Event> {
-        self.state.state()
+        self.legacy.as_ref().or_else(|| self.state.state())
     }
 }
 

@@ -5,6 +5,7 @@ use parking_lot::Mutex;
 use redis_module::{InfoContext, RedisResult};
 
 use super::commands::COMMANDS;
+use crate::domain::event::Counters;
 
 /// Error codes counted separately; anything else counts as `ERR`.
 pub const ERROR_CODES: [&str; 12] = [
@@ -93,6 +94,16 @@ struct CommandFigures {
     latency: Histogram,
 }
 
+/// Module-wide totals of what happened to every event, by commands and by
+/// the background timer alike.
+#[derive(Clone, Copy)]
+struct Totals {
+    dedupe_hits: u64,
+    admitted: u64,
+    abandoned: u64,
+    holds_expired: u64,
+}
+
 /// The background timer's steps (`background.rs`).
 #[derive(Clone, Copy)]
 struct Background {
@@ -102,6 +113,7 @@ struct Background {
 
 struct Figures {
     commands: [CommandFigures; COMMANDS.len()],
+    totals: Totals,
     background: Background,
 }
 
@@ -111,6 +123,12 @@ static FIGURES: Mutex<Figures> = Mutex::new(Figures {
         errors: [0; ERROR_CODES.len()],
         latency: Histogram::EMPTY,
     }; COMMANDS.len()],
+    totals: Totals {
+        dedupe_hits: 0,
+        admitted: 0,
+        abandoned: 0,
+        holds_expired: 0,
+    },
     background: Background {
         steps: 0,
         max_ns: 0,
@@ -129,6 +147,17 @@ pub fn record_call(index: usize, error_code: Option<&str>, ns: u64) {
     }
 }
 
+/// Adds what one command or step did to an event's counters.
+pub fn record_totals(before: &Counters, after: &Counters) {
+    let grew = |b: u64, a: u64| a.saturating_sub(b);
+    let mut figures = FIGURES.lock();
+    let t = &mut figures.totals;
+    t.dedupe_hits += grew(before.duplicates, after.duplicates);
+    t.admitted += grew(before.admitted, after.admitted);
+    t.abandoned += grew(before.abandoned, after.abandoned);
+    t.holds_expired += grew(before.holds_expired, after.holds_expired);
+}
+
 /// Counts one background step and how long it held Redis' thread.
 pub fn record_background_step(ns: u64) {
     let mut figures = FIGURES.lock();
@@ -141,13 +170,20 @@ fn us(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1000.0)
 }
 
-/// `INFO tq`: one section on background work, one of per-command figures. Field
+/// `INFO tq`: module-wide totals, background work, per-command figures. Field
 /// names are flat `key:value` pairs that redis_exporter turns into gauges.
 pub fn add_info(ctx: &InfoContext) -> RedisResult<()> {
     let figures = FIGURES.lock();
+    let t = figures.totals;
     let b = figures.background;
     let builder = ctx
         .builder()
+        .add_section("totals")
+        .field("dedupe_hits", t.dedupe_hits)?
+        .field("admitted", t.admitted)?
+        .field("abandoned", t.abandoned)?
+        .field("holds_expired", t.holds_expired)?
+        .build_section()?
         .add_section("background")
         .field("background_steps", b.steps)?
         .field("background_step_max_us", us(b.max_ns))?

@@ -12,6 +12,7 @@ pub mod config;
 pub mod event_commands;
 pub mod event_keys;
 pub mod keys;
+pub mod legacy;
 pub mod log;
 pub mod metrics;
 pub mod queue_commands;

@@ -1,0 +1,662 @@
+//! Events stored by tq 0.2 (plain keys, laid out as its README's "Key
+//! layout" documents) convert to the 0.3 layout, losing nothing: at load
+//! with no command, or at their first write command; replicas and the AOF
+//! follow the conversion.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+use redis::Connection;
+
+/// The stream ids of the 0.2 fixture: three waiting entries, and one that
+/// left (deleted from the stream) whose id is the stream's last generated
+/// one and whose DEDUPE id is still in its window.
+struct Fixture {
+    now_ms: u64,
+    a: String,
+    b: String,
+    c: String,
+    deleted: (u64, u64),
+}
+
+impl Fixture {
+    fn deleted_id(&self) -> String {
+        format!("{}-{}", self.deleted.0, self.deleted.1)
+    }
+}
+
+fn server_now_ms(con: &mut Connection) -> u64 {
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(con).unwrap();
+    s * 1000 + us / 1000
+}
+
+fn key(event: &str, part: &str) -> String {
+    format!("tq:{{{event}}}:{part}")
+}
+
+fn run(con: &mut Connection, words: &[&str]) -> Value {
+    let mut c = redis::cmd(words[0]);
+    for w in &words[1..] {
+        c.arg(*w);
+    }
+    c.query(con).unwrap_or_else(|e| panic!("{words:?}: {e}"))
+}
+
+/// The score 0.2 gave an entry in `order` and `user:<user>`.
+fn score(ms: u64, seq: u64) -> String {
+    (ms * 2048 + seq).to_string()
+}
+
+/// The 0.2 keys of an event, written by hand as its README documents them.
+fn write_0_2_event(con: &mut Connection, event: &str, now: u64) -> Fixture {
+    let k = |part: &str| key(event, part);
+    let (a, b, c, d) = (
+        (now - 50_000, 0),
+        (now - 40_000, 1),
+        (now - 30_000, 0),
+        (now + 600_000, 0),
+    );
+    let id = |(ms, seq): (u64, u64)| format!("{ms}-{seq}");
+    for (entry, token, user) in [
+        (a, "t1", "alice"),
+        (b, "t2", "bob"),
+        (c, "t3", "alice"),
+        (d, "t4", "carol"),
+    ] {
+        run(
+            con,
+            &[
+                "XADD",
+                &k("queue"),
+                &id(entry),
+                "token",
+                token,
+                "user",
+                user,
+            ],
+        );
+    }
+    run(con, &["XDEL", &k("queue"), &id(d)]);
+    let (sa, sb, sc) = (score(a.0, a.1), score(b.0, b.1), score(c.0, c.1));
+    run(con, &["ZADD", &k("order"), &sa, "t1", &sb, "t2", &sc, "t3"]);
+    let beat = |ago: u64| (now - ago).to_string();
+    run(
+        con,
+        &[
+            "ZADD",
+            &k("beat"),
+            &beat(5000),
+            "t1",
+            &beat(3000),
+            "t2",
+            &beat(1000),
+            "t3",
+        ],
+    );
+    run(
+        con,
+        &[
+            "HSET",
+            &k("tokens"),
+            "t1",
+            "alice",
+            "t2",
+            "bob",
+            "t3",
+            "alice",
+        ],
+    );
+    run(con, &["ZADD", &k("user:alice"), &sa, "t1", &sc, "t3"]);
+    run(con, &["ZADD", &k("user:bob"), &sb, "t2"]);
+    let at = |later: u64| (now + later).to_string();
+    run(con, &["SET", &k("dedupe:d1"), &id(a), "PXAT", &at(300_000)]);
+    run(con, &["SET", &k("dedupe:d4"), &id(d), "PXAT", &at(200_000)]);
+    let held = format!("held {} alice", now + 120_000);
+    run(con, &["HSET", &k("seats"), "A1", &held, "A2", "sold bob"]);
+    run(con, &["ZADD", &k("holds"), &at(120_000), "A1"]);
+    let now_s = now / 1000;
+    let meta = format!(
+        "inventory=97 sold=1 admitted=2 duplicates=3 abandoned=4 holds_expired=5 \
+         rate=7 burst=9 heartbeat=600 bucket_milli=2500 bucket_at={} \
+         recent_admits=7 recent_from={} later=x",
+        now - 1000,
+        now_s - 3600
+    );
+    run(con, &["SET", &k("meta"), &meta]);
+    let second = |ago: u64| (now_s - ago).to_string();
+    run(
+        con,
+        &[
+            "HSET",
+            &k("admits"),
+            &second(10),
+            "1",
+            &second(5),
+            "1",
+            &second(3600),
+            "5",
+        ],
+    );
+    Fixture {
+        now_ms: now,
+        a: id(a),
+        b: id(b),
+        c: id(c),
+        deleted: d,
+    }
+}
+
+/// An event as tq 0.1 left it: `meta` a hash; one fan waiting.
+fn write_0_1_event(con: &mut Connection, event: &str, now: u64) {
+    let k = |part: &str| key(event, part);
+    let id = format!("{}-0", now - 10_000);
+    run(
+        con,
+        &["XADD", &k("queue"), &id, "token", "x1", "user", "zoe"],
+    );
+    let s = score(now - 10_000, 0);
+    run(con, &["ZADD", &k("order"), &s, "x1"]);
+    run(con, &["ZADD", &k("beat"), &(now - 2000).to_string(), "x1"]);
+    run(con, &["HSET", &k("tokens"), "x1", "zoe"]);
+    run(con, &["ZADD", &k("user:zoe"), &s, "x1"]);
+    run(
+        con,
+        &[
+            "HSET",
+            &k("meta"),
+            "inventory",
+            "5",
+            "sold",
+            "2",
+            "rate",
+            "3",
+            "hold_ttl",
+            "60",
+        ],
+    );
+}
+
+/// A 0.2 event that only had joins: no `meta` yet.
+fn write_young_event(con: &mut Connection, event: &str, now: u64) {
+    let k = |part: &str| key(event, part);
+    let id = format!("{}-0", now - 1000);
+    run(
+        con,
+        &["XADD", &k("queue"), &id, "token", "y1", "user", "yan"],
+    );
+    let s = score(now - 1000, 0);
+    run(con, &["ZADD", &k("order"), &s, "y1"]);
+    run(con, &["ZADD", &k("beat"), &(now - 1000).to_string(), "y1"]);
+    run(con, &["HSET", &k("tokens"), "y1", "yan"]);
+    run(con, &["ZADD", &k("user:yan"), &s, "y1"]);
+}
+
+const OLD_PARTS: [&str; 11] = [
+    "order",
+    "beat",
+    "tokens",
+    "user:alice",
+    "user:bob",
+    "dedupe:d1",
+    "dedupe:d4",
+    "seats",
+    "holds",
+    "meta",
+    "admits",
+];
+
+fn old_keys_left(con: &mut Connection, event: &str) -> Vec<String> {
+    OLD_PARTS
+        .iter()
+        .map(|part| key(event, part))
+        .filter(|k| redis_query::<i64>(con, &["EXISTS", k]) == 1)
+        .collect()
+}
+
+/// What the fixture's reads answer: the figures its 0.2 keys hold.
+/// `config`: rate, burst, heartbeat, hold_ttl, dedupe_ttl.
+fn check_reads(con: &mut Connection, event: &str, f: &Fixture, duplicates: i64, config: [i64; 5]) {
+    let stats = tq!(con, "TQ.STATS", event).unwrap();
+    for (name, want) in [
+        ("waiting", 3),
+        ("admitted", 2),
+        ("inventory", 97),
+        ("held", 1),
+        ("sold", 1),
+        ("duplicates", duplicates),
+        ("abandoned", 4),
+        ("holds_expired", 5),
+    ] {
+        assert_eq!(int_field(&stats, name), want, "TQ.STATS {name}: {stats:?}");
+    }
+    // Two admissions in the last minute, over the whole window as 0.2
+    // measured it.
+    let rate = float(&field(&stats, "admission_rate"));
+    assert!((rate - 2.0 / 60.0).abs() < 1e-9, "admission_rate {rate}");
+
+    let user = array(&tq!(con, "TQ.USER", event, "alice").unwrap());
+    let entries: Vec<(String, String, i64)> = user
+        .iter()
+        .map(|e| {
+            (
+                text_field(e, "id"),
+                text_field(e, "token"),
+                int_field(e, "position"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (f.a.clone(), "t1".to_string(), 1),
+            (f.c.clone(), "t3".to_string(), 3)
+        ]
+    );
+    let bob = array(&tq!(con, "TQ.USER", event, "bob").unwrap());
+    assert_eq!(text_field(&bob[0], "id"), f.b);
+    assert_eq!(int_field(&bob[0], "position"), 2);
+
+    let held = tq!(con, "TQ.SEAT", event, "A1").unwrap();
+    assert_eq!(text_field(&held, "state"), "held");
+    assert_eq!(text_field(&held, "user"), "alice");
+    let ttl = int_field(&held, "ttl_ms");
+    let elapsed = server_now_ms(con) - f.now_ms;
+    assert!(
+        ttl <= 120_000 && ttl >= 120_000 - elapsed as i64 - 1000,
+        "ttl_ms {ttl}"
+    );
+    let sold = tq!(con, "TQ.SEAT", event, "A2").unwrap();
+    assert_eq!(text_field(&sold, "state"), "sold");
+    assert_eq!(text_field(&sold, "user"), "bob");
+    assert_eq!(int_field(&sold, "ttl_ms"), -1);
+    let free = tq!(con, "TQ.SEAT", event, "A3").unwrap();
+    assert_eq!(text_field(&free, "state"), "available");
+
+    assert_eq!(int(&tq!(con, "TQ.INVENTORY", event).unwrap()), 97);
+
+    let settings = tq!(con, "TQ.CONFIG", event).unwrap();
+    let got: Vec<i64> = ["rate", "burst", "heartbeat", "hold_ttl", "dedupe_ttl"]
+        .iter()
+        .map(|name| int_field(&settings, name))
+        .collect();
+    assert_eq!(got, config, "TQ.CONFIG {event}");
+}
+
+/// The first write command, then what only the stored state can show:
+/// DEDUPE ids and the stream's last id carried over.
+fn check_writes(con: &mut Connection, event: &str, f: &Fixture) {
+    check_writes_then(
+        con,
+        event,
+        f,
+        &format!("{}-{}", f.deleted.0, f.deleted.1 + 1),
+    );
+}
+
+/// `check_writes`, the next entry getting `next_id`.
+fn check_writes_then(con: &mut Connection, event: &str, f: &Fixture, next_id: &str) {
+    let dup = tq!(con, "TQ.ENQUEUE", event, "zed", "t9", "DEDUPE", "d1");
+    assert_eq!(error_text(&dup), format!("DUPLICATE {}", f.a));
+    // The entry that used d4 has left; its window is still open.
+    let dup = tq!(con, "TQ.ENQUEUE", event, "zed", "t9", "DEDUPE", "d4");
+    assert_eq!(error_text(&dup), format!("DUPLICATE {}", f.deleted_id()));
+    // A waiting token is a duplicate too.
+    let dup = tq!(con, "TQ.ENQUEUE", event, "zed", "t2");
+    assert_eq!(error_text(&dup), format!("DUPLICATE {}", f.b));
+    assert_eq!(stat(con, event, "duplicates"), 6);
+    // Ids go on after the stream's last generated one (an entry since
+    // deleted), as XADD * would.
+    let joined = tq!(con, "TQ.ENQUEUE", event, "carol", "t5").unwrap();
+    assert_eq!(text_field(&joined, "id"), next_id);
+    assert_eq!(int_field(&joined, "position"), 4);
+    assert_eq!(xlen(con, event), 4);
+    // The seats: the hold is alice's, the sale bob's.
+    let other = tq!(con, "TQ.CONFIRM", event, "A1", "bob");
+    assert_eq!(code(&other), "NOT_OWNER");
+    let sold = stat(con, event, "sold");
+    tq!(con, "TQ.CONFIRM", event, "A1", "alice").unwrap();
+    assert_eq!(stat(con, event, "sold"), sold + 1);
+    assert_eq!(stat(con, event, "held"), 0);
+    assert_eq!(
+        code(&tq!(con, "TQ.HOLD", event, "A2", "zed")),
+        "SEAT_UNAVAILABLE"
+    );
+}
+
+#[test]
+fn the_first_write_converts_an_event_stored_by_0_2_and_a_replica_follows() {
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
+    let mut con = master.client();
+    let mut rcon = replica.client();
+    // Settings the event did not set itself come from the module defaults.
+    run(&mut con, &["CONFIG", "SET", "tq.hold-ttl", "111"]);
+    run(&mut con, &["CONFIG", "SET", "tq.dedupe-ttl", "222"]);
+    let now = server_now_ms(&mut con);
+    let f = write_0_2_event(&mut con, "ev", now);
+    wait_replicas(&mut con, 1);
+    assert_eq!(old_keys_left(&mut rcon, "ev").len(), OLD_PARTS.len());
+
+    // Reads answer what the 0.2 keys say, on the master and on the
+    // replica alike, and write nothing.
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 111, 222]);
+    check_reads(&mut rcon, "ev", &f, 3, [7, 9, 600, 300, 300]);
+    assert_eq!(key_type(&mut con, &state_key("ev")), "none");
+    assert_eq!(old_keys_left(&mut con, "ev").len(), OLD_PARTS.len());
+
+    // The first write (a poll) converts, then acts on the state.
+    let position = tq!(&mut con, "TQ.POSITION", "ev", "t3").unwrap();
+    assert_eq!(int_field(&position, "position"), 3);
+    assert_eq!(int_field(&position, "user_position"), 2);
+    assert_eq!(int_field(&position, "ready"), 1);
+    assert_eq!(key_type(&mut con, &state_key("ev")), STATE_TYPE);
+    assert_event_layout(&mut con, "ev");
+    assert_eq!(old_keys_left(&mut con, "ev"), Vec::<String>::new());
+    assert_eq!(xlen(&mut con, "ev"), 3);
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 111, 222]);
+
+    wait_replicas(&mut con, 1);
+    assert_event_layout(&mut rcon, "ev");
+    // The replica has the master's state, whatever its own defaults.
+    check_reads(&mut rcon, "ev", &f, 3, [7, 9, 600, 111, 222]);
+
+    check_writes(&mut con, "ev", &f);
+    assert!(
+        !master.log().contains("stored by tq 0.2:"),
+        "consistent 0.2 keys reported amiss:\n{}",
+        master.log()
+    );
+    wait_replicas(&mut con, 1);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            wait_replicas(&mut con, 1);
+            digest(&mut con) == digest(&mut rcon)
+        }),
+        "replica digest differs from the master's"
+    );
+    assert_eq!(
+        event_digests(&mut con, "ev"),
+        event_digests(&mut rcon, "ev")
+    );
+    assert_event_layout(&mut rcon, "ev");
+}
+
+#[test]
+fn events_stored_by_0_2_convert_at_load_with_no_command() {
+    let server = Server::start();
+    let mut con = server.client();
+    run(&mut con, &["CONFIG", "SET", "tq.hold-ttl", "111"]);
+    run(&mut con, &["CONFIG", "SET", "tq.dedupe-ttl", "222"]);
+    let now = server_now_ms(&mut con);
+    let f = write_0_2_event(&mut con, "ev", now);
+    write_0_1_event(&mut con, "old", now);
+    write_young_event(&mut con, "young", now);
+    // A 0.3 event beside them is left as it is.
+    tq!(&mut con, "TQ.ENQUEUE", "fresh", "u1", "k1").unwrap();
+    let fresh = event_digests(&mut con, "fresh");
+    // In another database too.
+    run(&mut con, &["SELECT", "3"]);
+    write_young_event(&mut con, "elsewhere", now);
+    run(&mut con, &["SELECT", "0"]);
+
+    run(&mut con, &["SELECT", "5"]);
+    run(&mut con, &["DEBUG", "RELOAD"]);
+    // The conversion's own database switches leave the client's alone.
+    let info: String = redis_query(&mut con, &["CLIENT", "INFO"]);
+    assert!(info.contains(" db=5 "), "{info}");
+    run(&mut con, &["SELECT", "0"]);
+    for event in ["ev", "old", "young"] {
+        assert!(
+            eventually(Duration::from_secs(5), || key_type(
+                &mut con,
+                &state_key(event)
+            ) == STATE_TYPE),
+            "{event} not converted at load"
+        );
+        assert_event_layout(&mut con, event);
+    }
+    assert_eq!(old_keys_left(&mut con, "ev"), Vec::<String>::new());
+    assert_eq!(event_digests(&mut con, "fresh"), fresh);
+    run(&mut con, &["SELECT", "3"]);
+    assert_eq!(key_type(&mut con, &state_key("elsewhere")), STATE_TYPE);
+    assert_event_layout(&mut con, "elsewhere");
+    run(&mut con, &["SELECT", "0"]);
+    assert!(
+        server
+            .log()
+            .contains("converted 4 event(s) stored by tq 0.2"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("stored by tq 0.2:"),
+        "{}",
+        server.log()
+    );
+
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 111, 222]);
+    check_writes(&mut con, "ev", &f);
+
+    // tq 0.1's meta hash: its counters and own settings.
+    assert_eq!(stat(&mut con, "old", "inventory"), 5);
+    assert_eq!(stat(&mut con, "old", "sold"), 2);
+    assert_eq!(stat(&mut con, "old", "waiting"), 1);
+    let settings = tq!(&mut con, "TQ.CONFIG", "old").unwrap();
+    assert_eq!(int_field(&settings, "rate"), 3);
+    assert_eq!(int_field(&settings, "hold_ttl"), 60);
+    assert_eq!(int_field(&settings, "dedupe_ttl"), 222);
+    let user = array(&tq!(&mut con, "TQ.USER", "old", "zoe").unwrap());
+    assert_eq!(text_field(&user[0], "id"), format!("{}-0", now - 10_000));
+
+    // An event that had only joins (no meta): its fan still waits.
+    let position = tq!(&mut con, "TQ.POSITION", "young", "y1").unwrap();
+    assert_eq!(int_field(&position, "position"), 1);
+    assert_eq!(stat(&mut con, "young", "inventory"), 0);
+}
+
+#[test]
+fn an_aof_of_0_2_writes_converts_at_startup_and_replays_to_the_same_data() {
+    let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.client();
+    let now = server_now_ms(&mut con);
+    let f = write_0_2_event(&mut con, "ev", now);
+    write_0_1_event(&mut con, "old", now);
+    drop(con);
+
+    // Restarted on the AOF of the 0.2 writes: converted after the load.
+    let server = server.restart(&[]);
+    let mut con = server.client();
+    assert!(eventually(Duration::from_secs(5), || key_type(
+        &mut con,
+        &state_key("ev")
+    ) == STATE_TYPE));
+    assert_event_layout(&mut con, "ev");
+    assert_event_layout(&mut con, "old");
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 300, 300]);
+    let records: Vec<ApplyRecord> = aof_commands(&server)
+        .iter()
+        .filter_map(|words| apply_record(words))
+        .filter(|r| r.verb == "STATE")
+        .collect();
+    assert_eq!(records.len(), 2, "one STATE record per converted event");
+    let before = (digest(&mut con), event_digests(&mut con, "ev"));
+    drop(con);
+
+    // The AOF now holds the 0.2 writes, then the conversion: replayed, it
+    // gives the very same data.
+    let server = server.restart(&[]);
+    let mut con = server.client();
+    assert_eq!((digest(&mut con), event_digests(&mut con, "ev")), before);
+    assert_event_layout(&mut con, "ev");
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 300, 300]);
+    check_writes(&mut con, "ev", &f);
+}
+
+#[test]
+fn an_rdb_of_0_2_keys_converts_at_restart() {
+    let server = Server::start();
+    let mut con = server.client();
+    let now = server_now_ms(&mut con);
+    let f = write_0_2_event(&mut con, "ev", now);
+    run(&mut con, &["SAVE"]);
+    drop(con);
+    let server = server.restart(&[]);
+    let mut con = server.client();
+    assert!(eventually(Duration::from_secs(5), || key_type(
+        &mut con,
+        &state_key("ev")
+    ) == STATE_TYPE));
+    assert_event_layout(&mut con, "ev");
+    check_reads(&mut con, "ev", &f, 3, [7, 9, 600, 300, 300]);
+    check_writes(&mut con, "ev", &f);
+}
+
+#[test]
+fn keys_that_disagree_convert_as_far_as_they_go_with_a_warning() {
+    let server = Server::start();
+    let mut con = server.client();
+    let now = server_now_ms(&mut con);
+    let f = write_0_2_event(&mut con, "ev", now);
+    let k = |part: &str| key("ev", part);
+    // A stream entry with no user (it cannot wait), a token twice, a fan
+    // with no heartbeat, a seat record that is not one, an index that
+    // disagrees, a meta pair that is not a count, a setting out of range.
+    let after = f.deleted.0 + 1;
+    let bad = format!("{after}-0");
+    run(&mut con, &["XADD", &k("queue"), &bad, "token", "t6"]);
+    let twice = format!("{after}-1");
+    run(
+        &mut con,
+        &["XADD", &k("queue"), &twice, "token", "t1", "user", "eve"],
+    );
+    run(&mut con, &["ZREM", &k("beat"), "t2"]);
+    run(&mut con, &["HSET", &k("seats"), "B1", "reserved"]);
+    run(&mut con, &["HSET", &k("tokens"), "t3", "mallory"]);
+    let meta: String = redis_query(&mut con, &["GET", &k("meta")]);
+    let meta = meta
+        .replace("sold=1", "sold=x")
+        .replace("rate=7", "rate=9999999");
+    run(&mut con, &["SET", &k("meta"), &meta]);
+
+    let stats = tq!(&mut con, "TQ.STATS", "ev").unwrap();
+    assert_eq!(int_field(&stats, "waiting"), 3);
+    assert_eq!(int_field(&stats, "sold"), 0);
+    // The first write converts what is there.
+    let position = tq!(&mut con, "TQ.POSITION", "ev", "t2").unwrap();
+    assert_eq!(int_field(&position, "position"), 2);
+    assert_event_layout(&mut con, "ev");
+    // The stream holds exactly the entries the state holds.
+    assert_eq!(xlen(&mut con, "ev"), 3);
+    let ids: Vec<Value> = redis_query(&mut con, &["XRANGE", &k("queue"), "-", "+"]);
+    let ids: Vec<String> = ids.iter().map(|e| text(&array(e)[0])).collect();
+    assert_eq!(ids, vec![f.a.clone(), f.b.clone(), f.c.clone()]);
+    assert_eq!(
+        text_field(&tq!(&mut con, "TQ.SEAT", "ev", "B1").unwrap(), "state"),
+        "available"
+    );
+    assert_eq!(
+        text_field(&tq!(&mut con, "TQ.SEAT", "ev", "A1").unwrap(), "state"),
+        "held"
+    );
+    let settings = tq!(&mut con, "TQ.CONFIG", "ev").unwrap();
+    assert_eq!(int_field(&settings, "rate"), 50);
+    assert_eq!(int_field(&settings, "burst"), 9);
+    // The stream's user wins over the disagreeing index.
+    let alice = array(&tq!(&mut con, "TQ.USER", "ev", "alice").unwrap());
+    assert_eq!(alice.len(), 2);
+    // Waiting fans, DEDUPE ids and seats are all still there.
+    check_writes_then(&mut con, "ev", &f, &format!("{after}-2"));
+    let log = server.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("event 'ev' stored by tq 0.2:"))
+        .unwrap_or_else(|| panic!("no warning in the log:\n{log}"));
+    for what in [
+        "2 stream entries",
+        "1 waiting entries had no heartbeat",
+        "1 seat records",
+        "meta sold",
+        "meta rate",
+        "tokens (1)",
+    ] {
+        assert!(warning.contains(what), "{what} not in {warning}");
+    }
+}
+
+#[test]
+fn in_a_cluster_an_event_moving_from_a_0_2_node_converts_once_it_has_all_arrived() {
+    let cluster_args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    let a = Server::start_with(&cluster_args);
+    let b = Server::start_with(&cluster_args);
+    let (mut ca, mut cb) = (a.client(), b.client());
+    run(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    run(
+        &mut cb,
+        &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()],
+    );
+    let cluster_ok = |con: &mut Connection| {
+        let info: String = redis_query(con, &["CLUSTER", "INFO"]);
+        info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:2")
+    };
+    assert!(eventually(Duration::from_secs(10), || {
+        cluster_ok(&mut ca) && cluster_ok(&mut cb)
+    }));
+    let id_a: String = redis_query(&mut ca, &["CLUSTER", "MYID"]);
+    let id_b: String = redis_query(&mut cb, &["CLUSTER", "MYID"]);
+    let now = server_now_ms(&mut ca);
+    let f = write_0_2_event(&mut ca, "ev", now);
+    let slot: i64 = redis_query(&mut ca, &["CLUSTER", "KEYSLOT", "ev"]);
+    let slot = slot.to_string();
+    run(&mut cb, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id_a]);
+    run(&mut ca, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id_b]);
+    let port_b = b.port.to_string();
+    let migrate = |con: &mut Connection, names: &[String]| {
+        let mut words = vec!["MIGRATE", "127.0.0.1", &port_b, "", "0", "5000", "KEYS"];
+        words.extend(names.iter().map(String::as_str));
+        let reply: String = redis_query(con, &words);
+        assert_eq!(reply, "OK", "MIGRATE {names:?}");
+    };
+    let asking = |con: &mut Connection, words: &[&str]| {
+        let _: () = redis::cmd("ASKING").query(con).unwrap();
+        let words: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        call_args(con, &words)
+    };
+    // Part of the event has arrived: nothing converts yet.
+    migrate(
+        &mut ca,
+        &["queue", "order", "beat", "tokens", "meta"].map(|p| key("ev", p)),
+    );
+    for words in [
+        &["TQ.POSITION", "ev", "t3"][..],
+        &["TQ.ENQUEUE", "ev", "u", "t9"],
+        &["TQ.STATS", "ev"],
+        &["TQ.SEAT", "ev", "A1"],
+    ] {
+        let reply = asking(&mut cb, words);
+        assert_eq!(code(&reply), "TRYAGAIN", "{words:?}: {reply:?}");
+    }
+    let state = asking(&mut cb, &["EXISTS", &state_key("ev")]).unwrap();
+    assert_eq!(int(&state), 0, "converted before the whole event arrived");
+    // The rest, then the slot is the new owner's.
+    let rest = scan_keys(&mut ca, "tq:{ev}:*");
+    let rest: Vec<String> = rest
+        .iter()
+        .map(|k| String::from_utf8(k.clone()).unwrap())
+        .collect();
+    assert!(rest.contains(&key("ev", "dedupe:d1")), "{rest:?}");
+    migrate(&mut ca, &rest);
+    for con in [&mut ca, &mut cb] {
+        run(con, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_b]);
+    }
+    check_reads(&mut cb, "ev", &f, 3, [7, 9, 600, 300, 300]);
+    let position = tq!(&mut cb, "TQ.POSITION", "ev", "t3").unwrap();
+    assert_eq!(int_field(&position, "position"), 3);
+    assert_event_layout(&mut cb, "ev");
+    check_writes(&mut cb, "ev", &f);
+}
