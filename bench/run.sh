@@ -16,14 +16,15 @@ N_ENTER="${BENCH_ENTER_N:-50000}"      # TQ.ENTER calls, from the front of Q_LAR
 MEM_SMALL="${BENCH_MEM_SMALL:-100000}" # waiting entries, first memory reading
 MEM_LARGE="${BENCH_MEM_LARGE:-1000000}" # waiting entries, second memory reading
 MEM_HOLDS="${BENCH_MEM_HOLDS:-100000}" # held seats for the memory reading
-MEM_UUID="${BENCH_MEM_UUID:-0}"        # 1: the memory rows' tokens and DEDUPE ids are 36-byte
-                                       # UUID-shaped strings and users "user-<n>" (default: t:<n>, d:<n>, u:<n>)
+MEM_UUID="${BENCH_MEM_UUID:-1}"        # 1: the memory rows' tokens and DEDUPE ids are 36-byte
+                                       # UUID-shaped strings and users "user-<n>" (0: t:<n>, d:<n>, u:<n>)
 N_REPL="${BENCH_REPL_N:-20000}"        # calls per replication-bytes row
 N_POLLS="${BENCH_POLLS:-200}"          # TQ.POSITION polls of waiting fans, replication row
 N_TRIM="${BENCH_TRIM_N:-100000}"       # entries one TQ.TRIM removes (and one XTRIM)
 N_LAPSE="${BENCH_LAPSE_N:-100000}"     # entries whose heartbeats lapse together
 N_EXPIRE="${BENCH_EXPIRE_N:-10000}"    # holds that expire together
 TTL=300                                # DEDUPE window of each join (TQ and script alike)
+STREAM_NODE="${BENCH_STREAM_NODE:-16}" # stream-node-max-entries, as in redis.conf.example
 #   TQ_MODULE   module to load   [target/release/libtq.so]
 #   TQ_SERVER   server binary    [redis-server]
 
@@ -120,6 +121,7 @@ start_server() {
     # the server itself: taskset execs it, and the EXIT trap can stop it.
     ${SRV_PIN[@]+"${SRV_PIN[@]}"} "$SERVER_BIN" --port "$PORT" --bind 127.0.0.1 --save '' \
       --appendonly no --dir "$WORK/master" --logfile "$WORK/redis.$SERVER_STARTS.log" \
+      --stream-node-max-entries "$STREAM_NODE" \
       --loadmodule "$MODULE" </dev/null >/dev/null 2>&1 &
     SERVER_PID=$!
     wait_pong "$SERVER_PID" "$PORT" && return 0
@@ -145,6 +147,7 @@ start_replica() {
   mkdir -p "$WORK/replica"
   ${CLI_PIN[@]+"${CLI_PIN[@]}"} "$SERVER_BIN" --port "$REPLICA_PORT" --bind 127.0.0.1 --save '' \
     --appendonly no --dir "$WORK/replica" --logfile "$WORK/replica.log" \
+    --stream-node-max-entries "$STREAM_NODE" \
     --replicaof 127.0.0.1 "$PORT" --loadmodule "$MODULE" </dev/null >/dev/null 2>&1 &
   REPLICA_PID=$!
   wait_pong "$REPLICA_PID" "$REPLICA_PORT" || { echo "bench: replica did not start:" >&2; cat "$WORK/replica.log" >&2; exit 1; }

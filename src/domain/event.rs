@@ -122,6 +122,9 @@ pub struct Stats {
     pub duplicates: u64,
     pub abandoned: u64,
     pub holds_expired: u64,
+    /// Inventory set at least once, and no seat available or held: none
+    /// can come back.
+    pub sold_out: bool,
     pub joined: u64,
     pub left: u64,
     pub trimmed: u64,
@@ -575,6 +578,7 @@ impl Event {
             duplicates: c.duplicates,
             abandoned: c.abandoned + lapsed,
             holds_expired: c.holds_expired + expired,
+            sold_out: c.inventory_set && c.inventory + expired == 0 && self.seats.held() == expired,
             joined: c.joined,
             left: c.left,
             trimmed: c.trimmed,

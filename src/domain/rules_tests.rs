@@ -1573,3 +1573,24 @@ fn the_digest_is_that_of_the_state_not_of_its_history() {
     pos(&mut c, T0 + 100_000, "y").unwrap();
     assert_ne!(c.digest(), a.digest(), "a recorded heartbeat is stored");
 }
+
+// ---- sold out ---------------------------------------------------------------
+
+#[test]
+fn sold_out_once_no_seat_is_available_or_held() {
+    let mut e = Event::new(Settings::DEFAULT);
+    join(&mut e, T0, "u", "t").unwrap();
+    assert!(!e.stats(T0).sold_out, "inventory never set: never sold out");
+    set_inventory(&mut e, T0, 2);
+    hold(&mut e, T0, "A1", "u", Some(10)).unwrap();
+    hold(&mut e, T0, "A2", "u", Some(10)).unwrap();
+    assert!(!e.stats(T0).sold_out, "held seats may come back");
+    confirm(&mut e, T0, "A1", "u").unwrap();
+    assert!(!e.stats(T0).sold_out);
+    // A2's hold lapses: available again, as of that millisecond.
+    assert!(!e.stats(T0 + 10_000).sold_out);
+    confirm(&mut e, T0 + 1, "A2", "u").unwrap();
+    assert!(e.stats(T0 + 2).sold_out);
+    set_inventory(&mut e, T0 + 3, 1);
+    assert!(!e.stats(T0 + 3).sold_out, "more seats reopen the sale");
+}

@@ -79,6 +79,12 @@ fn stats(call: &Call) -> TqResult<Reply> {
         ("duplicates", Reply::uint(s.duplicates)),
         ("abandoned", Reply::uint(s.abandoned)),
         ("holds_expired", Reply::uint(s.holds_expired)),
+        // The contract's order puts these before `joined`. This version has
+        // no passes and no scheduled openings (TQ.PASS, OPENS-AT): no pass
+        // is live and every event is open.
+        ("active", Reply::Int(0)),
+        ("sold_out", Reply::bool(s.sold_out)),
+        ("opens_in_ms", Reply::Int(0)),
         ("joined", Reply::uint(s.joined)),
         ("left", Reply::uint(s.left)),
         ("trimmed", Reply::uint(s.trimmed)),
