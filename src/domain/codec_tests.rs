@@ -543,9 +543,12 @@ fn forged_counts_are_refused_before_allocating() {
     refused(&f, "rate u64::MAX");
 }
 
+/// A named change to a valid payload.
+type ForgeStep = fn(&mut Forge);
+
 #[test]
 fn forged_numbers_out_of_range_are_refused() {
-    let cases: Vec<(&str, fn(&mut Forge))> = vec![
+    let cases: Vec<(&str, ForgeStep)> = vec![
         ("rate above the maximum", |f| f.settings[0] = MAX_RATE + 1),
         ("heartbeat 0", |f| f.settings[2] = 0),
         ("hold ttl above a year", |f| f.settings[3] = MAX_SECONDS + 1),
@@ -577,7 +580,7 @@ fn forged_numbers_out_of_range_are_refused() {
 
 #[test]
 fn forged_inconsistencies_are_refused() {
-    let cases: Vec<(&str, fn(&mut Forge))> = vec![
+    let cases: Vec<(&str, ForgeStep)> = vec![
         ("a token twice", |f| f.entries[2].token = b"a".to_vec()),
         ("an entry id twice", |f| {
             f.entries[1].ms = T0;

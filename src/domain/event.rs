@@ -241,13 +241,10 @@ impl Event {
     }
 
     fn expire_holds(&mut self, now_ms: u64) -> usize {
-        let due: Vec<Box<[u8]>> = within_budget(
-            self.seats.due_holds(now_ms).map(|(at, seat)| (at, seat)),
-            now_ms,
-        )
-        .into_iter()
-        .map(Box::from)
-        .collect();
+        let due: Vec<Box<[u8]>> = within_budget(self.seats.due_holds(now_ms), now_ms)
+            .into_iter()
+            .map(Box::from)
+            .collect();
         for seat in &due {
             self.seats.free(seat);
         }

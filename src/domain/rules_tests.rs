@@ -230,7 +230,7 @@ fn positions_are_exact_through_random_joins_leaves_enters_and_trims() {
                 let token = model[i].1.clone();
                 let milli = bucket.milli(now);
                 let (result, s) = run(&mut e, now, |e, s| e.enter(s, token.as_bytes()));
-                if i as u64 + 1 <= milli / 1000 {
+                if (i as u64) < milli / 1000 {
                     assert_eq!(result, Ok(i as u64 + 1));
                     assert_eq!(s.removed, vec![model[i].2]);
                     bucket.state = Some((milli - 1000, now));
@@ -272,7 +272,7 @@ fn positions_are_exact_through_random_joins_leaves_enters_and_trims() {
                 assert_eq!(p.position, i as u64 + 1, "{token}");
                 let ahead = model[..i].iter().filter(|(u, _, _)| u == user).count();
                 assert_eq!(p.user_position, ahead as u64 + 1);
-                assert_eq!(p.ready, i as u64 + 1 <= tokens);
+                assert_eq!(p.ready, (i as u64) < tokens);
                 assert_eq!(p.waited_ms, now - id.ms);
             }
             for u in 0..6 {
@@ -1143,7 +1143,9 @@ fn commands_that_change_nothing_report_no_change() {
         ("LEAVE", check(|e, s| assert!(e.leave(s, b"b")))),
         (
             "ENQUEUE",
-            check(|e, s| drop(e.enqueue(s, b"u", b"c", None, None).unwrap())),
+            check(|e, s| {
+                e.enqueue(s, b"u", b"c", None, None).unwrap();
+            }),
         ),
         (
             "INVENTORY SET",

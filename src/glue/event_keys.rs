@@ -299,7 +299,7 @@ fn check(call: &Call, queue: &Key, state: &Key) -> TqResult<()> {
         return Err(TqError::WrongType);
     }
     let waiting = state.state().map(Event::waiting);
-    let stored = queue.len();
+    let stored = queue.value_length();
     let damage = match (queue_holds, waiting) {
         (Holds::Stream, None) => Some("state is missing while its queue exists"),
         (Holds::Nothing, Some(n)) if n > 0 => {

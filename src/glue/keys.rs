@@ -139,7 +139,7 @@ impl<'c> Key<'c> {
     }
 
     /// Elements of the value (stream entries).
-    pub fn len(&self) -> u64 {
+    pub fn value_length(&self) -> u64 {
         if self.holds() == Holds::Nothing {
             return 0;
         }
