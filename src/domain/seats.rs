@@ -1,24 +1,35 @@
 //! Seats that are held or sold (a seat with no record is available), and
 //! the hold deadlines. The rules that move seats are in `event.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use super::slab::{heap_bytes, LongName, NameIndex, ShortName, Slab};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seat {
-    Held { user: Box<[u8]>, expires_ms: u64 },
-    Sold { user: Box<[u8]> },
+    Held { user: ShortName, expires_ms: u64 },
+    Sold { user: ShortName },
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    name: LongName,
+    seat: Seat,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Seats {
-    seats: BTreeMap<Box<[u8]>, Seat>,
-    /// (expiry, seat) of every hold.
-    holds: BTreeSet<(u64, Box<[u8]>)>,
+    records: Slab<Record>,
+    index: NameIndex,
+    /// (expiry, slot) of every hold. Holds due in the same millisecond are
+    /// always given back together (`event::within_budget`), so their order
+    /// among themselves, which depends on slots, never shows.
+    holds: BTreeSet<(u64, u32)>,
 }
 
 impl Seats {
     pub fn get(&self, seat: &[u8]) -> Option<&Seat> {
-        self.seats.get(seat)
+        Some(&self.records.at(self.find(seat)?).seat)
     }
 
     /// Seats held now (expired holds included until they are given back).
@@ -27,27 +38,37 @@ impl Seats {
     }
 
     pub fn hold(&mut self, seat: &[u8], user: &[u8], expires_ms: u64) {
-        self.free(seat);
-        self.seats.insert(
-            seat.into(),
+        let slot = self.put(
+            seat,
             Seat::Held {
-                user: user.into(),
+                user: ShortName::from_slice(user),
                 expires_ms,
             },
         );
-        self.holds.insert((expires_ms, seat.into()));
+        self.holds.insert((expires_ms, slot));
     }
 
     pub fn sell(&mut self, seat: &[u8], user: &[u8]) {
-        self.free(seat);
-        self.seats
-            .insert(seat.into(), Seat::Sold { user: user.into() });
+        self.put(
+            seat,
+            Seat::Sold {
+                user: ShortName::from_slice(user),
+            },
+        );
     }
 
     /// Makes the seat available.
     pub fn free(&mut self, seat: &[u8]) {
-        if let Some(Seat::Held { expires_ms, .. }) = self.seats.remove(seat) {
-            self.holds.remove(&(expires_ms, Box::from(seat)));
+        let records = &self.records;
+        let Some(slot) = self.index.remove(seat, |s| &records.at(s).name[..]) else {
+            return;
+        };
+        if let Some(Record {
+            seat: Seat::Held { expires_ms, .. },
+            ..
+        }) = self.records.remove(slot)
+        {
+            self.holds.remove(&(expires_ms, slot));
         }
     }
 
@@ -56,7 +77,7 @@ impl Seats {
         self.holds
             .iter()
             .take_while(move |(at, _)| *at <= now_ms)
-            .map(|(at, seat)| (*at, &seat[..]))
+            .map(|&(at, slot)| (at, &self.records.at(slot).name[..]))
     }
 
     pub fn next_due_ms(&self) -> Option<u64> {
@@ -64,24 +85,42 @@ impl Seats {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Seat)> {
-        self.seats.iter().map(|(name, seat)| (&name[..], seat))
+        self.records.iter().map(|(_, r)| (&r.name[..], &r.seat))
     }
 
     pub fn memory_usage(&self) -> usize {
-        // A B-tree entry costs about its key and value plus a share of its
-        // node; the names are owned twice for holds.
-        let per_seat = std::mem::size_of::<(Box<[u8]>, Seat)>() + 16;
-        let per_hold = std::mem::size_of::<(u64, Box<[u8]>)>() + 16;
-        self.seats
+        // A B-tree entry costs about its key plus a share of its node.
+        let per_hold = std::mem::size_of::<(u64, u32)>() + 8;
+        let names: usize = self
+            .records
             .iter()
-            .map(|(name, seat)| {
-                per_seat
-                    + name.len()
-                    + match seat {
-                        Seat::Held { user, .. } => user.len() + per_hold + name.len(),
-                        Seat::Sold { user } => user.len(),
+            .map(|(_, r)| {
+                heap_bytes(&r.name)
+                    + match &r.seat {
+                        Seat::Held { user, .. } | Seat::Sold { user } => heap_bytes(user),
                     }
             })
-            .sum()
+            .sum();
+        self.records.memory_usage()
+            + self.index.memory_usage()
+            + self.holds.len() * per_hold
+            + names
+    }
+
+    fn find(&self, seat: &[u8]) -> Option<u32> {
+        let records = &self.records;
+        self.index.find(seat, |s| &records.at(s).name[..])
+    }
+
+    /// Stores `seat` in the state given, replacing any record it had.
+    fn put(&mut self, seat: &[u8], state: Seat) -> u32 {
+        self.free(seat);
+        let slot = self.records.insert(Record {
+            name: LongName::from_slice(seat),
+            seat: state,
+        });
+        let records = &self.records;
+        self.index.insert(slot, seat, |s| &records.at(s).name[..]);
+        slot
     }
 }
