@@ -50,14 +50,16 @@ const MAX_TIME_MS: u64 = 1 << 48;
 /// Largest counter or sequence number a stored state may hold.
 const MAX_COUNT: u64 = 1 << 56;
 
-pub fn encode(event: &Event) -> Vec<u8> {
-    let mut out = Writer(Vec::with_capacity(64 + event.waiting() as usize * 48));
-    let s = &event.settings;
-    for v in [s.rate, s.burst, s.heartbeat_s, s.hold_ttl_s, s.dedupe_ttl_s] {
-        out.int(v);
-    }
-    let c = &event.counters;
-    for v in [
+/// The event's fixed figures in stored order: its settings, then its
+/// counters (`decode` reads them back in this order).
+fn figures(event: &Event) -> [u64; 15] {
+    let (s, c) = (&event.settings, &event.counters);
+    [
+        s.rate,
+        s.burst,
+        s.heartbeat_s,
+        s.hold_ttl_s,
+        s.dedupe_ttl_s,
         c.inventory,
         u64::from(c.inventory_set),
         c.sold,
@@ -68,7 +70,12 @@ pub fn encode(event: &Event) -> Vec<u8> {
         c.joined,
         c.left,
         c.trimmed,
-    ] {
+    ]
+}
+
+pub fn encode(event: &Event) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(64 + event.waiting() as usize * 48));
+    for v in figures(event) {
         out.int(v);
     }
     match event.bucket {
@@ -388,23 +395,7 @@ impl Event {
     /// hashed one by one and summed.
     pub fn digest(&self) -> u64 {
         let mut head = Fnv::new();
-        let s = &self.settings;
-        for v in [s.rate, s.burst, s.heartbeat_s, s.hold_ttl_s, s.dedupe_ttl_s] {
-            head.int(v);
-        }
-        let c = &self.counters;
-        for v in [
-            c.inventory,
-            u64::from(c.inventory_set),
-            c.sold,
-            c.admitted,
-            c.duplicates,
-            c.abandoned,
-            c.holds_expired,
-            c.joined,
-            c.left,
-            c.trimmed,
-        ] {
+        for v in figures(self) {
             head.int(v);
         }
         match self.bucket {
