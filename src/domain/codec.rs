@@ -242,6 +242,7 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
     let n = r.count(6)?;
     let queue = &mut event.queue;
     let mut previous: Option<u64> = None;
+    let mut previous_id: Option<EntryId> = None;
     for place in 0..n as u64 {
         let id = r.id()?;
         let number = r.int()?;
@@ -253,16 +254,17 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         if last_id.is_none_or(|last| id > last) {
             return Err(DecodeError("an entry id is after the last id"));
         }
+        // Ids rise with the order: the stream is trimmed below the front's
+        // id when a run leaves the front.
+        if previous_id.is_some_and(|p| id <= p) {
+            return Err(DecodeError("entry ids do not rise with the queue order"));
+        }
         if queue.find(token).is_some() {
             return Err(DecodeError("a token appears twice"));
         }
         previous = Some(number);
+        previous_id = Some(id);
         queue.insert(id, token, user, beat_ms, place);
-    }
-    let mut ids: Vec<EntryId> = queue.in_order().map(|s| queue.entry(s).id).collect();
-    ids.sort_unstable();
-    if ids.windows(2).any(|w| w[0] == w[1]) {
-        return Err(DecodeError("an entry id appears twice"));
     }
     queue.last_id = last_id;
     queue.sort_beats();

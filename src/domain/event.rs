@@ -77,7 +77,8 @@ pub struct Event {
     /// Not stored: the next deadline last given to the Redis side's due
     /// index, so that a command that does not move it does not tell it
     /// again.
-    pub due_told: Option<u64>,
+    /// `None`: nothing told yet.
+    pub due_told: Option<Option<u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -237,11 +237,6 @@ impl Queue {
         self.ranks.next_number()
     }
 
-    /// Makes the next order number at least `next` (decoding).
-    pub fn reserve_numbers(&mut self, next: u64) {
-        self.ranks.reserve_numbers(next);
-    }
-
     /// Bytes held beyond the struct itself.
     pub fn memory_usage(&self) -> usize {
         // Names too long to sit inside their record.

@@ -72,12 +72,8 @@ impl Ranks {
         self.next
     }
 
-    /// Makes the next number at least `next`.
-    pub fn reserve_numbers(&mut self, next: u64) {
-        self.next = self.next.max(next);
-    }
-
     /// Gives `entry` the next number (the tail of the order).
+    #[cfg(test)]
     pub fn push(&mut self, entry: u32) -> u64 {
         let number = self.next;
         self.place(number, entry);
@@ -122,6 +118,7 @@ impl Ranks {
     }
 
     /// The entry holding `number`, if it still waits.
+    #[cfg(test)]
     pub fn entry_at(&self, number: u64) -> Option<u32> {
         let offset = number.checked_sub(self.base)? as usize;
         let block = self.blocks.get(offset / BLOCK)?;

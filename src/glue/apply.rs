@@ -118,9 +118,12 @@ fn apply(call: &Call) -> TqResult<Reply> {
         // The client on the master already got the rule's answer (an error
         // such as DUPLICATE still changes what it recorded); here only the
         // change matters.
-        Ok(_) | Err(TqError::Duplicate(_) | TqError::NotQueued | TqError::NotReady(_)) => {}
-        Err(
-            TqError::SeatUnavailable(_)
+        Ok(_)
+        | Err(
+            TqError::Duplicate(_)
+            | TqError::NotQueued
+            | TqError::NotReady(_)
+            | TqError::SeatUnavailable(_)
             | TqError::SoldOut
             | TqError::NotHeld(_)
             | TqError::NotOwner(_),
@@ -137,13 +140,18 @@ fn apply(call: &Call) -> TqResult<Reply> {
 /// stream is rewritten by Redis itself, next to it.
 fn load_state(call: &Call, event: &[u8], bytes: &[u8]) -> TqResult<Reply> {
     let mut decoded = codec::decode(bytes).map_err(|e| TqError::syntax(e.to_string()))?;
-    background::note_loaded_state(&mut decoded);
+    // Loaded like an RDB at a restart (the AOF), or converted from tq 0.2
+    // on the master: either way the master resumes it at its first step.
     decoded.restarted = true;
     let mut state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
     if !matches!(state.holds(), Holds::Nothing | Holds::State) {
         return Err(TqError::WrongType);
     }
     state.set_state(Box::new(decoded));
+    state.signal_modified();
+    // Passed on to this server's own replicas and AOF, like every record.
+    // SAFETY: valid context of the running command.
+    unsafe { redis_module::raw::RedisModule_ReplicateVerbatim.unwrap()(call.ctx.ctx) };
     // SAFETY: valid context.
     let db = unsafe { redis_module::raw::RedisModule_GetSelectedDb.unwrap()(call.ctx.ctx) };
     background::schedule(db, event, Some(0));

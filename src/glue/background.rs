@@ -141,14 +141,20 @@ fn run_due(ctx: &Context) {
             created_with: None,
             resumed: false,
         };
-        if let Err(e) = advance(&call) {
-            if e != TqError::TryAgain {
+        match advance(&call) {
+            Ok(_) => {}
+            // Mid-migration: the node that ends up with the keys does it.
+            Err(TqError::TryAgain) => schedule(db, &event, Some(now + RETRY_MS)),
+            // A key of the event is gone: nothing to do until it is whole
+            // again, which only a write can make it.
+            Err(TqError::Damaged(_)) => schedule(db, &event, None),
+            Err(e) => {
                 super::log::warning(&format!(
-                    "tq: background step of event '{}' failed: {e}",
+                    "background step of event '{}' failed: {e}",
                     String::from_utf8_lossy(&event).escape_default()
                 ));
+                schedule(db, &event, Some(now + RETRY_MS));
             }
-            schedule(db, &event, Some(now + RETRY_MS));
         }
         super::metrics::record_background_step(step_started.elapsed().as_nanos() as u64);
     }

@@ -54,6 +54,15 @@ impl<'c> OpenEvent<'c> {
             state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
         }
         check(call, &queue, &state)?;
+        if call.origin == Origin::Record
+            && call.created_with.is_none()
+            && state.holds() == Holds::Nothing
+        {
+            // The master had this event: a replica without it has diverged.
+            return Err(TqError::Damaged(
+                "state is missing here but not on the master",
+            ));
+        }
         let fresh = match state.holds() {
             Holds::State => None,
             _ => Some(Box::new(Event::new(
@@ -168,10 +177,10 @@ impl<'c> OpenEvent<'c> {
     /// Gives the due index the event's next deadline, if it moved.
     pub fn tell_due(&mut self, due: Option<u64>) {
         let event = self.event();
-        if event.due_told == due && due.is_some() {
+        if event.due_told == Some(due) {
             return;
         }
-        event.due_told = due;
+        event.due_told = Some(due);
         // SAFETY: valid context of the running command.
         let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.call.ctx.ctx) };
         background::schedule(db, self.call.args[0], due);

@@ -4,7 +4,7 @@
 //!
 //! The low-level key API is far cheaper than RM_Call (no fake client, no
 //! reply to parse), but it neither replicates nor notifies: callers do
-//! both explicitly (`event::OpenEvent::finish`).
+//! both explicitly (`event_keys::OpenEvent::finish`).
 
 use std::ffi::{c_int, CStr};
 use std::ptr;
