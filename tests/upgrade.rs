@@ -327,9 +327,21 @@ fn check_writes_then(con: &mut Connection, event: &str, f: &Fixture, next_id: &s
 
 #[test]
 fn the_first_write_converts_an_event_stored_by_0_2_and_a_replica_follows() {
-    let (master, replica) = Server::start_master_and_replica(&[], &[]);
+    let (master, replica) =
+        Server::start_master_and_replica(&[], &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut con = master.client();
     let mut rcon = replica.client();
+    // The replica rewrites its AOF after the first sync: wait for it, so
+    // that its AOF holds everything from here on.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            info_field(&mut rcon, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info_field(&mut rcon, "persistence", "aof_rewrite_scheduled").as_deref()
+                    == Some("0")
+                && info_field(&mut rcon, "persistence", "aof_enabled").as_deref() == Some("1")
+        }),
+        "the replica's AOF rewrite did not finish"
+    );
     // Settings the event did not set itself come from the module defaults.
     run(&mut con, &["CONFIG", "SET", "tq.hold-ttl", "111"]);
     run(&mut con, &["CONFIG", "SET", "tq.dedupe-ttl", "222"]);
@@ -380,6 +392,10 @@ fn the_first_write_converts_an_event_stored_by_0_2_and_a_replica_follows() {
         event_digests(&mut rcon, "ev")
     );
     assert_event_layout(&mut rcon, "ev");
+    // The replica passed every record on to its own AOF, the conversion's
+    // STATE record included: replaying it gives the same data.
+    let _: () = redis_query(&mut rcon, &["DEBUG", "LOADAOF"]);
+    assert_eq!(digest(&mut rcon), digest(&mut con), "the replica's AOF");
 }
 
 #[test]
