@@ -1083,3 +1083,31 @@ fn config_keeps_the_buckets_tokens() {
     tq!(&mut con, "TQ.ENTER", "cap", "t1").unwrap();
     assert_eq!(ready(&mut con, &["t0", "t2", "t3", "t4"]), [1, 0, 0, 0]);
 }
+
+/// A replica that has lost an event (its keys deleted there by hand) does
+/// not start a new one from its own defaults when the master's next record
+/// for it arrives: it refuses the record and keeps nothing.
+#[test]
+fn a_replica_missing_an_event_refuses_its_records_instead_of_starting_it_anew() {
+    let (master, replica) = Server::start_master_and_replica(&[], &[]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    tq!(&mut m, "TQ.CONFIG", "ev", "RATE", 7).unwrap();
+    tq!(&mut m, "TQ.INVENTORY", "ev", "SET", 5).unwrap();
+    wait_replicas(&mut m, 1);
+    assert!(exists(&mut r, "tq:{ev}:state"));
+    let _: () = redis_query(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    let _: i64 = redis_query(&mut r, &["DEL", "tq:{ev}:state"]);
+    // A join would succeed on a new event: the record must not make one.
+    tq!(&mut m, "TQ.ENQUEUE", "ev", "u1", "t1").unwrap();
+    wait_replicas(&mut m, 1);
+    assert!(
+        !exists(&mut r, "tq:{ev}:state"),
+        "the replica started the event again from its own defaults"
+    );
+    assert!(
+        replica.log().contains("failed here but not on the master"),
+        "the refused record was not logged:\n{}",
+        replica.log()
+    );
+}
