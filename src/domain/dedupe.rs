@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 use super::entry_id::EntryId;
 use super::slab::{heap_bytes, LongName, NameIndex, Slab};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Record {
     pub key: LongName,
     pub id: EntryId,

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::decimal::Decimal;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId {
     pub ms: u64,
     pub seq: u64,

@@ -13,7 +13,7 @@ use super::entry_id::EntryId;
 use super::ranks::{Ranks, NONE};
 use super::slab::{heap_bytes, LongName, NameIndex, ShortName, Slab};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Entry {
     /// Its stream entry id.
     pub id: EntryId,
@@ -30,7 +30,7 @@ pub struct Entry {
 }
 
 /// A user with waiting entries.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct User {
     pub name: ShortName,
     first: u32,

@@ -11,7 +11,16 @@ pub enum Seat {
     Sold { user: ShortName },
 }
 
-#[derive(Clone, Debug)]
+/// Only what a free slab slot holds (see `slab::Slab`).
+impl Default for Seat {
+    fn default() -> Seat {
+        Seat::Sold {
+            user: ShortName::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 struct Record {
     name: LongName,
     seat: Seat,

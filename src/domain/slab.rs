@@ -33,9 +33,13 @@ pub fn heap_bytes<const N: usize>(name: &smallvec::SmallVec<[u8; N]>) -> usize {
 /// it needs), and a small one no more than a vector would.
 const CHUNK: usize = 1024;
 
+/// Records in chunks, with one bit per slot saying whether it is taken (a
+/// free slot holds a default record: cheaper than an `Option` tag on every
+/// record, which would cost a word each).
 #[derive(Clone, Debug)]
 pub struct Slab<T> {
-    chunks: Vec<Vec<Option<T>>>,
+    chunks: Vec<Vec<T>>,
+    taken: Vec<u64>,
     free: Vec<u32>,
     len: usize,
 }
@@ -44,13 +48,14 @@ impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
             chunks: Vec::new(),
+            taken: Vec::new(),
             free: Vec::new(),
             len: 0,
         }
     }
 }
 
-impl<T> Slab<T> {
+impl<T: Default> Slab<T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -61,44 +66,61 @@ impl<T> Slab<T> {
 
     pub fn insert(&mut self, item: T) -> u32 {
         self.len += 1;
-        if let Some(slot) = self.free.pop() {
-            self.chunks[slot as usize / CHUNK][slot as usize % CHUNK] = Some(item);
-            return slot;
-        }
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::new());
-        }
-        let last = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[last];
-        chunk.push(Some(item));
-        (last * CHUNK + chunk.len() - 1) as u32
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.chunks[slot as usize / CHUNK][slot as usize % CHUNK] = item;
+                slot
+            }
+            None => {
+                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.chunks.push(Vec::new());
+                }
+                let last = self.chunks.len() - 1;
+                let chunk = &mut self.chunks[last];
+                chunk.push(item);
+                let slot = (last * CHUNK + chunk.len() - 1) as u32;
+                if self.taken.len() <= slot as usize / 64 {
+                    self.taken.push(0);
+                }
+                slot
+            }
+        };
+        self.taken[slot as usize / 64] |= 1 << (slot % 64);
+        slot
     }
 
     /// Removes the record; an empty slab gives its memory back.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let item = self.slot_mut(slot)?.take()?;
+        if !self.is_taken(slot) {
+            return None;
+        }
+        self.taken[slot as usize / 64] &= !(1 << (slot % 64));
+        let item = std::mem::take(&mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK]);
         self.len -= 1;
         if self.len == 0 {
-            self.chunks = Vec::new();
-            self.free = Vec::new();
+            *self = Slab::default();
         } else {
             self.free.push(slot);
         }
         Some(item)
     }
 
-    fn slot_mut(&mut self, slot: u32) -> Option<&mut Option<T>> {
-        let slot = slot as usize;
-        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
+    fn is_taken(&self, slot: u32) -> bool {
+        self.taken
+            .get(slot as usize / 64)
+            .is_some_and(|bits| bits & (1 << (slot % 64)) != 0)
     }
 
     pub fn get(&self, slot: u32) -> Option<&T> {
-        let slot = slot as usize;
-        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+        self.is_taken(slot)
+            .then(|| &self.chunks[slot as usize / CHUNK][slot as usize % CHUNK])
     }
 
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slot_mut(slot)?.as_mut()
+        if !self.is_taken(slot) {
+            return None;
+        }
+        Some(&mut self.chunks[slot as usize / CHUNK][slot as usize % CHUNK])
     }
 
     /// The record in `slot`, which the caller knows is taken.
@@ -119,14 +141,16 @@ impl<T> Slab<T> {
             .iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, item)| Some((i as u32, item.as_ref()?)))
+            .map(|(i, item)| (i as u32, item))
+            .filter(|(i, _)| self.is_taken(*i))
     }
 
     /// Bytes held beyond the struct itself, not counting what the records
     /// own.
     pub fn memory_usage(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Option<T>>()
-            + self.chunks.capacity() * std::mem::size_of::<Vec<Option<T>>>()
+        self.chunks.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<T>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<T>>()
+            + self.taken.capacity() * std::mem::size_of::<u64>()
             + self.free.capacity() * std::mem::size_of::<u32>()
     }
 }
