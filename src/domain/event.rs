@@ -281,7 +281,7 @@ impl Event {
         }
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
-        self.queue.append(id, token, user, beat);
+        let slot = self.queue.append(id, token, user, beat);
         if let Some(key) = dedupe {
             let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
             self.dedupe.record(key, id, now + ttl_s * 1000);
@@ -292,7 +292,7 @@ impl Event {
         Ok(Enqueued {
             id,
             position: self.queue.len(),
-            user_position: self.queue.user_waiting(user),
+            user_position: self.queue.user_waiting_of(slot),
         })
     }
 

@@ -163,6 +163,11 @@ impl Queue {
         place
     }
 
+    /// How many entries the user of the entry in `slot` has waiting.
+    pub fn user_waiting_of(&self, slot: u32) -> u64 {
+        u64::from(self.users.at(self.entries.at(slot).user).waiting)
+    }
+
     /// How many entries `user` has waiting.
     pub fn user_waiting(&self, user: &[u8]) -> u64 {
         self.find_user(user)

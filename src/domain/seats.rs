@@ -46,8 +46,10 @@ impl Seats {
         self.holds.len() as u64
     }
 
+    /// Holds `seat`, which has no record (is available).
     pub fn hold(&mut self, seat: &[u8], user: &[u8], expires_ms: u64) {
-        let slot = self.put(
+        debug_assert!(self.find(seat).is_none());
+        let slot = self.insert(
             seat,
             Seat::Held {
                 user: ShortName::from_slice(user),
@@ -58,7 +60,8 @@ impl Seats {
     }
 
     pub fn sell(&mut self, seat: &[u8], user: &[u8]) {
-        self.put(
+        self.free(seat);
+        self.insert(
             seat,
             Seat::Sold {
                 user: ShortName::from_slice(user),
@@ -121,9 +124,8 @@ impl Seats {
         self.index.find(seat, |s| &records.at(s).name[..])
     }
 
-    /// Stores `seat` in the state given, replacing any record it had.
-    fn put(&mut self, seat: &[u8], state: Seat) -> u32 {
-        self.free(seat);
+    /// Stores `seat`, which has no record, in the state given.
+    fn insert(&mut self, seat: &[u8], state: Seat) -> u32 {
         let slot = self.records.insert(Record {
             name: LongName::from_slice(seat),
             seat: state,

@@ -99,10 +99,7 @@ impl<'c> OpenEvent<'c> {
     }
 
     pub fn event(&mut self) -> &mut Event {
-        match self.fresh.as_deref_mut() {
-            Some(event) => event,
-            None => self.state.state_mut().expect("checked at open"),
-        }
+        self.parts().0
     }
 
     fn parts(&mut self) -> (&mut Event, &mut Step) {
