@@ -779,7 +779,7 @@ done
 goal "the scattered lapse removed exactly the $N_LAPSE abandoned fans (${STALL[scattered|left]} still waiting)" "a == $N_LAPSE" "${STALL[scattered|left]}"
 cat "$GOALS" >>"$REPORT"
 
-# Warnings the servers logged while they ran (module errors, reaper
+# Warnings the servers logged while they ran (module errors, background timer
 # failures...): there should be none. Start-up, shutdown and the replica's
 # connection are logged at the same level and left out.
 server_warnings() {
