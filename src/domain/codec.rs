@@ -19,13 +19,15 @@
 //!   user. Order numbers are written as 0, 1, 2... (the next one is the
 //!   count); any increasing numbers below the next one are read, and are
 //!   numbered anew, so that a gap in them never costs memory.
-//! - dedupe: count, then key, id ms, id seq, expires_ms
+//! - dedupe: count, then key (its 16-byte digest), id ms, id seq,
+//!   expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
 
 use std::fmt;
 
 use super::args::MAX_NAME_LEN;
 use super::bucket::{Admissions, BucketState, RATE_WINDOW_S};
+use super::dedupe::KeyDigest;
 use super::entry_id::EntryId;
 use super::event::{Counters, Event};
 use super::seats::Seat;
@@ -183,10 +185,13 @@ pub fn decode(bytes: &[u8]) -> Decoded<Event> {
     decode_queue(&mut r, &mut event)?;
     let records = r.count(4)?;
     for _ in 0..records {
-        let key = r.name()?;
+        let key: KeyDigest = r
+            .name()?
+            .try_into()
+            .map_err(|_| DecodeError("a dedupe id digest is not 16 bytes"))?;
         let id = r.id()?;
         let expires_ms = r.time()?;
-        if event.dedupe.contains(key) {
+        if event.dedupe.contains(&key) {
             return Err(DecodeError("a dedupe id appears twice"));
         }
         event.dedupe.record(key, id, expires_ms);

@@ -11,6 +11,7 @@ use proptest::test_runner::RngSeed;
 
 use super::args::MAX_NAME_LEN;
 use super::codec::{decode, encode, DecodeError, ENCODING_VERSION};
+use super::dedupe::key_digest;
 use super::entry_id::EntryId;
 use super::event::{Event, Step};
 use super::rules_tests::{apply, random_cmd, Lcg, T0};
@@ -370,7 +371,7 @@ impl Forge {
                 entry(T0 + 1, 0, 3, "b", "v"),
                 entry(T0 + 2, 0, 4, "c", "u"),
             ],
-            dedupe: vec![(b"d1".to_vec(), T0, 1, T0 + 300_000)],
+            dedupe: vec![(key_digest(b"d1").to_vec(), T0, 1, T0 + 300_000)],
             seats: vec![
                 (
                     b"A1".to_vec(),
@@ -729,4 +730,19 @@ fn fuzz_corpus_replay() {
             ),
         }
     }
+}
+
+/// Writes the fuzzing seeds anew (after a change of the stored form):
+/// `cargo test --release --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/decode");
+    for len in [0, 5, 20, 40, 80, 150, 300, 600, 1200] {
+        for seed in 0..2 {
+            let (e, _) = random_event(seed, len);
+            std::fs::write(format!("{dir}/random-{len}-{seed}"), encode(&e)).unwrap();
+        }
+    }
+    std::fs::write(format!("{dir}/forged-valid"), Forge::valid().bytes()).unwrap();
 }

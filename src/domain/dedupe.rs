@@ -1,15 +1,33 @@
 //! DEDUPE ids: each remembers the stream id of the entry that used it until
 //! its window closes, whether or not that entry still waits.
+//!
+//! An id is kept as the first 16 bytes of its SHA-256, not as the bytes a
+//! client sent: every id then costs 16 bytes whatever its length (an
+//! idempotency key is typically a 36-byte UUID), and with 128 bits of a
+//! cryptographic hash no two ids collide, by chance or by a client's
+//! effort, where a fast hash would let one forge another's id.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use sha2::{Digest, Sha256};
+
 use super::entry_id::EntryId;
-use super::slab::{heap_bytes, LongName, NameIndex, Slab};
+use super::slab::{NameIndex, Slab};
+
+/// A DEDUPE id as stored.
+pub type KeyDigest = [u8; 16];
+
+pub fn key_digest(key: &[u8]) -> KeyDigest {
+    let full = Sha256::digest(key);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    pub key: LongName,
+    pub key: KeyDigest,
     pub id: EntryId,
     pub expires_ms: u64,
 }
@@ -33,20 +51,20 @@ impl Dedupe {
     }
 
     /// The entry that used `key`, while its window is open at `now_ms`.
-    pub fn lookup(&self, key: &[u8], now_ms: u64) -> Option<EntryId> {
+    pub fn lookup(&self, key: &KeyDigest, now_ms: u64) -> Option<EntryId> {
         let record = self.records.at(self.find(key)?);
         (record.expires_ms > now_ms).then_some(record.id)
     }
 
     /// Whether `key` has a record, window open or not.
-    pub fn contains(&self, key: &[u8]) -> bool {
+    pub fn contains(&self, key: &KeyDigest) -> bool {
         self.find(key).is_some()
     }
 
     /// Remembers `key` for entry `id` until `expires_ms` (a closed window
     /// of the same key is replaced).
-    pub fn record(&mut self, key: &[u8], id: EntryId, expires_ms: u64) {
-        let slot = match self.find(key) {
+    pub fn record(&mut self, key: KeyDigest, id: EntryId, expires_ms: u64) {
+        let slot = match self.find(&key) {
             Some(slot) => {
                 let r = self.records.at_mut(slot);
                 r.id = id;
@@ -55,12 +73,12 @@ impl Dedupe {
             }
             None => {
                 let slot = self.records.insert(Record {
-                    key: LongName::from_slice(key),
+                    key,
                     id,
                     expires_ms,
                 });
                 let records = &self.records;
-                self.index.insert(slot, key, |s| &records.at(s).key[..]);
+                self.index.insert(slot, &key, |s| &records.at(s).key[..]);
                 slot
             }
         };
@@ -115,10 +133,9 @@ impl Dedupe {
         self.records.memory_usage()
             + self.index.memory_usage()
             + self.deadlines.capacity() * std::mem::size_of::<Reverse<(u64, u32)>>()
-            + self.records().map(|r| heap_bytes(&r.key)).sum::<usize>()
     }
 
-    fn find(&self, key: &[u8]) -> Option<u32> {
+    fn find(&self, key: &KeyDigest) -> Option<u32> {
         let records = &self.records;
         self.index.find(key, |s| &records.at(s).key[..])
     }
@@ -131,12 +148,12 @@ mod tests {
     #[test]
     fn a_window_closes_and_the_key_can_be_used_again() {
         let mut d = Dedupe::default();
-        d.record(b"k", EntryId::new(1, 0), 100);
-        assert_eq!(d.lookup(b"k", 99), Some(EntryId::new(1, 0)));
-        assert_eq!(d.lookup(b"k", 100), None);
-        d.record(b"k", EntryId::new(150, 0), 400);
+        d.record(key_digest(b"k"), EntryId::new(1, 0), 100);
+        assert_eq!(d.lookup(&key_digest(b"k"), 99), Some(EntryId::new(1, 0)));
+        assert_eq!(d.lookup(&key_digest(b"k"), 100), None);
+        d.record(key_digest(b"k"), EntryId::new(150, 0), 400);
         assert_eq!(d.purge(300, 10), 0, "the old deadline is stale");
-        assert_eq!(d.lookup(b"k", 300), Some(EntryId::new(150, 0)));
+        assert_eq!(d.lookup(&key_digest(b"k"), 300), Some(EntryId::new(150, 0)));
         assert_eq!(d.purge(400, 10), 1);
         assert!(d.is_empty());
         assert_eq!(d.memory_usage(), 0);
@@ -146,7 +163,11 @@ mod tests {
     fn purge_finishes_the_millisecond_it_started() {
         let mut d = Dedupe::default();
         for i in 0..10u64 {
-            d.record(format!("k{i}").as_bytes(), EntryId::new(i, 0), 50 + i / 5);
+            d.record(
+                key_digest(format!("k{i}").as_bytes()),
+                EntryId::new(i, 0),
+                50 + i / 5,
+            );
         }
         assert_eq!(d.purge(1000, 2), 5, "all of ms 50, then stop");
         assert_eq!(d.purge(1000, 2), 5);

@@ -10,7 +10,7 @@
 //! which is what lets a replica or an AOF replay apply the same command.
 
 use super::bucket::{self, Admissions, BucketState};
-use super::dedupe::Dedupe;
+use super::dedupe::{key_digest, Dedupe};
 use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
 use super::queue::Queue;
@@ -268,10 +268,11 @@ impl Event {
     ) -> TqResult<Enqueued> {
         self.advance(step);
         let now = step.now_ms;
+        let dedupe_key = dedupe.map(key_digest);
         let original = self
             .find_waiting(step, token)
             .map(|slot| self.queue.entry(slot).id)
-            .or_else(|| self.dedupe.lookup(dedupe?, now));
+            .or_else(|| self.dedupe.lookup(dedupe_key.as_ref()?, now));
         if let Some(original) = original {
             self.counters.duplicates += 1;
             step.changed = true;
@@ -282,7 +283,7 @@ impl Event {
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
         let slot = self.queue.append(id, token, user, beat);
-        if let Some(key) = dedupe {
+        if let Some(key) = dedupe_key {
             let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
             self.dedupe.record(key, id, now + ttl_s * 1000);
         }

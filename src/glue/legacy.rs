@@ -51,6 +51,7 @@ use super::log::warning;
 use crate::domain::args::{self, MAX_NAME_LEN};
 use crate::domain::bucket::{window_start_s, Admissions, BucketState, RATE_WINDOW_S};
 use crate::domain::codec;
+use crate::domain::dedupe::key_digest;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::event::{Counters, Event};
@@ -400,7 +401,7 @@ fn read(
         if expires_ms <= now_ms {
             continue;
         }
-        state.dedupe.record(id_name, id, expires_ms);
+        state.dedupe.record(key_digest(id_name), id, expires_ms);
         last_id = last_id.max(Some(id));
     }
     if unreadable_dedupe > 0 {
