@@ -276,10 +276,12 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
     Ok(())
 }
 
-struct Writer(Vec<u8>);
+/// Writes the stored form's pieces (also used by the tests that forge
+/// payloads).
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn int(&mut self, mut v: u64) {
+    pub(crate) fn int(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.0.push((v as u8) | 0x80);
             v >>= 7;
@@ -292,7 +294,7 @@ impl Writer {
         self.int(id.seq);
     }
 
-    fn name(&mut self, name: &[u8]) {
+    pub(crate) fn name(&mut self, name: &[u8]) {
         self.int(name.len() as u64);
         self.0.extend_from_slice(name);
     }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
 use super::args::MAX_NAME_LEN;
-use super::codec::{decode, encode, DecodeError, ENCODING_VERSION};
+use super::codec::{decode, encode, DecodeError, Writer, ENCODING_VERSION};
 use super::dedupe::key_digest;
 use super::entry_id::EntryId;
 use super::event::{Event, Step};
@@ -324,23 +324,6 @@ enum ForgedSeat {
     Tag(u64),
 }
 
-struct W(Vec<u8>);
-
-impl W {
-    fn int(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn name(&mut self, name: &[u8]) {
-        self.int(name.len() as u64);
-        self.0.extend_from_slice(name);
-    }
-}
-
 fn entry(ms: u64, seq: u64, number: u64, token: &str, user: &str) -> ForgedEntry {
     ForgedEntry {
         ms,
@@ -384,7 +367,7 @@ impl Forge {
     }
 
     fn bytes(&self) -> Vec<u8> {
-        let mut w = W(Vec::new());
+        let mut w = Writer(Vec::new());
         for &v in self.settings.iter().chain(&self.counters) {
             w.int(v);
         }
@@ -509,7 +492,7 @@ fn forged_counts_are_refused_before_allocating() {
         // end: entries count, dedupe count, seats count are the last three
         // bytes).
         bytes.extend_from_slice(&valid[..valid.len() - 3]);
-        let mut w = W(Vec::new());
+        let mut w = Writer(Vec::new());
         w.int(n);
         bytes.extend_from_slice(&w.0);
         bytes.extend_from_slice(&[0, 0]);
