@@ -167,15 +167,13 @@ fn run_due(ctx: &Context) {
 pub fn advance(call: &Call) -> TqResult<Reply> {
     let name = call.args.first().copied().unwrap_or_default();
     let mut open = OpenEvent::for_write(call, name)?;
-    let more = open.apply(|event, step| event.advance(step));
-    let next = if more {
-        Some(call.now_ms)
-    } else {
-        open.event().next_due_ms()
-    };
+    // What is left due (more than one step's budget) is due by now: the
+    // next tick comes back for it.
+    open.apply(|event, step| event.advance(step));
     // Told even when unchanged: the timer found the event in the index,
     // which may be a `watch` that the event itself never told.
     open.event().due_told = None;
+    let next = open.event().next_due_ms();
     open.tell_due(next);
     open.finish();
     Ok(Reply::ok())

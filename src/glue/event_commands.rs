@@ -3,7 +3,7 @@
 use super::command_info::{option, Doc, Kind::*, ACCESS, EVENT, RO, RW, UPDATE};
 use super::commands::{Call, Command};
 use super::config::defaults;
-use super::event_keys::{refuse_write_here, OpenEvent, ReadEvent};
+use super::event_keys::{refuse_write_here, write, ReadEvent};
 use super::reply::Reply;
 use crate::domain::args;
 use crate::domain::error::TqResult;
@@ -43,9 +43,7 @@ fn config(call: &Call) -> TqResult<Reply> {
         ));
     }
     refuse_write_here(call)?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    event.apply(|e, step| e.configure(step, &req.change));
-    event.finish();
+    write(call, req.event, |e, step| e.configure(step, &req.change))?;
     Ok(Reply::ok())
 }
 

@@ -22,6 +22,20 @@ use crate::domain::error::{TqError, TqResult};
 use crate::domain::event::{Counters, Event, Step};
 use crate::domain::settings::{Setting, Settings};
 
+/// A write command's usual course: open the event, run `rule` on it, make
+/// storage follow (`OpenEvent::finish`). The rule's own errors come back
+/// inside the result, after storage followed what it did before failing.
+pub fn write<T>(
+    call: &Call,
+    event: &[u8],
+    rule: impl FnOnce(&mut Event, &mut Step) -> T,
+) -> TqResult<T> {
+    let mut open = OpenEvent::for_write(call, event)?;
+    let done = open.apply(rule);
+    open.finish();
+    Ok(done)
+}
+
 /// An event opened for a write command.
 pub struct OpenEvent<'c> {
     call: &'c Call<'c>,

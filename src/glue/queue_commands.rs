@@ -4,7 +4,7 @@ use super::command_info::{
     arg, option, Doc, Kind::*, ACCESS, DELETE, EVENT, INSERT, RO, RW, UPDATE,
 };
 use super::commands::{Call, Command};
-use super::event_keys::{OpenEvent, ReadEvent};
+use super::event_keys::{write, OpenEvent, ReadEvent};
 use super::reply::Reply;
 use crate::domain::args;
 use crate::domain::error::TqResult;
@@ -62,9 +62,7 @@ pub const POSITION: Command = Command {
 
 fn position(call: &Call) -> TqResult<Reply> {
     let req = args::parse_token_args(call.args, "tq.position")?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let found = event.apply(|e, step| e.position(step, req.token));
-    event.finish();
+    let found = write(call, req.event, |e, step| e.position(step, req.token))?;
     let p = found?;
     Ok(Reply::Map(vec![
         ("position", Reply::uint(p.position)),
@@ -90,9 +88,7 @@ pub const ENTER: Command = Command {
 
 fn enter(call: &Call) -> TqResult<Reply> {
     let req = args::parse_token_args(call.args, "tq.enter")?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let admitted = event.apply(|e, step| e.enter(step, req.token));
-    event.finish();
+    let admitted = write(call, req.event, |e, step| e.enter(step, req.token))?;
     let position_was = admitted?;
     Ok(Reply::Map(vec![
         ("admitted", Reply::Int(1)),
@@ -115,9 +111,7 @@ pub const LEAVE: Command = Command {
 
 fn leave(call: &Call) -> TqResult<Reply> {
     let req = args::parse_token_args(call.args, "tq.leave")?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let removed = event.apply(|e, step| e.leave(step, req.token));
-    event.finish();
+    let removed = write(call, req.event, |e, step| e.leave(step, req.token))?;
     Ok(Reply::bool(removed))
 }
 
@@ -170,8 +164,6 @@ pub const TRIM: Command = Command {
 
 fn trim(call: &Call) -> TqResult<Reply> {
     let req = args::parse_trim(call.args)?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let removed = event.apply(|e, step| e.trim(step, req.max_age_s));
-    event.finish();
+    let removed = write(call, req.event, |e, step| e.trim(step, req.max_age_s))?;
     Ok(Reply::uint(removed))
 }

@@ -10,7 +10,10 @@ pub enum Reply {
     Bulk(Vec<u8>),
     /// A stream entry id, as `ms-seq` text.
     Id(EntryId),
-    Simple(&'static str),
+    /// A status reply (`+OK`).
+    Simple(&'static std::ffi::CStr),
+    /// A fixed word, sent as a bulk string.
+    Word(&'static str),
     Null,
     Double(f64),
     Array(Vec<Reply>),
@@ -27,7 +30,7 @@ impl Reply {
     }
 
     pub fn ok() -> Reply {
-        Reply::Simple("OK")
+        Reply::Simple(c"OK")
     }
 }
 
@@ -45,23 +48,17 @@ fn send_raw(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
                 raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, *n);
             }
             Reply::Bulk(bytes) => {
-                raw::RedisModule_ReplyWithStringBuffer.unwrap()(
-                    ctx,
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                );
+                bulk(ctx, bytes.as_ref());
             }
             Reply::Id(id) => {
                 let text = id.text();
-                raw::RedisModule_ReplyWithStringBuffer.unwrap()(
-                    ctx,
-                    text.as_ptr().cast(),
-                    text.len(),
-                );
+                bulk(ctx, text.as_ref());
             }
             Reply::Simple(text) => {
-                let c = std::ffi::CString::new(*text).unwrap_or_default();
-                raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, c.as_ptr());
+                raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, text.as_ptr());
+            }
+            Reply::Word(word) => {
+                bulk(ctx, word.as_ref());
             }
             Reply::Null => {
                 raw::RedisModule_ReplyWithNull.unwrap()(ctx);
@@ -78,16 +75,23 @@ fn send_raw(ctx: *mut raw::RedisModuleCtx, reply: &Reply) {
             Reply::Map(fields) => {
                 raw::RedisModule_ReplyWithMap.unwrap()(ctx, fields.len() as _);
                 for (name, value) in fields {
-                    raw::RedisModule_ReplyWithStringBuffer.unwrap()(
-                        ctx,
-                        name.as_ptr().cast(),
-                        name.len(),
-                    );
+                    bulk(ctx, name.as_ref());
                     send_raw(ctx, value);
                 }
             }
         }
     }
+}
+
+/// A bulk string.
+///
+/// # Safety
+/// `ctx` is the live context of the command being executed.
+unsafe fn bulk(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) {
+    // SAFETY: as the caller promises; the buffer is copied by Redis.
+    unsafe {
+        raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len())
+    };
 }
 
 /// Sends `-<text>`; `text` starts with the error code.

@@ -2,7 +2,7 @@
 
 use super::command_info::{arg, option, Doc, Kind::*, ACCESS, EVENT, RO, RW, UPDATE};
 use super::commands::{Call, Command};
-use super::event_keys::{refuse_write_here, OpenEvent, ReadEvent};
+use super::event_keys::{refuse_write_here, write, ReadEvent};
 use super::reply::Reply;
 use crate::domain::args;
 use crate::domain::error::TqResult;
@@ -31,9 +31,7 @@ fn inventory(call: &Call) -> TqResult<Reply> {
         return Ok(Reply::uint(available));
     };
     refuse_write_here(call)?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let available = event.apply(|e, step| e.set_inventory(step, n));
-    event.finish();
+    let available = write(call, req.event, |e, step| e.set_inventory(step, n))?;
     Ok(Reply::uint(available))
 }
 
@@ -57,9 +55,9 @@ pub const HOLD: Command = Command {
 
 fn hold(call: &Call) -> TqResult<Reply> {
     let req = args::parse_hold(call.args)?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let held = event.apply(|e, step| e.hold(step, req.seat, req.user, req.ttl_s));
-    event.finish();
+    let held = write(call, req.event, |e, step| {
+        e.hold(step, req.seat, req.user, req.ttl_s)
+    })?;
     Ok(Reply::uint(held?))
 }
 
@@ -78,9 +76,9 @@ pub const RELEASE: Command = Command {
 
 fn release(call: &Call) -> TqResult<Reply> {
     let req = args::parse_release(call.args)?;
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let released = event.apply(|e, step| e.release(step, req.seat, req.user));
-    event.finish();
+    let released = write(call, req.event, |e, step| {
+        e.release(step, req.seat, req.user)
+    })?;
     Ok(Reply::uint(released?))
 }
 
@@ -100,9 +98,7 @@ pub const CONFIRM: Command = Command {
 fn confirm(call: &Call) -> TqResult<Reply> {
     let req = args::parse_confirm(call.args)?;
     let user = req.user.unwrap_or_default();
-    let mut event = OpenEvent::for_write(call, req.event)?;
-    let confirmed = event.apply(|e, step| e.confirm(step, req.seat, user));
-    event.finish();
+    let confirmed = write(call, req.event, |e, step| e.confirm(step, req.seat, user))?;
     confirmed?;
     Ok(Reply::ok())
 }
@@ -132,7 +128,7 @@ fn seat(call: &Call) -> TqResult<Reply> {
         },
     };
     Ok(Reply::Map(vec![
-        ("state", Reply::Simple(view.state)),
+        ("state", Reply::Word(view.state)),
         ("user", view.user.map_or(Reply::Null, Reply::Bulk)),
         ("ttl_ms", Reply::Int(view.ttl_ms)),
     ]))
