@@ -178,3 +178,41 @@ fn events_restored_from_another_server_are_reaped_without_a_command() {
     assert_eq!(digest_value(&mut to, &state_key("hv")), hv_state);
     assert_reaped_without_a_command(&mut to, &hv_state, Duration::from_secs(5));
 }
+
+/// COPY of both keys into another database makes a whole second event
+/// there (the type's copy callback), equal to the first, and the timer
+/// finds it: its abandoned entries and expired holds leave with no command
+/// in that database.
+#[test]
+fn events_copied_to_another_database_are_equal_and_reaped_there() {
+    let server = Server::start();
+    let mut con = server.client();
+    timed_work(&mut con);
+    let states: Vec<String> = ["ev", "hv"]
+        .map(|ev| digest_value(&mut con, &state_key(ev)))
+        .to_vec();
+    for ev in ["ev", "hv"] {
+        for key in [queue_key(ev), state_key(ev)] {
+            let copied: i64 = redis::cmd("COPY")
+                .arg(&key)
+                .arg(&key)
+                .arg("DB")
+                .arg(1)
+                .query(&mut con)
+                .unwrap();
+            assert!(
+                copied == 1 || key.ends_with(":queue") && ev == "hv",
+                "{key}"
+            );
+        }
+    }
+    let mut db1 = redis::Client::open(format!("{}1", server.url()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let copies: Vec<String> = ["ev", "hv"]
+        .map(|ev| digest_value(&mut db1, &state_key(ev)))
+        .to_vec();
+    assert_eq!(copies, states, "a copy differs from its original");
+    assert_reaped_without_a_command(&mut db1, &copies[1], Duration::from_secs(10));
+}
