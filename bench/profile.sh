@@ -31,6 +31,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${1:-${PROFILE_N:-20000}}"
 OUT="$ROOT/bench/results/profile"
 TOP="${PROFILE_TOP:-25}"
+STREAM_NODE="${BENCH_STREAM_NODE:-16}" # stream-node-max-entries, as make bench and redis.conf.example
 
 for tool in valgrind callgrind_annotate callgrind_control "$SERVER_BIN" redis-cli awk; do
   command -v "$tool" >/dev/null || { echo "profile: $tool not found (apt-get install valgrind redis-server)" >&2; exit 1; }
@@ -66,6 +67,7 @@ start_server() { # callgrind-out-file function-to-collect-in
   valgrind --tool=callgrind --callgrind-out-file="$1" \
     --toggle-collect="$2" \
     "$SERVER_BIN" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --stream-node-max-entries "$STREAM_NODE" \
     --dir "$WORK" --logfile "$WORK/redis.log" --loadmodule "$MODULE" \
     </dev/null >"$WORK/valgrind.log" 2>&1 &
   SERVER_PID=$!

@@ -234,9 +234,7 @@ impl Event {
                 .map(|slot| (self.queue.entry(slot).beat_ms + lapse, slot)),
             step.now_ms,
         );
-        for &slot in &due {
-            step.removed.push(self.queue.remove(slot));
-        }
+        self.queue.remove_all(&due, &mut step.removed);
         self.counters.abandoned += due.len() as u64;
         due.len()
     }
@@ -385,9 +383,7 @@ impl Event {
             .in_order()
             .take_while(|&slot| self.queue.entry(slot).id < min_id)
             .collect();
-        for &slot in &old {
-            step.removed.push(self.queue.remove(slot));
-        }
+        self.queue.remove_all(&old, &mut step.removed);
         self.counters.trimmed += old.len() as u64;
         step.changed |= !old.is_empty();
         old.len() as u64

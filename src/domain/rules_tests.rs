@@ -1596,3 +1596,44 @@ fn sold_out_once_no_seat_is_available_or_held() {
     set_inventory(&mut e, T0 + 3, 1);
     assert!(!e.stats(T0 + 3).sold_out, "more seats reopen the sale");
 }
+
+#[test]
+fn trimming_a_few_or_a_crowd_leaves_every_index_right() {
+    // 2,000 fans of 300 users. Trimming 10 of them takes the one-by-one
+    // path; trimming 1,500 of the rest, the pass over each index
+    // (`Queue::remove_all`). After each: the rest keep exact places, the
+    // trimmed tokens are free to join again, users keep only what waits.
+    let mut e = Event::new(Settings::DEFAULT);
+    let n = 2_000u64;
+    let user_of = |i: u64| format!("user-{}", i % 300);
+    for i in 0..n {
+        join(&mut e, T0 + i, &user_of(i), &format!("t{i}")).unwrap();
+    }
+    let users: Vec<String> = (0..300).map(user_of).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let mut now = T0;
+    for (max_age_s, first_kept) in [(2, 10), (1, 1_500)] {
+        // Ids below now - MAXAGE go: the entries that joined before
+        // T0 + first_kept.
+        now = T0 + first_kept + max_age_s * 1000;
+        let (k, step) = run(&mut e, now, |e, s| e.trim(s, max_age_s));
+        assert_eq!(k, step.removed.len() as u64);
+        assert_eq!(e.waiting(), n - first_kept);
+        let expect: Vec<(u64, String)> = (first_kept..n)
+            .enumerate()
+            .map(|(p, i)| (p as u64 + 1, format!("t{i}")))
+            .collect();
+        assert_eq!(tokens_of(&e, now, &users), expect);
+        for i in [first_kept, (first_kept + n) / 2, n - 1] {
+            let at = pos(&mut e, now, &format!("t{i}")).unwrap();
+            assert_eq!(at.position, i - first_kept + 1);
+        }
+        refused(&mut e, now, |e, s| e.position(s, b"t0"));
+        assert_balance(&e, now);
+    }
+    // A trimmed token joins again, at the tail.
+    assert_eq!(join(&mut e, now, "user-0", "t0").unwrap().position, 501);
+    let (k, _) = run(&mut e, now + 1_000, |e, s| e.trim(s, 0));
+    assert_eq!((k, e.waiting()), (501, 0));
+    assert_eq!(e.memory_usage(), e.dedupe.memory_usage() + e.seats.memory_usage());
+}

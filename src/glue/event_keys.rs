@@ -224,12 +224,13 @@ impl<'c> OpenEvent<'c> {
     }
 
     /// `TQ.APPLY <event> <now> [NEW <settings>] [RESUME] <verb> <args>`.
+    ///
+    /// Redis makes the strings of the number and the verb itself; the
+    /// event and the arguments are the call's own strings, passed on. Only
+    /// the rare parts (NEW, RESUME) are strings made here.
     fn replicate(&self, created: Option<Settings>) {
         let call = self.call;
-        // The usual record (no NEW, no RESUME, a valid call's arguments)
-        // is built on the stack.
-        let mut made: smallvec::SmallVec<[RStr; 2]> = smallvec::SmallVec::new();
-        made.push(RStr::new(&Decimal::of(call.now_ms)));
+        let mut made: Vec<RStr> = Vec::new();
         if let Some(settings) = created {
             made.push(RStr::new(b"NEW"));
             for setting in Setting::ALL {
@@ -239,22 +240,43 @@ impl<'c> OpenEvent<'c> {
         if self.resumed {
             made.push(RStr::new(b"RESUME"));
         }
-        made.push(RStr::new(call.verb.as_bytes()));
-        let argv: smallvec::SmallVec<[*mut raw::RedisModuleString; 16]> = call.strings[..1]
-            .iter()
-            .copied()
-            .chain(made.iter().map(|s| s.ptr))
-            .chain(call.strings[1..].iter().copied())
-            .collect();
-        // SAFETY: 'v' takes an array of live strings and its length.
+        let rare: Vec<*mut raw::RedisModuleString> = made.iter().map(|s| s.ptr).collect();
+        let (event, args) = (call.strings[0], &call.strings[1..]);
+        let now = call.now_ms.min(i64::MAX as u64) as std::ffi::c_longlong;
+        let verb = call.verb.as_bytes();
+        // SAFETY: each format letter takes the argument it documents: 's'
+        // a live string, 'l' a long long, 'b' a pointer and a length, 'v'
+        // an array of live strings and its length; `made` and `rare`
+        // outlive the call, which copies or counts what it keeps.
         unsafe {
-            raw::RedisModule_Replicate.unwrap()(
-                call.ctx.ctx,
-                c"tq.apply".as_ptr(),
-                c"v".as_ptr(),
-                argv.as_ptr(),
-                argv.len(),
-            );
+            let replicate = raw::RedisModule_Replicate.unwrap();
+            if rare.is_empty() {
+                replicate(
+                    call.ctx.ctx,
+                    c"tq.apply".as_ptr(),
+                    c"slbv".as_ptr(),
+                    event,
+                    now,
+                    verb.as_ptr(),
+                    verb.len(),
+                    args.as_ptr(),
+                    args.len(),
+                );
+            } else {
+                replicate(
+                    call.ctx.ctx,
+                    c"tq.apply".as_ptr(),
+                    c"slvbv".as_ptr(),
+                    event,
+                    now,
+                    rare.as_ptr(),
+                    rare.len(),
+                    verb.as_ptr(),
+                    verb.len(),
+                    args.as_ptr(),
+                    args.len(),
+                );
+            }
         }
     }
 }
