@@ -676,3 +676,215 @@ fn in_a_cluster_an_event_moving_from_a_0_2_node_converts_once_it_has_all_arrived
     assert_event_layout(&mut cb, "ev");
     check_writes(&mut cb, "ev", &f);
 }
+
+// ---- states stored by tq 0.3 (encoding version 1) -----------------------
+
+/// `DUMP` of the two keys of an event made by tq 0.3 on Redis 7.0: alice
+/// joined with tok-a (DEDUPE order-1), bob with a UUID token, alice with
+/// tok-a2, carol (a long user name) with tok-c; tok-a entered; inventory
+/// 10; alice held A1 (TTL 3000), bob held and confirmed A2. RATE 7, BURST
+/// 3, HEARTBEAT 600.
+const TQ_0_3_STATE_DUMP: &str = concat!(
+    "0781b6afbeb2d6ad780105c340fa41191b0703d804ac02ac020801010100000004000001d00fe386",
+    "81d1a234e4600508018faab3d8060101df600d03000303d68008000080071f243566306336613165",
+    "2d326434622d346338652d396135372d3362316630653209643763393103626f62da803600018007",
+    "0c06746f6b2d613205616c696365a05a000280070005401a1c632a6361726f6c2d776974682d612d",
+    "7261746865722d6c6f6e672d75732009066e616d652d6f76200914323402100bafe22156d2698c14",
+    "3b86040446d366d1806b02f1fdb720c6101053f7a1ec72f74bf61f831917c330ecd680660300bfae",
+    "93201d040202413100808603ab94b8d220100241320120af0062000a00ce2642f2073d1f84",
+);
+const TQ_0_3_QUEUE_DUMP: &str = concat!(
+    "130110000001a22a2043510000000000000000c340ab40b71db70000001e0003010101020185746f",
+    "6b656e068475736572050001030100200140140a2d610685616c69636506052026000520151fa435",
+    "663063366131652d326434622d346338652d396135372d336231663065320a64376339312583626f",
+    "62044032000920320086205d032d613207e00249000e2016605f1b6306aa6361726f6c2d77697468",
+    "2d612d7261746865722d6c6f6e672d408d072d6e616d652d6f7620090532342b0501ff0381000001",
+    "a22a20435f0081000001a22a20435100000004000a003374c9595b8faeed",
+);
+
+/// What tq 0.3's encoder wrote for the same commands at fixed times from
+/// 2025-11-24 (its unit-test clock), as an AOF rewrite put it in a
+/// `TQ.APPLY <event> 0 STATE <bytes>` record (no version: version 1).
+const TQ_0_3_STATE_BYTES: &str = concat!(
+    "32f403ac02ac02ac020801010100000004000001b8ba1e94d0dfb4ab3395d0dfb4ab3301808292c9",
+    "06010189d0dfb4ab3300030385d0dfb4ab33000085d0dfb4ab332435663063366131652d32643462",
+    "2d346338652d396135372d33623166306532643763393103626f6285d0dfb4ab33010185d0dfb4ab",
+    "3306746f6b2d613205616c69636589d0dfb4ab33000289d0dfb4ab3305746f6b2d632a6361726f6c",
+    "2d776974682d612d7261746865722d6c6f6e672d757365722d6e616d652d6f7665722d323402100b",
+    "afe22156d2698c143b86040446d36680d0dfb4ab3300a0c796b5ab331018f45d78ff8ae53c15a312",
+    "de3340566689d0dfb4ab3300e9f7f1b4ab33020241310005616c696365e8dd96b6ab330241320103",
+    "626f62",
+);
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_dump_made_by_tq_0_3_restores_with_all_it_had() {
+    let server = Server::start();
+    let mut con = server.client();
+    for (key, dump) in [
+        (queue_key("v1ev"), TQ_0_3_QUEUE_DUMP),
+        (state_key("v1ev"), TQ_0_3_STATE_DUMP),
+    ] {
+        let _: () = redis::cmd("RESTORE")
+            .arg(&key)
+            .arg(0)
+            .arg(hex(dump))
+            .query(&mut con)
+            .unwrap_or_else(|e| panic!("RESTORE {key}: {e}"));
+    }
+    let config = tq!(&mut con, "TQ.CONFIG", "v1ev").unwrap();
+    let settings: Vec<i64> = ["rate", "burst", "heartbeat", "hold_ttl", "dedupe_ttl"]
+        .iter()
+        .map(|f| int_field(&config, f))
+        .collect();
+    assert_eq!(settings, [7, 3, 600, 300, 300]);
+    // The figures, whatever the time: its fans joined long ago (their
+    // heartbeats lapsed since), A1's hold may have run out.
+    let stats = tq!(&mut con, "TQ.STATS", "v1ev").unwrap();
+    let figure = |name: &str| int_field(&stats, name);
+    assert_eq!(
+        (figure("joined"), figure("admitted"), figure("sold")),
+        (4, 1, 1)
+    );
+    assert_eq!(figure("waiting") + figure("abandoned"), 3);
+    assert_eq!(figure("inventory") + figure("held"), 9);
+    let seat = tq!(&mut con, "TQ.SEAT", "v1ev", "A2").unwrap();
+    assert_eq!(
+        (text_field(&seat, "state"), text_field(&seat, "user")),
+        ("sold".into(), "bob".into())
+    );
+    // A write works on it, and the state, stored anew in this version,
+    // dumps and restores to the same digest.
+    let joined = tq!(&mut con, "TQ.ENQUEUE", "v1ev", "dave", "tok-d").unwrap();
+    let waiting = int_field(&tq!(&mut con, "TQ.STATS", "v1ev").unwrap(), "waiting");
+    assert_eq!(int_field(&joined, "position"), waiting);
+    let again: Vec<u8> = redis_query(&mut con, &["DUMP", &state_key("v1ev")]);
+    let queue: Vec<u8> = redis_query(&mut con, &["DUMP", &queue_key("v1ev")]);
+    for (key, dump) in [(queue_key("copy"), queue), (state_key("copy"), again)] {
+        let _: () = redis::cmd("RESTORE")
+            .arg(&key)
+            .arg(0)
+            .arg(dump)
+            .query(&mut con)
+            .unwrap();
+    }
+    let digest_of = |con: &mut Connection, key: &str| -> Vec<String> {
+        redis_query(con, &["DEBUG", "DIGEST-VALUE", key])
+    };
+    assert_eq!(
+        digest_of(&mut con, &state_key("copy")),
+        digest_of(&mut con, &state_key("v1ev"))
+    );
+}
+
+#[test]
+fn an_aof_state_record_of_tq_0_3_loads_and_its_tokens_are_found() {
+    let server = Server::start_with(&["--appendonly", "yes"]);
+    let mut con = server.client();
+    let _: String = redis_query(&mut con, &["PING"]);
+    // The AOF as tq 0.3 rewrote it: the stream's entries (XADD with the
+    // ids tq chose), then the state.
+    let entries = [
+        (
+            "1764000000005-0",
+            "5f0c6a1e-2d4b-4c8e-9a57-3b1f0e2d7c91",
+            "bob",
+        ),
+        ("1764000000005-1", "tok-a2", "alice"),
+        (
+            "1764000000009-0",
+            "tok-c",
+            "carol-with-a-rather-long-user-name-over-24",
+        ),
+    ];
+    let queue = queue_key("v1aof");
+    let mut aof = Vec::new();
+    for (id, token, user) in entries {
+        aof.extend(resp(&[
+            b"XADD",
+            queue.as_bytes(),
+            id.as_bytes(),
+            b"token",
+            token.as_bytes(),
+            b"user",
+            user.as_bytes(),
+        ]));
+    }
+    aof.extend(resp(&[
+        b"TQ.APPLY",
+        b"v1aof",
+        b"0",
+        b"STATE",
+        &hex(TQ_0_3_STATE_BYTES),
+    ]));
+    let dir = server.dir.join("appendonlydir");
+    let incr = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+        .expect("an incremental AOF file");
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&incr)
+        .unwrap()
+        .write_all(&aof)
+        .unwrap();
+    let _: String = redis_query(&mut con, &["DEBUG", "LOADAOF"]);
+    // Loaded from the AOF: the fans get a full period from the load, so
+    // they all wait, and are found by the tokens they joined with.
+    let stats = tq!(&mut con, "TQ.STATS", "v1aof").unwrap();
+    assert_eq!(
+        (int_field(&stats, "waiting"), int_field(&stats, "joined")),
+        (3, 4)
+    );
+    let at = tq!(&mut con, "TQ.POSITION", "v1aof", "tok-c").unwrap();
+    assert_eq!(int_field(&at, "position"), 3);
+    let alice = array(&tq!(&mut con, "TQ.USER", "v1aof", "alice").unwrap());
+    assert_eq!(alice.len(), 1);
+    assert_eq!(
+        (
+            text_field(&alice[0], "token"),
+            int_field(&alice[0], "position")
+        ),
+        ("tok-a2".to_string(), 2)
+    );
+    let carol = array(
+        &tq!(
+            &mut con,
+            "TQ.USER",
+            "v1aof",
+            "carol-with-a-rather-long-user-name-over-24"
+        )
+        .unwrap(),
+    );
+    assert_eq!(text_field(&carol[0], "token"), "tok-c");
+    assert_eq!(
+        int(&tq!(
+            &mut con,
+            "TQ.LEAVE",
+            "v1aof",
+            "5f0c6a1e-2d4b-4c8e-9a57-3b1f0e2d7c91"
+        )
+        .unwrap()),
+        1
+    );
+    assert_eq!(redis_query::<i64>(&mut con, &["XLEN", &queue]), 2);
+}
+
+/// A command as RESP, as the AOF holds it.
+fn resp(words: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", words.len()).into_bytes();
+    for w in words {
+        out.extend(format!("${}\r\n", w.len()).into_bytes());
+        out.extend_from_slice(w);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}

@@ -16,25 +16,33 @@
 //! - admissions: first_ms + 1 (0: none), count, then (second, n) pairs
 //! - queue: last_id (0, or 1 then ms, seq), next order number, count, then
 //!   per entry in queue order: id ms, id seq, order number, beat_ms, token,
-//!   user. Order numbers are written as 0, 1, 2... (the next one is the
-//!   count); any increasing numbers below the next one are read, and are
-//!   numbered anew, so that a gap in them never costs memory.
+//!   user (each its 16-byte digest, `names`). Order numbers are written as
+//!   0, 1, 2... (the next one is the count); any increasing numbers below
+//!   the next one are read, and are numbered anew, so that a gap in them
+//!   never costs memory.
 //! - dedupe: count, then key (its 16-byte digest), id ms, id seq,
 //!   expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
+//!
+//! Version 1 (tq 0.3) differs in the queue's tokens and users, written as
+//! names (length, bytes), and in the dedupe keys, each written with its
+//! length (16); `decode_version` reads both.
 
 use std::fmt;
 
 use super::args::MAX_NAME_LEN;
 use super::bucket::{Admissions, BucketState, RATE_WINDOW_S};
-use super::dedupe::KeyDigest;
 use super::entry_id::EntryId;
 use super::event::{Counters, Event};
+use super::names::{digest_of, NameDigest};
 use super::seats::Seat;
 use super::settings::{Setting, Settings};
 
-/// The RDB encoding version of the module type (its `encver`).
-pub const ENCODING_VERSION: i32 = 1;
+/// The RDB encoding version of the module type (its `encver`): the
+/// version `encode` writes.
+pub const ENCODING_VERSION: i32 = 2;
+/// The oldest version `decode_version` reads.
+pub const OLDEST_VERSION: i32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
@@ -110,12 +118,12 @@ pub fn encode(event: &Event) -> Vec<u8> {
         out.id(e.id);
         out.int(number as u64);
         out.int(e.beat_ms);
-        out.name(&e.token[..]);
-        out.name(q.user_name(slot));
+        out.0.extend_from_slice(&e.token);
+        out.0.extend_from_slice(q.user_of(slot));
     }
     out.int(event.dedupe.len() as u64);
     for r in event.dedupe.records() {
-        out.name(&r.key[..]);
+        out.0.extend_from_slice(&r.key);
         out.id(r.id);
         out.int(r.expires_ms);
     }
@@ -138,8 +146,20 @@ pub fn encode(event: &Event) -> Vec<u8> {
     out.0
 }
 
+/// Decodes what `encode` writes.
 pub fn decode(bytes: &[u8]) -> Decoded<Event> {
-    let mut r = Reader(bytes);
+    decode_version(bytes, ENCODING_VERSION)
+}
+
+/// Decodes a state stored with encoding `version` (an RDB's `encver`).
+pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
+    if !(OLDEST_VERSION..=ENCODING_VERSION).contains(&version) {
+        return Err(DecodeError("unknown encoding version"));
+    }
+    let mut r = Reader {
+        rest: bytes,
+        names_as_text: version == 1,
+    };
     let mut settings = Settings::DEFAULT;
     for setting in [
         Setting::Rate,
@@ -183,12 +203,15 @@ pub fn decode(bytes: &[u8]) -> Decoded<Event> {
     };
     event.admissions = decode_admissions(&mut r)?;
     decode_queue(&mut r, &mut event)?;
-    let records = r.count(4)?;
+    let records = r.count(19)?;
     for _ in 0..records {
-        let key: KeyDigest = r
-            .name()?
-            .try_into()
-            .map_err(|_| DecodeError("a dedupe id digest is not 16 bytes"))?;
+        let key = if r.names_as_text {
+            r.name()?
+                .try_into()
+                .map_err(|_| DecodeError("a dedupe id digest is not 16 bytes"))?
+        } else {
+            r.digest()?
+        };
         let id = r.id()?;
         let expires_ms = r.time()?;
         if event.dedupe.contains(&key) {
@@ -211,7 +234,7 @@ pub fn decode(bytes: &[u8]) -> Decoded<Event> {
             _ => return Err(DecodeError("bad seat tag")),
         }
     }
-    if !r.0.is_empty() {
+    if !r.rest.is_empty() {
         return Err(DecodeError("bytes after the end"));
     }
     Ok(event)
@@ -244,7 +267,7 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         _ => return Err(DecodeError("bad last id tag")),
     };
     let next_number = r.bounded(MAX_COUNT)?;
-    let n = r.count(6)?;
+    let n = r.count(if r.names_as_text { 6 } else { 36 })?;
     let queue = &mut event.queue;
     let mut previous: Option<u64> = None;
     let mut previous_id: Option<EntryId> = None;
@@ -252,7 +275,7 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         let id = r.id()?;
         let number = r.int()?;
         let beat_ms = r.time()?;
-        let (token, user) = (r.name()?, r.name()?);
+        let (token, user) = (r.name_digest()?, r.name_digest()?);
         if previous.is_some_and(|p| number <= p) || number >= next_number {
             return Err(DecodeError("order numbers out of order"));
         }
@@ -264,12 +287,12 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         if previous_id.is_some_and(|p| id <= p) {
             return Err(DecodeError("entry ids do not rise with the queue order"));
         }
-        if queue.find(token).is_some() {
+        if queue.find(&token).is_some() {
             return Err(DecodeError("a token appears twice"));
         }
         previous = Some(number);
         previous_id = Some(id);
-        queue.insert(id, token, user, beat_ms, place);
+        queue.insert(id, token, &user, beat_ms, place);
     }
     queue.last_id = last_id;
     queue.sort_beats();
@@ -300,17 +323,21 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a> {
+    rest: &'a [u8],
+    /// Version 1: the queue's names are written as text.
+    names_as_text: bool,
+}
 
 impl<'a> Reader<'a> {
     fn int(&mut self) -> Decoded<u64> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let (&b, rest) = self
-                .0
+                .rest
                 .split_first()
                 .ok_or(DecodeError("ends in the middle"))?;
-            self.0 = rest;
+            self.rest = rest;
             let bits = u64::from(b & 0x7f);
             if shift == 63 && bits > 1 {
                 return Err(DecodeError("integer overflows 64 bits"));
@@ -346,7 +373,7 @@ impl<'a> Reader<'a> {
     /// rest of the input could hold, so no forged count allocates much.
     fn count(&mut self, min_bytes: usize) -> Decoded<usize> {
         let n = self.int()?;
-        if n > (self.0.len() / min_bytes) as u64 {
+        if n > (self.rest.len() / min_bytes) as u64 {
             return Err(DecodeError("a count exceeds the data"));
         }
         Ok(n as usize)
@@ -354,12 +381,28 @@ impl<'a> Reader<'a> {
 
     fn name(&mut self) -> Decoded<&'a [u8]> {
         let len = self.int()?;
-        if len == 0 || len > MAX_NAME_LEN as u64 || len > self.0.len() as u64 {
+        if len == 0 || len > MAX_NAME_LEN as u64 || len > self.rest.len() as u64 {
             return Err(DecodeError("a name is empty, too long or cut short"));
         }
-        let (name, rest) = self.0.split_at(len as usize);
-        self.0 = rest;
+        let (name, rest) = self.rest.split_at(len as usize);
+        self.rest = rest;
         Ok(name)
+    }
+
+    fn digest(&mut self) -> Decoded<NameDigest> {
+        let Some((digest, rest)) = self.rest.split_first_chunk::<16>() else {
+            return Err(DecodeError("a digest is cut short"));
+        };
+        self.rest = rest;
+        Ok(*digest)
+    }
+
+    /// A token or user of the queue.
+    fn name_digest(&mut self) -> Decoded<NameDigest> {
+        if self.names_as_text {
+            return Ok(digest_of(self.name()?));
+        }
+        self.digest()
     }
 }
 
@@ -424,9 +467,7 @@ impl Event {
             let e = q.entry(slot);
             let mut h = Fnv::new();
             h.int(1).int(e.id.ms).int(e.id.seq).int(place as u64);
-            h.int(e.beat_ms)
-                .bytes(&e.token[..])
-                .bytes(q.user_name(slot));
+            h.int(e.beat_ms).bytes(&e.token).bytes(q.user_of(slot));
             sum = sum.wrapping_add(h.finish());
         }
         for r in self.dedupe.records() {

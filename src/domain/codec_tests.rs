@@ -10,10 +10,13 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
 use super::args::MAX_NAME_LEN;
-use super::codec::{decode, encode, DecodeError, Writer, ENCODING_VERSION};
-use super::dedupe::key_digest;
+use super::codec::{
+    decode, decode_version, encode, DecodeError, Writer, ENCODING_VERSION, OLDEST_VERSION,
+};
 use super::entry_id::EntryId;
+use super::error::TqError;
 use super::event::{Event, Step};
+use super::names::{digest_of, NameDigest};
 use super::rules_tests::{apply, random_cmd, Lcg, T0};
 use super::settings::{Setting, Settings, SettingsChange, MAX_RATE, MAX_SECONDS};
 
@@ -83,16 +86,25 @@ fn near_bounds(e: &Event) -> bool {
 fn exercise(mut e: Event, seed: u64) {
     let near = near_bounds(&e);
     let mut rng = Lcg(seed);
+    // The state knows names by their digests: find which of the names
+    // `random_cmd` uses (t0.., u0.., d0..) they are, if any.
+    let named = |digest: &NameDigest, prefix: &str| {
+        (0..256)
+            .map(|i| format!("{prefix}{i}").into_bytes())
+            .find(|name| digest_of(name) == *digest)
+    };
     let token = e
         .queue
         .in_order()
         .next()
-        .map_or(b"t".to_vec(), |s| e.queue.entry(s).token.to_vec());
+        .and_then(|s| named(&e.queue.entry(s).token, "t"))
+        .unwrap_or(b"t".to_vec());
     let user = e
         .queue
         .in_order()
         .last()
-        .map_or(b"u".to_vec(), |s| e.queue.user_name(s).to_vec());
+        .and_then(|s| named(e.queue.user_of(s), "u"))
+        .unwrap_or(b"u".to_vec());
     let seat = e
         .seats
         .iter()
@@ -102,7 +114,8 @@ fn exercise(mut e: Event, seed: u64) {
         .dedupe
         .records()
         .next()
-        .map_or(b"d".to_vec(), |r| r.key.to_vec());
+        .and_then(|r| named(&r.key, "d"))
+        .unwrap_or(b"d".to_vec());
     let nows = [
         T0,
         rng.below(1 << 47),
@@ -157,8 +170,9 @@ fn exercise(mut e: Event, seed: u64) {
 }
 
 #[test]
-fn the_encoding_version_is_the_first_of_the_module_type() {
-    assert_eq!(ENCODING_VERSION, 1);
+fn the_encoding_version_is_the_second_of_the_module_type() {
+    // 1: tq 0.3; 2: tokens and users of the queue as digests.
+    assert_eq!((OLDEST_VERSION, ENCODING_VERSION), (1, 2));
 }
 
 #[test]
@@ -289,6 +303,10 @@ proptest! {
 /// A hand-written payload, field by field, in the layout of `codec.rs`.
 #[derive(Debug, Clone)]
 struct Forge {
+    /// The encoding version written: 2 writes the queue's names and the
+    /// dedupe keys as 16 raw bytes (tokens and users: their digests), 1 as
+    /// length-prefixed names.
+    version: i32,
     settings: [u64; 5],
     counters: [u64; 10],
     bucket: Option<(u64, u64)>,
@@ -339,6 +357,7 @@ impl Forge {
     /// A small valid state.
     fn valid() -> Forge {
         Forge {
+            version: ENCODING_VERSION,
             settings: [50, 500, 300, 300, 300],
             //          inv set sold adm dup abn exp joined left trim
             counters: [5, 1, 1, 2, 0, 0, 0, 5, 0, 0],
@@ -354,7 +373,7 @@ impl Forge {
                 entry(T0 + 1, 0, 3, "b", "v"),
                 entry(T0 + 2, 0, 4, "c", "u"),
             ],
-            dedupe: vec![(key_digest(b"d1").to_vec(), T0, 1, T0 + 300_000)],
+            dedupe: vec![(digest_of(b"d1").to_vec(), T0, 1, T0 + 300_000)],
             seats: vec![
                 (
                     b"A1".to_vec(),
@@ -401,12 +420,21 @@ impl Forge {
             for v in [e.ms, e.seq, e.number, e.beat] {
                 w.int(v);
             }
-            w.name(&e.token);
-            w.name(&e.user);
+            if self.version == 1 {
+                w.name(&e.token);
+                w.name(&e.user);
+            } else {
+                w.0.extend_from_slice(&digest_of(&e.token));
+                w.0.extend_from_slice(&digest_of(&e.user));
+            }
         }
         w.int(self.dedupe.len() as u64);
         for (key, ms, seq, expires) in &self.dedupe {
-            w.name(key);
+            if self.version == 1 {
+                w.name(key);
+            } else {
+                w.0.extend_from_slice(key);
+            }
             w.int(*ms);
             w.int(*seq);
             w.int(*expires);
@@ -430,11 +458,23 @@ impl Forge {
         w.0.extend_from_slice(&self.trailing);
         w.0
     }
+
+    fn decode(&self) -> Result<Event, DecodeError> {
+        decode_version(&self.bytes(), self.version)
+    }
+
+    /// The same state in the other encoding version.
+    fn in_version(&self, version: i32) -> Forge {
+        Forge {
+            version,
+            ..self.clone()
+        }
+    }
 }
 
 #[track_caller]
 fn refused(forge: &Forge, why: &str) {
-    match decode(&forge.bytes()) {
+    match forge.decode() {
         Ok(_) => panic!("accepted: {why}"),
         Err(err) => {
             let text = err.to_string();
@@ -445,8 +485,14 @@ fn refused(forge: &Forge, why: &str) {
 
 #[test]
 fn the_forged_valid_state_decodes_to_what_it_says() {
-    let forge = Forge::valid();
-    let e = decode(&forge.bytes()).expect("valid");
+    for version in [1, 2] {
+        forged_valid_state_decodes(version);
+    }
+}
+
+fn forged_valid_state_decodes(version: i32) {
+    let forge = Forge::valid().in_version(version);
+    let e = forge.decode().expect("valid");
     let stats = e.stats(T0 + 10);
     assert_eq!(
         (
@@ -468,11 +514,77 @@ fn the_forged_valid_state_decodes_to_what_it_says() {
     assert_eq!(again.digest(), e.digest());
     exercise(e, 3);
     // Names of 1 and 1024 bytes are fine.
-    let mut f = Forge::valid();
+    let mut f = Forge::valid().in_version(version);
     f.entries[0].token = vec![b'x'; MAX_NAME_LEN];
     f.entries[1].user = vec![0];
     f.seats[0].0 = vec![0xff; MAX_NAME_LEN];
-    assert!(decode(&f.bytes()).is_ok());
+    assert!(f.decode().is_ok());
+}
+
+/// A state stored by tq 0.3 (encoding version 1, written by its encoder)
+/// loads with every figure, entry, dedupe window and seat it had.
+#[test]
+fn a_version_1_state_loads() {
+    let e = decode_version(&hex(VERSION_1_STATE), 1).expect("tq 0.3's state loads");
+    let now = T0 + 50;
+    let stats = e.stats(now);
+    assert_eq!(
+        (
+            stats.waiting,
+            stats.admitted,
+            stats.inventory,
+            stats.held,
+            stats.sold
+        ),
+        (3, 1, 8, 1, 1)
+    );
+    let alice = e.user_entries(now, b"alice");
+    assert_eq!(alice.len(), 1);
+    assert_eq!(
+        (alice[0].id, alice[0].position),
+        (EntryId::new(T0 + 5, 1), 2)
+    );
+    let carol = e.user_entries(now, b"carol-with-a-rather-long-user-name-over-24");
+    assert_eq!(
+        (carol[0].id, carol[0].position),
+        (EntryId::new(T0 + 9, 0), 3)
+    );
+    assert_eq!(e.seat(now, b"A1").user.as_deref(), Some(&b"alice"[..]));
+    assert_eq!(e.seat(now, b"A2").state, "sold");
+    // Its tokens and DEDUPE ids are found by their text.
+    let mut e = e;
+    let mut step = Step::new(now);
+    assert_eq!(e.position(&mut step, b"tok-c").unwrap().position, 3);
+    let again = e.enqueue(&mut step, b"x", b"new", Some(b"order-1"), None);
+    assert!(matches!(again, Err(TqError::Duplicate(id)) if id == format!("{T0}-0")));
+    let binary = e.enqueue(&mut step, b"x", b"new", Some(b"binary\x00id"), None);
+    assert!(matches!(binary, Err(TqError::Duplicate(_))));
+    // Written anew in the current version, it is the same state.
+    let current = decode(&encode(&e)).unwrap();
+    assert_eq!(current.digest(), e.digest());
+}
+
+/// What tq 0.3's encoder wrote for: alice joins with tok-a (DEDUPE order-1,
+/// TTL 900) at T0, bob with a UUID token and alice with tok-a2 at T0+5,
+/// carol (a long name) with tok-c (DEDUPE "binary\0id") at T0+9; tok-a
+/// enters at T0+20; inventory 10 at T0+30; alice holds A1 (TTL 3000) at
+/// T0+40, bob holds A2 at T0+41 and confirms it at T0+42.
+const VERSION_1_STATE: &str = concat!(
+    "32f403ac02ac02ac020801010100000004000001b8ba1e94d0dfb4ab3395d0dfb4ab3301808292c9",
+    "06010189d0dfb4ab3300030385d0dfb4ab33000085d0dfb4ab332435663063366131652d32643462",
+    "2d346338652d396135372d33623166306532643763393103626f6285d0dfb4ab33010185d0dfb4ab",
+    "3306746f6b2d613205616c69636589d0dfb4ab33000289d0dfb4ab3305746f6b2d632a6361726f6c",
+    "2d776974682d612d7261746865722d6c6f6e672d757365722d6e616d652d6f7665722d323402100b",
+    "afe22156d2698c143b86040446d36680d0dfb4ab3300a0c796b5ab331018f45d78ff8ae53c15a312",
+    "de3340566689d0dfb4ab3300e9f7f1b4ab33020241310005616c696365e8dd96b6ab330241320103",
+    "626f62",
+);
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -585,32 +697,49 @@ fn forged_inconsistencies_are_refused() {
             let again = f.dedupe[0].clone();
             f.dedupe.push(again)
         }),
-        ("an empty token", |f| f.entries[0].token = vec![]),
-        ("an empty user", |f| f.entries[0].user = vec![]),
         ("an empty seat", |f| f.seats[0].0 = vec![]),
         ("an empty seat user", |f| {
             f.seats[1].1 = ForgedSeat::Sold(vec![])
         }),
+        ("a seat of 1025 bytes", |f| {
+            f.seats[0].0 = vec![b'x'; MAX_NAME_LEN + 1]
+        }),
+        ("a trailing byte", |f| f.trailing = vec![0]),
+        ("trailing bytes", |f| f.trailing = b"garbage".to_vec()),
+    ];
+    for (why, forge) in cases {
+        for version in [1, 2] {
+            let mut f = Forge::valid().in_version(version);
+            forge(&mut f);
+            refused(&f, why);
+        }
+    }
+    // Names as version 1 wrote them: not empty, not over the limit.
+    let version_1: Vec<(&str, ForgeStep)> = vec![
+        ("an empty token", |f| f.entries[0].token = vec![]),
+        ("an empty user", |f| f.entries[0].user = vec![]),
         ("an empty dedupe id", |f| f.dedupe[0].0 = vec![]),
+        ("a dedupe digest of 15 bytes", |f| {
+            f.dedupe[0].0 = vec![1; 15]
+        }),
         ("a token of 1025 bytes", |f| {
             f.entries[0].token = vec![b'x'; MAX_NAME_LEN + 1]
         }),
         ("a user of 1025 bytes", |f| {
             f.entries[1].user = vec![b'x'; MAX_NAME_LEN + 1]
         }),
-        ("a seat of 1025 bytes", |f| {
-            f.seats[0].0 = vec![b'x'; MAX_NAME_LEN + 1]
-        }),
         ("a dedupe id of 1025 bytes", |f| {
             f.dedupe[0].0 = vec![b'x'; MAX_NAME_LEN + 1]
         }),
-        ("a trailing byte", |f| f.trailing = vec![0]),
-        ("trailing bytes", |f| f.trailing = b"garbage".to_vec()),
     ];
-    for (why, forge) in cases {
-        let mut f = Forge::valid();
+    for (why, forge) in version_1 {
+        let mut f = Forge::valid().in_version(1);
         forge(&mut f);
         refused(&f, why);
+    }
+    // An unknown version.
+    for version in [0, 3, -1] {
+        assert!(decode_version(&Forge::valid().bytes(), version).is_err());
     }
     // A name whose length runs past the end.
     let bytes = Forge::valid().bytes();
@@ -686,8 +815,8 @@ fn states_made_across_clock_steps_back_decode() {
 
 /// Replays the fuzzing seeds (`fuzz/seeds/decode`, see
 /// `fuzz/fuzz_targets/decode.rs`): the valid encodings among them (named
-/// `random-*` and `forged-*`, written by tq's encoder of encoding version
-/// 1) still decode, and every file is refused or survives commands.
+/// `random-*` and `forged-*`, written by tq's encoder of the current
+/// encoding version) still decode, and every file is refused or survives commands.
 #[test]
 fn fuzz_corpus_replay() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/decode");

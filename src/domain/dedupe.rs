@@ -1,33 +1,17 @@
 //! DEDUPE ids: each remembers the stream id of the entry that used it until
-//! its window closes, whether or not that entry still waits.
-//!
-//! An id is kept as the first 16 bytes of its SHA-256, not as the bytes a
-//! client sent: every id then costs 16 bytes whatever its length (an
-//! idempotency key is typically a 36-byte UUID), and with 128 bits of a
-//! cryptographic hash no two ids collide, by chance or by a client's
-//! effort, where a fast hash would let one forge another's id.
+//! its window closes, whether or not that entry still waits. An id is kept
+//! as its digest (`names`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use sha2::{Digest, Sha256};
-
 use super::entry_id::EntryId;
+use super::names::NameDigest;
 use super::slab::{NameIndex, Slab};
-
-/// A DEDUPE id as stored.
-pub type KeyDigest = [u8; 16];
-
-pub fn key_digest(key: &[u8]) -> KeyDigest {
-    let full = Sha256::digest(key);
-    let mut digest = [0u8; 16];
-    digest.copy_from_slice(&full[..16]);
-    digest
-}
 
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    pub key: KeyDigest,
+    pub key: NameDigest,
     pub id: EntryId,
     pub expires_ms: u64,
 }
@@ -51,19 +35,19 @@ impl Dedupe {
     }
 
     /// The entry that used `key`, while its window is open at `now_ms`.
-    pub fn lookup(&self, key: &KeyDigest, now_ms: u64) -> Option<EntryId> {
+    pub fn lookup(&self, key: &NameDigest, now_ms: u64) -> Option<EntryId> {
         let record = self.records.at(self.find(key)?);
         (record.expires_ms > now_ms).then_some(record.id)
     }
 
     /// Whether `key` has a record, window open or not.
-    pub fn contains(&self, key: &KeyDigest) -> bool {
+    pub fn contains(&self, key: &NameDigest) -> bool {
         self.find(key).is_some()
     }
 
     /// Remembers `key` for entry `id` until `expires_ms` (a closed window
     /// of the same key is replaced).
-    pub fn record(&mut self, key: KeyDigest, id: EntryId, expires_ms: u64) {
+    pub fn record(&mut self, key: NameDigest, id: EntryId, expires_ms: u64) {
         let slot = match self.find(&key) {
             Some(slot) => {
                 let r = self.records.at_mut(slot);
@@ -135,7 +119,7 @@ impl Dedupe {
             + self.deadlines.capacity() * std::mem::size_of::<Reverse<(u64, u32)>>()
     }
 
-    fn find(&self, key: &KeyDigest) -> Option<u32> {
+    fn find(&self, key: &NameDigest) -> Option<u32> {
         let records = &self.records;
         self.index.find(key, |s| &records.at(s).key[..])
     }
@@ -144,16 +128,17 @@ impl Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::names::digest_of;
 
     #[test]
     fn a_window_closes_and_the_key_can_be_used_again() {
         let mut d = Dedupe::default();
-        d.record(key_digest(b"k"), EntryId::new(1, 0), 100);
-        assert_eq!(d.lookup(&key_digest(b"k"), 99), Some(EntryId::new(1, 0)));
-        assert_eq!(d.lookup(&key_digest(b"k"), 100), None);
-        d.record(key_digest(b"k"), EntryId::new(150, 0), 400);
+        d.record(digest_of(b"k"), EntryId::new(1, 0), 100);
+        assert_eq!(d.lookup(&digest_of(b"k"), 99), Some(EntryId::new(1, 0)));
+        assert_eq!(d.lookup(&digest_of(b"k"), 100), None);
+        d.record(digest_of(b"k"), EntryId::new(150, 0), 400);
         assert_eq!(d.purge(300, 10), 0, "the old deadline is stale");
-        assert_eq!(d.lookup(&key_digest(b"k"), 300), Some(EntryId::new(150, 0)));
+        assert_eq!(d.lookup(&digest_of(b"k"), 300), Some(EntryId::new(150, 0)));
         assert_eq!(d.purge(400, 10), 1);
         assert!(d.is_empty());
         assert_eq!(d.memory_usage(), 0);
@@ -164,7 +149,7 @@ mod tests {
         let mut d = Dedupe::default();
         for i in 0..10u64 {
             d.record(
-                key_digest(format!("k{i}").as_bytes()),
+                digest_of(format!("k{i}").as_bytes()),
                 EntryId::new(i, 0),
                 50 + i / 5,
             );

@@ -10,9 +10,10 @@
 //! which is what lets a replica or an AOF replay apply the same command.
 
 use super::bucket::{self, Admissions, BucketState};
-use super::dedupe::{key_digest, Dedupe};
+use super::dedupe::Dedupe;
 use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
+use super::names::{digest_of, NameDigest};
 use super::queue::Queue;
 use super::seats::{Seat, Seats};
 use super::settings::{Settings, SettingsChange};
@@ -97,10 +98,11 @@ pub struct PositionInfo {
     pub waited_ms: u64,
 }
 
+/// One of a user's waiting entries (TQ.USER; its token is in the stream,
+/// at `id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEntry {
     pub id: EntryId,
-    pub token: Vec<u8>,
     pub position: u64,
 }
 
@@ -266,9 +268,10 @@ impl Event {
     ) -> TqResult<Enqueued> {
         self.advance(step);
         let now = step.now_ms;
-        let dedupe_key = dedupe.map(key_digest);
+        let token = digest_of(token);
+        let dedupe_key = dedupe.map(digest_of);
         let original = self
-            .find_waiting(step, token)
+            .find_waiting(step, &token)
             .map(|slot| self.queue.entry(slot).id)
             .or_else(|| self.dedupe.lookup(dedupe_key.as_ref()?, now));
         if let Some(original) = original {
@@ -280,7 +283,7 @@ impl Event {
         }
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
-        let slot = self.queue.append(id, token, user, beat);
+        let slot = self.queue.append(id, token, &digest_of(user), beat);
         if let Some(key) = dedupe_key {
             let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
             self.dedupe.record(key, id, now + ttl_s * 1000);
@@ -299,7 +302,9 @@ impl Event {
     pub fn position(&mut self, step: &mut Step, token: &[u8]) -> TqResult<PositionInfo> {
         self.advance(step);
         let now = step.now_ms;
-        let slot = self.find_waiting(step, token).ok_or(TqError::NotQueued)?;
+        let slot = self
+            .find_waiting(step, &digest_of(token))
+            .ok_or(TqError::NotQueued)?;
         let position = self.queue.position(slot);
         let tokens = bucket::whole_tokens(self.milli_tokens(now));
         let ready = position <= tokens;
@@ -330,7 +335,9 @@ impl Event {
     pub fn enter(&mut self, step: &mut Step, token: &[u8]) -> TqResult<u64> {
         self.advance(step);
         let now = step.now_ms;
-        let slot = self.find_waiting(step, token).ok_or(TqError::NotQueued)?;
+        let slot = self
+            .find_waiting(step, &digest_of(token))
+            .ok_or(TqError::NotQueued)?;
         let position = self.queue.position(slot);
         let milli = self.milli_tokens(now);
         if position > bucket::whole_tokens(milli) {
@@ -350,7 +357,7 @@ impl Event {
     /// TQ.LEAVE: whether the entry was waiting (and is now gone).
     pub fn leave(&mut self, step: &mut Step, token: &[u8]) -> bool {
         self.advance(step);
-        let Some(slot) = self.find_waiting(step, token) else {
+        let Some(slot) = self.find_waiting(step, &digest_of(token)) else {
             return false;
         };
         step.removed.push(self.queue.remove(slot));
@@ -362,7 +369,7 @@ impl Event {
     /// The slot of `token` if it waits. An entry that lapsed but is still
     /// stored (more were due than one step removes) leaves now, abandoned:
     /// no rule sees it waiting, as no read-only view does.
-    fn find_waiting(&mut self, step: &mut Step, token: &[u8]) -> Option<u32> {
+    fn find_waiting(&mut self, step: &mut Step, token: &NameDigest) -> Option<u32> {
         let slot = self.queue.find(token)?;
         if self.queue.entry(slot).beat_ms + lapse_ms(&self.settings) > step.now_ms {
             return Some(slot);
@@ -399,17 +406,15 @@ impl Event {
             .collect();
         lapsed.sort_unstable();
         self.queue
-            .user_entries(user)
+            .user_entries(&digest_of(user))
             .filter_map(|slot| {
                 let position = self.queue.position(slot);
                 if lapsed.binary_search(&position).is_ok() {
                     return None;
                 }
                 let ahead = lapsed.partition_point(|&p| p < position) as u64;
-                let entry = self.queue.entry(slot);
                 Some(UserEntry {
-                    id: entry.id,
-                    token: entry.token.to_vec(),
+                    id: self.queue.entry(slot).id,
                     position: position - ahead,
                 })
             })

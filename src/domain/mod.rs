@@ -2,7 +2,7 @@
 //! Redis types, no FFI.
 //!
 //! `event` is the state of one sale and every rule; `queue`, `ranks`,
-//! `dedupe`, `seats` and `slab` are the structures it is made of; `bucket`
+//! `dedupe`, `seats`, `slab` and `names` are the structures it is made of; `bucket`
 //! the admission arithmetic; `codec` the stored form; `args` parses command
 //! arguments. `glue` adapts all of it to Redis.
 
@@ -14,6 +14,7 @@ pub mod dedupe;
 pub mod entry_id;
 pub mod error;
 pub mod event;
+pub mod names;
 pub mod queue;
 pub mod ranks;
 pub mod seats;

@@ -1,5 +1,7 @@
 //! The waiting entries of one event and the indexes over them: by token,
 //! by place in the order (`Ranks`), by last heartbeat, and per user.
+//! Tokens and users are known by their digests (`names`): their text is in
+//! the stream.
 //!
 //! This is a data structure, not a rule: it keeps its indexes consistent
 //! and answers in O(1) or O(log n); when an entry joins, moves or leaves is
@@ -10,14 +12,15 @@
 //! beat order and the entries to abandon are always a run at its head.
 
 use super::entry_id::EntryId;
+use super::names::NameDigest;
 use super::ranks::{Ranks, NONE};
-use super::slab::{heap_bytes, LongName, NameIndex, ShortName, Slab};
+use super::slab::{NameIndex, Slab};
 
 #[derive(Clone, Debug, Default)]
 pub struct Entry {
     /// Its stream entry id.
     pub id: EntryId,
-    pub token: LongName,
+    pub token: NameDigest,
     /// Its last recorded heartbeat (unix ms).
     pub beat_ms: u64,
     /// Its order number (`Ranks`).
@@ -32,7 +35,7 @@ pub struct Entry {
 /// A user with waiting entries.
 #[derive(Clone, Debug, Default)]
 pub struct User {
-    pub name: ShortName,
+    pub name: NameDigest,
     first: u32,
     last: u32,
     waiting: u32,
@@ -61,7 +64,7 @@ impl Queue {
         self.entries.is_empty()
     }
 
-    pub fn find(&self, token: &[u8]) -> Option<u32> {
+    pub fn find(&self, token: &NameDigest) -> Option<u32> {
         let entries = &self.entries;
         self.tokens.find(token, |s| &entries.at(s).token[..])
     }
@@ -70,7 +73,8 @@ impl Queue {
         self.entries.at(slot)
     }
 
-    pub fn user_name(&self, slot: u32) -> &[u8] {
+    /// The digest of the user of the entry in `slot`.
+    pub fn user_of(&self, slot: u32) -> &NameDigest {
         &self.users.at(self.entries.at(slot).user).name
     }
 
@@ -81,7 +85,13 @@ impl Queue {
 
     /// Appends `token` (not waiting yet) at the tail of the order, with id
     /// `id` (after `last_id`) and a heartbeat at `beat_ms`.
-    pub fn append(&mut self, id: EntryId, token: &[u8], user: &[u8], beat_ms: u64) -> u32 {
+    pub fn append(
+        &mut self,
+        id: EntryId,
+        token: NameDigest,
+        user: &NameDigest,
+        beat_ms: u64,
+    ) -> u32 {
         let number = self.ranks.next_number();
         self.insert(id, token, user, beat_ms, number)
     }
@@ -91,15 +101,15 @@ impl Queue {
     pub fn insert(
         &mut self,
         id: EntryId,
-        token: &[u8],
-        user: &[u8],
+        token: NameDigest,
+        user: &NameDigest,
         beat_ms: u64,
         number: u64,
     ) -> u32 {
         let user_slot = self.user_slot(user);
         let slot = self.entries.insert(Entry {
             id,
-            token: LongName::from_slice(token),
+            token,
             beat_ms,
             number,
             user: user_slot,
@@ -109,7 +119,7 @@ impl Queue {
         });
         let entries = &self.entries;
         self.tokens
-            .insert(slot, token, |s| &entries.at(s).token[..]);
+            .insert(slot, &token, |s| &entries.at(s).token[..]);
         self.ranks.place(number, slot);
         self.link_beat(slot);
         let u = self.users.at_mut(user_slot);
@@ -210,13 +220,13 @@ impl Queue {
     }
 
     /// How many entries `user` has waiting.
-    pub fn user_waiting(&self, user: &[u8]) -> u64 {
+    pub fn user_waiting(&self, user: &NameDigest) -> u64 {
         self.find_user(user)
             .map_or(0, |u| u64::from(self.users.at(u).waiting))
     }
 
     /// The user's waiting entries in join order.
-    pub fn user_entries(&self, user: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    pub fn user_entries(&self, user: &NameDigest) -> impl Iterator<Item = u32> + '_ {
         let mut at = self
             .find_user(user)
             .map_or(NONE, |u| self.users.at(u).first);
@@ -285,32 +295,24 @@ impl Queue {
 
     /// Bytes held beyond the struct itself.
     pub fn memory_usage(&self) -> usize {
-        // Names too long to sit inside their record.
-        let names: usize = self
-            .entries
-            .iter()
-            .map(|(_, e)| heap_bytes(&e.token))
-            .chain(self.users.iter().map(|(_, u)| heap_bytes(&u.name)))
-            .sum();
         self.entries.memory_usage()
             + self.tokens.memory_usage()
             + self.ranks.memory_usage()
             + self.users.memory_usage()
             + self.user_names.memory_usage()
-            + names
     }
 
-    fn find_user(&self, user: &[u8]) -> Option<u32> {
+    fn find_user(&self, user: &NameDigest) -> Option<u32> {
         let users = &self.users;
         self.user_names.find(user, |s| &users.at(s).name[..])
     }
 
-    fn user_slot(&mut self, user: &[u8]) -> u32 {
+    fn user_slot(&mut self, user: &NameDigest) -> u32 {
         if let Some(slot) = self.find_user(user) {
             return slot;
         }
         let slot = self.users.insert(User {
-            name: ShortName::from_slice(user),
+            name: *user,
             first: NONE,
             last: NONE,
             waiting: 0,

@@ -8,8 +8,9 @@
 //! `now`). `NEW` carries the settings an event was created with (the
 //! master's module defaults), `RESUME` that the master first gave lapsed
 //! fans a full period after a restart. Two verbs are records only:
-//! `ADVANCE` (the background timer's step) and `STATE <bytes>` (a whole
-//! state, written by an AOF rewrite).
+//! `ADVANCE` (the background timer's step) and `STATE <bytes> [<version>]`
+//! (a whole state in the stored form of that encoding version, 1 if not
+//! given: written by an AOF rewrite or a conversion from tq 0.2).
 
 use redis_module::ContextFlags;
 
@@ -81,7 +82,15 @@ fn apply(call: &Call) -> TqResult<Reply> {
     }
     let verb = *call.args.get(at).ok_or_else(malformed)?;
     if verb.eq_ignore_ascii_case(b"STATE") {
-        return load_state(call, event, call.args.get(at + 1).ok_or_else(malformed)?);
+        let version = match call.args.get(at + 2) {
+            None => 1,
+            Some(v) => args::integer_in("version", v, 1, 1000)? as i32,
+        };
+        if call.args.len() > at + 3 {
+            return Err(malformed());
+        }
+        let bytes = call.args.get(at + 1).ok_or_else(malformed)?;
+        return load_state(call, event, bytes, version);
     }
     let (handler, verb): (fn(&Call) -> TqResult<Reply>, &'static str) =
         if verb.eq_ignore_ascii_case(b"ADVANCE") {
@@ -136,10 +145,11 @@ fn apply(call: &Call) -> TqResult<Reply> {
     Ok(Reply::ok())
 }
 
-/// `STATE <bytes>`: the event's state as an AOF rewrite wrote it. The
-/// stream is rewritten by Redis itself, next to it.
-fn load_state(call: &Call, event: &[u8], bytes: &[u8]) -> TqResult<Reply> {
-    let mut decoded = codec::decode(bytes).map_err(|e| TqError::syntax(e.to_string()))?;
+/// `STATE <bytes> <version>`: the event's state as an AOF rewrite wrote
+/// it. The stream is rewritten by Redis itself, next to it.
+fn load_state(call: &Call, event: &[u8], bytes: &[u8], version: i32) -> TqResult<Reply> {
+    let mut decoded =
+        codec::decode_version(bytes, version).map_err(|e| TqError::syntax(e.to_string()))?;
     // Loaded like an RDB at a restart (the AOF), or converted from tq 0.2
     // on the master: either way the master resumes it at its first step.
     decoded.restarted = true;

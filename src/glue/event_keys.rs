@@ -304,6 +304,7 @@ pub fn refuse_write_here(call: &Call) -> TqResult<()> {
 
 /// An event opened by a read: its state as stored, if any.
 pub struct ReadEvent<'c> {
+    queue: Key<'c>,
     state: Key<'c>,
     /// An event stored by tq 0.2, converted in memory for this read.
     legacy: Option<Event>,
@@ -320,7 +321,19 @@ impl<'c> ReadEvent<'c> {
         if legacy.is_none() {
             check(call, &queue, &state)?;
         }
-        Ok(ReadEvent { state, legacy })
+        Ok(ReadEvent {
+            queue,
+            state,
+            legacy,
+        })
+    }
+
+    /// The token of waiting entry `id`, which the stream holds (the state
+    /// knows it by its digest).
+    pub fn token(&self, id: EntryId) -> TqResult<Vec<u8>> {
+        self.queue
+            .stream_field(id, b"token")
+            .ok_or(TqError::Damaged("queue lacks an entry its state has"))
     }
 
     /// The stored state; `None` for an event never written to.

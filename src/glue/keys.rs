@@ -229,6 +229,48 @@ impl<'c> Key<'c> {
         trimmed.max(0) as u64
     }
 
+    /// The value of `field` in stream entry `id`, if the entry exists and
+    /// has that field.
+    pub fn stream_field(&self, id: EntryId, field: &[u8]) -> Option<Vec<u8>> {
+        if self.holds() != Holds::Stream {
+            return None;
+        }
+        let mut at = raw::RedisModuleStreamID {
+            ms: id.ms,
+            seq: id.seq,
+        };
+        let ok = raw::REDISMODULE_OK as c_int;
+        let mut found = None;
+        // SAFETY: open stream key; the iterator, started and stopped here
+        // (RM_StreamIteratorStop: RM_StreamIteratorDelete would delete the
+        // entry), covers the one id; each field and value string it hands out is
+        // ours to free (no automatic memory), once, after being read.
+        unsafe {
+            if raw::RedisModule_StreamIteratorStart.unwrap()(self.ptr, 0, &mut at, &mut at) != ok {
+                return None;
+            }
+            let mut seen = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+            let mut fields: std::ffi::c_long = 0;
+            if raw::RedisModule_StreamIteratorNextID.unwrap()(self.ptr, &mut seen, &mut fields)
+                == ok
+            {
+                let (mut name, mut value) = (ptr::null_mut(), ptr::null_mut());
+                while raw::RedisModule_StreamIteratorNextField.unwrap()(
+                    self.ptr, &mut name, &mut value,
+                ) == ok
+                {
+                    if found.is_none() && string_bytes(name) == field {
+                        found = Some(string_bytes(value).to_vec());
+                    }
+                    raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), name);
+                    raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), value);
+                }
+            }
+            raw::RedisModule_StreamIteratorStop.unwrap()(self.ptr);
+        }
+        found
+    }
+
     /// Fires keyspace event `event` of class `class` for this key, as the
     /// equivalent Redis command would.
     pub fn notify(&self, class: c_int, event: &CStr) {
@@ -250,6 +292,19 @@ impl<'c> Key<'c> {
     pub fn signal_modified(&self) {
         // SAFETY: valid context and key name.
         unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(self.ctx.ctx, self.name.ptr) };
+    }
+}
+
+/// The bytes of a Redis string.
+///
+/// # Safety
+/// `s` must be a live string, and the slice must not outlive it.
+unsafe fn string_bytes<'s>(s: *mut raw::RedisModuleString) -> &'s [u8] {
+    let mut len = 0;
+    // SAFETY: the caller keeps `s` alive for as long as the slice lives.
+    unsafe {
+        let bytes = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
+        std::slice::from_raw_parts(bytes.cast(), len)
     }
 }
 

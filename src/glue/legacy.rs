@@ -22,7 +22,7 @@
 //!
 //! The conversion reaches replicas and the AOF as self-contained records,
 //! whatever they hold: `XDEL` of any stream entries the state cannot hold,
-//! `TQ.APPLY <event> 0 STATE <state>` (the whole state), then `DEL` of the
+//! `TQ.APPLY <event> 0 STATE <state> <version>` (the whole state), then `DEL` of the
 //! old keys.
 //!
 //! An event is taken for one stored by 0.2 when it has no state and has a
@@ -51,10 +51,10 @@ use super::log::warning;
 use crate::domain::args::{self, MAX_NAME_LEN};
 use crate::domain::bucket::{window_start_s, Admissions, BucketState, RATE_WINDOW_S};
 use crate::domain::codec;
-use crate::domain::dedupe::key_digest;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::event::{Counters, Event};
+use crate::domain::names::digest_of;
 use crate::domain::settings::Setting;
 
 /// Largest time and count a state may hold (as `codec` accepts them).
@@ -230,7 +230,12 @@ fn convert_with(
     state.set_state(Box::new(converted.event));
     state.signal_modified();
     drop(state);
-    replicate(ctx, c"tq.apply", &[event, b"0", b"STATE", &bytes]);
+    let version = codec::ENCODING_VERSION.to_string();
+    replicate(
+        ctx,
+        c"tq.apply",
+        &[event, b"0", b"STATE", &bytes, version.as_bytes()],
+    );
     for batch in converted.old_keys.chunks(DEL_BATCH) {
         for name in batch {
             delete_key(ctx, name);
@@ -340,9 +345,13 @@ fn read(
                 now_ms
             }
         };
-        state
-            .queue
-            .insert(entry.id, &entry.token, &entry.user, beat_ms, number as u64);
+        state.queue.insert(
+            entry.id,
+            digest_of(&entry.token),
+            &digest_of(&entry.user),
+            beat_ms,
+            number as u64,
+        );
         last_id = last_id.max(Some(entry.id));
     }
     if missing_beats > 0 {
@@ -401,7 +410,7 @@ fn read(
         if expires_ms <= now_ms {
             continue;
         }
-        state.dedupe.record(key_digest(id_name), id, expires_ms);
+        state.dedupe.record(digest_of(id_name), id, expires_ms);
         last_id = last_id.max(Some(id));
     }
     if unreadable_dedupe > 0 {

@@ -135,18 +135,15 @@ fn user(call: &Call) -> TqResult<Reply> {
         .event()
         .map(|e| e.user_entries(call.now_ms, req.user))
         .unwrap_or_default();
-    Ok(Reply::Array(
-        entries
-            .into_iter()
-            .map(|e| {
-                Reply::Map(vec![
-                    ("id", Reply::Id(e.id)),
-                    ("token", Reply::Bulk(e.token)),
-                    ("position", Reply::uint(e.position)),
-                ])
-            })
-            .collect(),
-    ))
+    let mut listed = Vec::with_capacity(entries.len());
+    for e in entries {
+        listed.push(Reply::Map(vec![
+            ("id", Reply::Id(e.id)),
+            ("token", Reply::Bulk(event.token(e.id)?)),
+            ("position", Reply::uint(e.position)),
+        ]));
+    }
+    Ok(Reply::Array(listed))
 }
 
 pub const TRIM: Command = Command {

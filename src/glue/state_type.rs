@@ -238,17 +238,16 @@ impl Drop for LoadedBuffer {
 /// # Safety
 /// `io` is the valid IO handle of a running `rdb_load`.
 unsafe fn load(io: *mut raw::RedisModuleIO, encver: c_int) -> Result<Box<Event>, String> {
-    // `decode` reads one layout; a release that changes it keeps the
-    // reader of the older one here.
-    if encver != codec::ENCODING_VERSION {
+    if !(codec::OLDEST_VERSION..=codec::ENCODING_VERSION).contains(&encver) {
         return Err(format!(
-            "encoding version {encver}, this tq reads version {}",
+            "encoding version {encver}, this tq reads versions {} to {}",
+            codec::OLDEST_VERSION,
             codec::ENCODING_VERSION
         ));
     }
     // SAFETY: a valid handle per this function's contract.
     let buffer = unsafe { LoadedBuffer::read(io) }.ok_or("short read")?;
-    let mut event = codec::decode(buffer.bytes()).map_err(|e| e.to_string())?;
+    let mut event = codec::decode_version(buffer.bytes(), encver).map_err(|e| e.to_string())?;
     drop(buffer);
     background::note_loaded_state(&mut event);
     // SAFETY: as above; the name is used before this callback returns.
@@ -305,7 +304,8 @@ unsafe extern "C" fn rdb_save(io: *mut raw::RedisModuleIO, value: *mut c_void) {
 }
 
 /// `aof_rewrite`: one command that rebuilds the state,
-/// `TQ.APPLY <event> 0 STATE <encoded state>` (binary-safe arguments).
+/// `TQ.APPLY <event> 0 STATE <encoded state> <encoding version>`
+/// (binary-safe arguments).
 unsafe extern "C" fn aof_rewrite(
     io: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
@@ -329,13 +329,14 @@ unsafe extern "C" fn aof_rewrite(
             raw::RedisModule_EmitAOF.unwrap()(
                 io,
                 APPLY_COMMAND.as_ptr(),
-                c"blcb".as_ptr(),
+                c"blcbl".as_ptr(),
                 event.as_ptr().cast::<c_char>(),
                 event.len(),
                 0 as c_longlong,
                 c"STATE".as_ptr(),
                 state.as_ptr().cast::<c_char>(),
                 state.len(),
+                c_longlong::from(codec::ENCODING_VERSION),
             );
         }
         Ok(())
