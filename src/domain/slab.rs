@@ -27,10 +27,11 @@ pub fn heap_bytes<const N: usize>(name: &smallvec::SmallVec<[u8; N]>) -> usize {
     }
 }
 
-/// Records per chunk: a chunk grows like a vector up to this size, then the
-/// slab starts another, so a big slab holds at most about one chunk more
-/// than it needs (a single vector would double, and hold up to twice what
-/// it needs), and a small one no more than a vector would.
+/// Records per chunk. The first chunk grows like a vector up to this size,
+/// so a small slab holds no more than a vector would; every later chunk is
+/// made whole at once (no copying as it fills), so a big slab holds at
+/// most one chunk more than it needs (a single vector would double, and
+/// hold up to twice what it needs).
 const CHUNK: usize = 1024;
 
 /// Records in chunks, with one bit per slot saying whether it is taken (a
@@ -73,7 +74,8 @@ impl<T: Default> Slab<T> {
             }
             None => {
                 if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-                    self.chunks.push(Vec::new());
+                    let capacity = if self.chunks.is_empty() { 0 } else { CHUNK };
+                    self.chunks.push(Vec::with_capacity(capacity));
                 }
                 let last = self.chunks.len() - 1;
                 let chunk = &mut self.chunks[last];
