@@ -7,14 +7,16 @@ pub mod glue;
 
 use glue::config::{
     BURST, BURST_DEFAULT, DEDUPE_TTL, DEDUPE_TTL_DEFAULT, HEARTBEAT, HEARTBEAT_DEFAULT, HOLD_TTL,
-    HOLD_TTL_DEFAULT, RATE, RATE_DEFAULT,
+    HOLD_TTL_DEFAULT, MAX_ACTIVE, MAX_ACTIVE_DEFAULT, MAX_ENTRIES, MAX_ENTRIES_DEFAULT, MAX_SEATS,
+    MAX_SEATS_DEFAULT, RATE, RATE_DEFAULT, REQUIRE_PASS, REQUIRE_PASS_DEFAULT, SESSION,
+    SESSION_DEFAULT,
 };
 use glue::init;
 use glue::state_type::STATE_TYPE;
 use redis_module::{configuration::ConfigurationFlags, redis_module, InfoContext, RedisResult};
 use redis_module_macros::info_command_handler;
 
-use domain::settings::{MAX_BURST, MAX_RATE, MAX_SECONDS};
+use domain::settings::{MAX_BURST, MAX_COUNT_SETTING, MAX_RATE, MAX_SECONDS};
 
 // Redis' allocator in the module (so INFO memory and maxmemory see tq's
 // allocations); the system one in unit tests and fuzzing, where there is
@@ -35,10 +37,11 @@ fn info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
 
 // The module configs' ranges, from the domain's settings.
 const SECONDS: i64 = MAX_SECONDS as i64;
+const COUNT: i64 = MAX_COUNT_SETTING as i64;
 
 redis_module! {
     name: "tq",
-    version: 3,
+    version: 4,
     allocator: (ModuleAlloc, MODULE_ALLOC),
     data_types: [STATE_TYPE],
     init: init,
@@ -50,6 +53,11 @@ redis_module! {
             ["heartbeat", &HEARTBEAT, HEARTBEAT_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["hold-ttl", &HOLD_TTL, HOLD_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
             ["dedupe-ttl", &DEDUPE_TTL, DEDUPE_TTL_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
+            ["session", &SESSION, SESSION_DEFAULT, 1, SECONDS, ConfigurationFlags::DEFAULT, None],
+            ["max-active", &MAX_ACTIVE, MAX_ACTIVE_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
+            ["require-pass", &REQUIRE_PASS, REQUIRE_PASS_DEFAULT, 0, 1, ConfigurationFlags::DEFAULT, None],
+            ["max-seats", &MAX_SEATS, MAX_SEATS_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
+            ["max-entries", &MAX_ENTRIES, MAX_ENTRIES_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

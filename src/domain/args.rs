@@ -3,6 +3,7 @@
 //! `args` never includes the command name itself.
 
 use super::error::{TqError, TqResult};
+use super::event::PassAction;
 use super::settings::{Setting, SettingsChange, MAX_INVENTORY, MAX_SECONDS};
 
 /// Longest event name (the contract's limit).
@@ -33,6 +34,13 @@ pub struct TokenArgs<'a> {
 pub struct UserArgs<'a> {
     pub event: Bytes<'a>,
     pub user: Bytes<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassArgs<'a> {
+    pub event: Bytes<'a>,
+    pub user: Bytes<'a>,
+    pub action: PassAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +132,23 @@ pub fn parse_user_args<'a>(args: &[Bytes<'a>]) -> TqResult<UserArgs<'a>> {
     })
 }
 
+/// `TQ.PASS event user [TOUCH | REVOKE]`.
+pub fn parse_pass<'a>(args: &[Bytes<'a>]) -> TqResult<PassArgs<'a>> {
+    let (fixed, options) = split_fixed(args, 2, "tq.pass")?;
+    let action = match options {
+        [] => PassAction::Show,
+        [word] if word.eq_ignore_ascii_case(b"TOUCH") => PassAction::Touch,
+        [word] if word.eq_ignore_ascii_case(b"REVOKE") => PassAction::Revoke,
+        [word] => return Err(unknown_option(word)),
+        _ => return Err(TqError::syntax("syntax error, TOUCH and REVOKE go alone")),
+    };
+    Ok(PassArgs {
+        event: event(fixed[0])?,
+        user: name("user", fixed[1])?,
+        action,
+    })
+}
+
 pub fn parse_trim<'a>(args: &[Bytes<'a>]) -> TqResult<Trim<'a>> {
     let fixed = exactly(args, 3, "tq.trim")?;
     if !fixed[1].eq_ignore_ascii_case(b"MAXAGE") {
@@ -203,6 +228,14 @@ pub fn parse_config<'a>(args: &[Bytes<'a>]) -> TqResult<Config<'a>> {
     let mut change = SettingsChange::default();
     let mut options = Options::new(options);
     while let Some(keyword) = options.next_keyword()? {
+        for later in [b"OPENS-AT".as_slice(), b"EVENTS"] {
+            if keyword.eq_ignore_ascii_case(later) {
+                return Err(TqError::syntax(format!(
+                    "{} is not available in this version of tq",
+                    String::from_utf8_lossy(later)
+                )));
+            }
+        }
         let setting = Setting::from_keyword(keyword).ok_or_else(|| unknown_option(keyword))?;
         once(!change.contains(setting), setting.keyword())?;
         let (min, max) = setting.range();

@@ -9,7 +9,8 @@
 //!
 //! Layout (integers are LEB128 varints, names are a varint length then the
 //! bytes), in this order:
-//! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl
+//! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl, session,
+//!   max_active, require_pass, max_seats, max_entries
 //! - counters: inventory, inventory_set (0|1), sold, admitted, duplicates,
 //!   abandoned, holds_expired, joined, left, trimmed
 //! - bucket: 0, or 1 then milli_tokens, at_ms
@@ -23,15 +24,19 @@
 //! - dedupe: count, then key (its 16-byte digest), id ms, id seq,
 //!   expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
+//! - passes: count, then, by user, the user (its 16-byte digest), pass id
+//!   (16 bytes), expires_ms. The seats each user holds and bought are counted from the
+//!   seats when decoding, not stored.
 //!
-//! Version 1 (tq 0.3) differs in the queue's tokens and users, written as
-//! names (length, bytes), and in the dedupe keys, each written with its
-//! length (16); `decode_version` reads both.
+//! Version 1 (tq 0.3) has the first five settings only, no passes, and
+//! writes the queue's tokens and users as names (length, bytes) and each
+//! dedupe key with its length (16); `decode_version` reads both.
 
 use std::fmt;
 
 use super::args::MAX_NAME_LEN;
 use super::bucket::{Admissions, BucketState, RATE_WINDOW_S};
+use super::buyers::Pass;
 use super::entry_id::EntryId;
 use super::event::{Counters, Event};
 use super::names::{digest_of, NameDigest};
@@ -62,7 +67,7 @@ const MAX_COUNT: u64 = 1 << 56;
 
 /// The event's fixed figures in stored order: its settings, then its
 /// counters (`decode` reads them back in this order).
-fn figures(event: &Event) -> [u64; 15] {
+fn figures(event: &Event) -> [u64; 20] {
     let (s, c) = (&event.settings, &event.counters);
     [
         s.rate,
@@ -70,6 +75,11 @@ fn figures(event: &Event) -> [u64; 15] {
         s.heartbeat_s,
         s.hold_ttl_s,
         s.dedupe_ttl_s,
+        s.session_s,
+        s.max_active,
+        s.require_pass,
+        s.max_seats,
+        s.max_entries,
         c.inventory,
         u64::from(c.inventory_set),
         c.sold,
@@ -143,6 +153,20 @@ pub fn encode(event: &Event) -> Vec<u8> {
             }
         }
     }
+    // By user: an order that does not depend on slots, so that a state
+    // and its decoded copy encode alike.
+    let mut passes: Vec<_> = event
+        .buyers
+        .iter()
+        .filter_map(|b| Some((b.user, b.pass?)))
+        .collect();
+    passes.sort_unstable_by_key(|(user, _)| *user);
+    out.int(passes.len() as u64);
+    for (user, pass) in passes {
+        out.0.extend_from_slice(&user);
+        out.0.extend_from_slice(&pass.id);
+        out.int(pass.expires_ms);
+    }
     out.0
 }
 
@@ -161,13 +185,12 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
         names_as_text: version == 1,
     };
     let mut settings = Settings::DEFAULT;
-    for setting in [
-        Setting::Rate,
-        Setting::Burst,
-        Setting::Heartbeat,
-        Setting::HoldTtl,
-        Setting::DedupeTtl,
-    ] {
+    let stored: &[Setting] = if version == 1 {
+        &Setting::FIRST
+    } else {
+        &Setting::ALL
+    };
+    for &setting in stored {
         let v = r.int()?;
         let (min, max) = setting.range();
         if !(min..=max).contains(&v) {
@@ -232,6 +255,29 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
             }
             1 => event.seats.sell(name, r.name()?),
             _ => return Err(DecodeError("bad seat tag")),
+        }
+    }
+    // Seats held and bought per user, from the seats.
+    for (_, seat) in event.seats.iter() {
+        match seat {
+            Seat::Held { user, .. } => event.buyers.change_held(&digest_of(user), 1),
+            Seat::Sold { user } => {
+                let buyer = digest_of(user);
+                event.buyers.change_held(&buyer, 1);
+                event.buyers.bought_one(&buyer);
+            }
+        }
+    }
+    if version >= 2 {
+        let passes = r.count(33)?;
+        for _ in 0..passes {
+            let user = r.digest()?;
+            let id = r.digest()?;
+            let expires_ms = r.time()?;
+            if event.buyers.get(&user).is_some_and(|b| b.pass.is_some()) {
+                return Err(DecodeError("a user has two passes"));
+            }
+            event.buyers.give_pass(&user, Pass { id, expires_ms });
         }
     }
     if !r.rest.is_empty() {
@@ -487,6 +533,16 @@ impl Event {
                 Seat::Sold { user } => h.int(1).bytes(user),
             };
             sum = sum.wrapping_add(h.finish());
+        }
+        for buyer in self.buyers.iter() {
+            if let Some(pass) = buyer.pass {
+                let mut h = Fnv::new();
+                h.int(4)
+                    .bytes(&buyer.user)
+                    .bytes(&pass.id)
+                    .int(pass.expires_ms);
+                sum = sum.wrapping_add(h.finish());
+            }
         }
         sum
     }

@@ -125,7 +125,7 @@ fn exercise(mut e: Event, seed: u64) {
     ];
     e.restarted = true;
     for (i, &now) in nows.iter().enumerate() {
-        let mut step = Step::new(now);
+        let mut step = Step::testing(now);
         let s = &mut step;
         if e.restarted {
             e.resume(s);
@@ -308,6 +308,9 @@ struct Forge {
     /// length-prefixed names.
     version: i32,
     settings: [u64; 5],
+    /// Written by version 2 only: session, max_active, require_pass,
+    /// max_seats, max_entries.
+    more_settings: [u64; 5],
     counters: [u64; 10],
     bucket: Option<(u64, u64)>,
     /// Written instead of the bucket's tag.
@@ -322,6 +325,9 @@ struct Forge {
     entries: Vec<ForgedEntry>,
     dedupe: Vec<(Vec<u8>, u64, u64, u64)>,
     seats: Vec<(Vec<u8>, ForgedSeat)>,
+    /// Written by version 2 only: (user, pass id, expires_ms), the user
+    /// as a name (written as its digest).
+    passes: Vec<(Vec<u8>, [u8; 16], u64)>,
     trailing: Vec<u8>,
 }
 
@@ -359,6 +365,7 @@ impl Forge {
         Forge {
             version: ENCODING_VERSION,
             settings: [50, 500, 300, 300, 300],
+            more_settings: [600, 0, 0, 0, 0],
             //          inv set sold adm dup abn exp joined left trim
             counters: [5, 1, 1, 2, 0, 0, 0, 5, 0, 0],
             bucket: Some((498_000, T0)),
@@ -381,13 +388,19 @@ impl Forge {
                 ),
                 (b"A2".to_vec(), ForgedSeat::Sold(b"v".to_vec())),
             ],
+            passes: vec![(b"w".to_vec(), [7; 16], T0 + 600_000)],
             trailing: vec![],
         }
     }
 
     fn bytes(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
-        for &v in self.settings.iter().chain(&self.counters) {
+        let more: &[u64] = if self.version == 1 {
+            &[]
+        } else {
+            &self.more_settings
+        };
+        for &v in self.settings.iter().chain(more).chain(&self.counters) {
             w.int(v);
         }
         match (self.bucket_tag, self.bucket) {
@@ -453,6 +466,14 @@ impl Forge {
                     w.name(user);
                 }
                 ForgedSeat::Tag(tag) => w.int(*tag),
+            }
+        }
+        if self.version >= 2 {
+            w.int(self.passes.len() as u64);
+            for (user, id, expires) in &self.passes {
+                w.0.extend_from_slice(&digest_of(user));
+                w.0.extend_from_slice(id);
+                w.int(*expires);
             }
         }
         w.0.extend_from_slice(&self.trailing);
@@ -553,7 +574,7 @@ fn a_version_1_state_loads() {
     assert_eq!(e.seat(now, b"A2").state, "sold");
     // Its tokens and DEDUPE ids are found by their text.
     let mut e = e;
-    let mut step = Step::new(now);
+    let mut step = Step::testing(now);
     assert_eq!(e.position(&mut step, b"tok-c").unwrap().position, 3);
     let again = e.enqueue(&mut step, b"x", b"new", Some(b"order-1"), None);
     assert!(matches!(again, Err(TqError::Duplicate(id)) if id == format!("{T0}-0")));
@@ -591,32 +612,24 @@ fn hex(text: &str) -> Vec<u8> {
 fn forged_counts_are_refused_before_allocating() {
     let huge = [1u64 << 40, 1 << 62, u64::MAX];
     for n in huge {
-        // An entry count far beyond the data.
-        let mut bytes = Vec::new();
+        // Counts far beyond the data: the last four bytes of a state with
+        // no entries, dedupe ids, seats or passes are those four counts.
         let f = Forge {
             entries: vec![],
             dedupe: vec![],
             seats: vec![],
+            passes: vec![],
             ..Forge::valid()
         };
         let valid = f.bytes();
-        // Replace the entry count (just before "0 dedupe, 0 seats" at the
-        // end: entries count, dedupe count, seats count are the last three
-        // bytes).
-        bytes.extend_from_slice(&valid[..valid.len() - 3]);
         let mut w = Writer(Vec::new());
         w.int(n);
-        bytes.extend_from_slice(&w.0);
-        bytes.extend_from_slice(&[0, 0]);
-        assert!(decode(&bytes).is_err(), "entry count {n}");
-        // The same for the dedupe and seat counts.
-        let mut bytes = valid[..valid.len() - 2].to_vec();
-        bytes.extend_from_slice(&w.0);
-        bytes.push(0);
-        assert!(decode(&bytes).is_err(), "dedupe count {n}");
-        let mut bytes = valid[..valid.len() - 1].to_vec();
-        bytes.extend_from_slice(&w.0);
-        assert!(decode(&bytes).is_err(), "seat count {n}");
+        for (i, what) in ["entry", "dedupe", "seat", "pass"].iter().enumerate() {
+            let mut bytes = valid[..valid.len() - 4 + i].to_vec();
+            bytes.extend_from_slice(&w.0);
+            bytes.extend(std::iter::repeat_n(0, 3 - i));
+            assert!(decode(&bytes).is_err(), "{what} count {n}");
+        }
     }
     // An admission log longer than its window.
     let mut f = Forge::valid();
@@ -802,7 +815,7 @@ fn states_made_across_clock_steps_back_decode() {
         .enumerate()
     {
         let token = format!("t{i}");
-        let mut step = Step::new(now);
+        let mut step = Step::testing(now);
         e.enqueue(&mut step, b"u", token.as_bytes(), None, None)
             .unwrap();
         e.enter(&mut step, token.as_bytes()).unwrap();

@@ -21,6 +21,11 @@ pub enum TqError {
     SoldOut,
     NotHeld(Vec<u8>),
     NotOwner(Vec<u8>),
+    /// The user has no live pass (TQ.HOLD with REQUIRE-PASS, TQ.PASS
+    /// TOUCH).
+    NoPass,
+    /// A per-user limit: carries the limit (MAX-ENTRIES, MAX-SEATS).
+    Limit(u64),
     /// The event's keys are only partly on this node (slot mid-migration).
     TryAgain,
     /// One key of the event is gone or does not match the other (evicted
@@ -55,6 +60,8 @@ impl TqError {
             TqError::SoldOut => "SOLD_OUT",
             TqError::NotHeld(_) => "NOT_HELD",
             TqError::NotOwner(_) => "NOT_OWNER",
+            TqError::NoPass => "NO_PASS",
+            TqError::Limit(_) => "LIMIT",
             TqError::TryAgain => "TRYAGAIN",
             TqError::ReadOnlyReplica => "READONLY",
             TqError::OutOfMemory => "OOM",
@@ -104,6 +111,8 @@ impl fmt::Display for TqError {
             TqError::NotOwner(seat) => {
                 write!(f, "{code} {} is held by another user", Shown(seat))
             }
+            TqError::NoPass => write!(f, "{code} the user has no live pass for this event"),
+            TqError::Limit(limit) => write!(f, "{code} {limit}"),
             TqError::TryAgain => {
                 write!(f, "{code} event keys are only partly on this node, retry")
             }
@@ -134,6 +143,8 @@ mod tests {
             TqError::SoldOut,
             TqError::NotHeld(b"\r\n\xff".to_vec()),
             TqError::NotOwner(vec![b'x'; 500]),
+            TqError::NoPass,
+            TqError::Limit(4),
             TqError::TryAgain,
             TqError::ReadOnlyReplica,
             TqError::OutOfMemory,

@@ -9,7 +9,10 @@
 //! clock; given the same state, `now` and arguments they do the same thing,
 //! which is what lets a replica or an AOF replay apply the same command.
 
+use std::collections::VecDeque;
+
 use super::bucket::{self, Admissions, BucketState};
+use super::buyers::{Buyers, Pass, PassId};
 use super::dedupe::Dedupe;
 use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
@@ -33,6 +36,27 @@ pub struct Step {
     pub removed: Vec<EntryId>,
     /// Whether the state changed.
     pub changed: bool,
+    /// Where the step's random draws come from.
+    pub draws: Draws,
+    /// The draws the step took, in order: what a replica must be given.
+    pub drawn: Vec<[u8; 16]>,
+}
+
+/// Where a rule's random draws (a new pass's id) come from. The rules
+/// never draw for themselves: a replica must take the master's.
+#[derive(Debug, Default)]
+pub enum Draws {
+    /// None may be taken: a rule that needs one fails.
+    #[default]
+    Unavailable,
+    /// Fresh ones from the caller's source (on the master).
+    Fresh(fn() -> [u8; 16]),
+    /// The ones the master took, in order (a replica, an AOF replay).
+    Recorded(VecDeque<[u8; 16]>),
+    /// Tests: made from the step's time, the same for every copy of a
+    /// state that runs the same commands.
+    #[cfg(test)]
+    FromTime,
 }
 
 impl Step {
@@ -41,6 +65,36 @@ impl Step {
             now_ms,
             ..Step::default()
         }
+    }
+
+    /// A step whose draws are made from its time (tests).
+    #[cfg(test)]
+    pub fn testing(now_ms: u64) -> Step {
+        Step {
+            draws: Draws::FromTime,
+            ..Step::new(now_ms)
+        }
+    }
+
+    /// The next random draw.
+    pub fn draw(&mut self) -> TqResult<[u8; 16]> {
+        let value = match &mut self.draws {
+            Draws::Unavailable => {
+                return Err(TqError::Internal(
+                    "a rule needs a random draw and has none".into(),
+                ))
+            }
+            Draws::Fresh(source) => source(),
+            Draws::Recorded(left) => left.pop_front().ok_or_else(|| {
+                TqError::Internal("the record carries fewer draws than the rule takes".into())
+            })?,
+            #[cfg(test)]
+            Draws::FromTime => {
+                digest_of(format!("{}-{}", self.now_ms, self.drawn.len()).as_bytes())
+            }
+        };
+        self.drawn.push(value);
+        Ok(value)
     }
 }
 
@@ -67,6 +121,8 @@ pub struct Event {
     pub queue: Queue,
     pub dedupe: Dedupe,
     pub seats: Seats,
+    /// Passes, and seats held and bought per user.
+    pub buyers: Buyers,
     /// `None`: full.
     pub bucket: Option<BucketState>,
     pub admissions: Admissions,
@@ -96,6 +152,32 @@ pub struct PositionInfo {
     pub ready: bool,
     pub eta_ms: i64,
     pub waited_ms: u64,
+    pub sold_out: bool,
+}
+
+/// What TQ.ENTER gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub position_was: u64,
+    pub pass: Pass,
+}
+
+/// What TQ.PASS shows of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassView {
+    pub pass: Option<Pass>,
+    pub held: u64,
+    pub bought: u64,
+}
+
+/// What TQ.PASS does besides showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassAction {
+    Show,
+    /// Renew first; the user must have a live pass.
+    Touch,
+    /// End the pass at once.
+    Revoke,
 }
 
 /// One of a user's waiting entries (TQ.USER; its token is in the stream,
@@ -125,6 +207,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub abandoned: u64,
     pub holds_expired: u64,
+    /// Live passes.
+    pub active: u64,
     /// Inventory set at least once, and no seat available or held: none
     /// can come back.
     pub sold_out: bool,
@@ -156,6 +240,7 @@ impl Event {
             queue: Queue::default(),
             dedupe: Dedupe::default(),
             seats: Seats::default(),
+            buyers: Buyers::default(),
             bucket: None,
             admissions: Admissions::default(),
             counters: Counters::default(),
@@ -177,8 +262,9 @@ impl Event {
         let now = step.now_ms;
         let abandoned = self.abandon(step);
         let expired = self.expire_holds(now);
+        let lapsed = self.lapse_passes(now);
         let forgotten = self.dedupe.purge(now, STEP_BUDGET);
-        if abandoned + expired + forgotten > 0 {
+        if abandoned + expired + lapsed + forgotten > 0 {
             step.changed = true;
         }
         self.next_due_ms().is_some_and(|at| at <= now)
@@ -191,10 +277,15 @@ impl Event {
             .by_beat()
             .next()
             .map(|slot| self.queue.entry(slot).beat_ms + lapse_ms(&self.settings));
-        [lapse, self.seats.next_due_ms(), self.dedupe.next_due_ms()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            lapse,
+            self.seats.next_due_ms(),
+            self.buyers.next_due_ms(),
+            self.dedupe.next_due_ms(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// After a restart: fans whose heartbeat lapsed while the server was
@@ -247,12 +338,61 @@ impl Event {
             .map(Box::from)
             .collect();
         for seat in &due {
-            self.seats.free(seat);
+            self.give_back(seat);
         }
-        let n = due.len() as u64;
-        self.counters.inventory += n;
-        self.counters.holds_expired += n;
+        self.counters.holds_expired += due.len() as u64;
         due.len()
+    }
+
+    /// A held seat is available again: out of its holder's count, back in
+    /// the inventory.
+    fn give_back(&mut self, seat: &[u8]) {
+        if let Some(Seat::Held { user, .. }) = self.seats.get(seat) {
+            let holder = digest_of(user);
+            self.buyers.change_held(&holder, -1);
+        }
+        self.seats.free(seat);
+        self.counters.inventory += 1;
+    }
+
+    /// Passes lapse `session` seconds after their last renewal.
+    fn lapse_passes(&mut self, now_ms: u64) -> usize {
+        let due = within_budget(self.buyers.due_passes(now_ms), now_ms);
+        for user in &due {
+            self.buyers.end_pass(user);
+        }
+        due.len()
+    }
+
+    /// Live passes as of `now_ms` (lapsed ones still stored left out).
+    fn active(&self, now_ms: u64) -> u64 {
+        self.buyers.passes() - self.buyers.due_passes(now_ms).count() as u64
+    }
+
+    /// How many more passes may be given now: `None` without a cap.
+    fn room(&self, now_ms: u64) -> Option<u64> {
+        (self.settings.max_active > 0)
+            .then(|| self.settings.max_active.saturating_sub(self.active(now_ms)))
+    }
+
+    /// Sold out: the inventory was set, and no seat is available or held,
+    /// so none can come back (until an INVENTORY SET).
+    fn sold_out(&self, now_ms: u64) -> bool {
+        let expired = self.seats.due_holds(now_ms).count() as u64;
+        self.counters.inventory_set
+            && self.counters.inventory + expired == 0
+            && self.seats.held() == expired
+    }
+
+    /// Renews the user's pass, if live.
+    fn renew_pass(&mut self, step: &mut Step, user: &NameDigest) {
+        if let Some(pass) = self.buyers.live_pass(user, step.now_ms) {
+            let expires_ms = step.now_ms + self.settings.session_ms();
+            if expires_ms != pass.expires_ms {
+                self.buyers.give_pass(user, Pass { expires_ms, ..pass });
+                step.changed = true;
+            }
+        }
     }
 
     // ---- waiting room --------------------------------------------------
@@ -268,7 +408,11 @@ impl Event {
     ) -> TqResult<Enqueued> {
         self.advance(step);
         let now = step.now_ms;
+        if self.sold_out(now) {
+            return Err(TqError::SoldOut);
+        }
         let token = digest_of(token);
+        let user = digest_of(user);
         let dedupe_key = dedupe.map(digest_of);
         let original = self
             .find_waiting(step, &token)
@@ -281,9 +425,13 @@ impl Event {
                 String::from_utf8_lossy(&original.text()).into_owned(),
             ));
         }
+        let max_entries = self.settings.max_entries;
+        if max_entries > 0 && self.queue.user_waiting(&user) >= max_entries {
+            return Err(TqError::Limit(max_entries));
+        }
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
-        let slot = self.queue.append(id, token, &digest_of(user), beat);
+        let slot = self.queue.append(id, token, &user, beat);
         if let Some(key) = dedupe_key {
             let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
             self.dedupe.record(key, id, now + ttl_s * 1000);
@@ -307,7 +455,9 @@ impl Event {
             .ok_or(TqError::NotQueued)?;
         let position = self.queue.position(slot);
         let tokens = bucket::whole_tokens(self.milli_tokens(now));
-        let ready = position <= tokens;
+        let room = self.room(now);
+        let capped = room.is_some_and(|room| position > room);
+        let ready = position <= tokens && !capped;
         // The measured rate only matters for an entry that must wait.
         let measured = if ready {
             0.0
@@ -321,28 +471,50 @@ impl Event {
             self.queue.touch(slot, beat);
             step.changed = true;
         }
+        // Under the cap, when a place frees depends on passes lapsing or
+        // being revoked: no estimate.
+        let eta_ms = if capped {
+            -1
+        } else {
+            bucket::eta_ms(position, tokens, measured, self.settings.rate)
+        };
         Ok(PositionInfo {
             position,
             user_position: self.queue.user_position(slot),
             ready,
-            eta_ms: bucket::eta_ms(position, tokens, measured, self.settings.rate),
+            eta_ms,
             waited_ms: now.saturating_sub(joined_ms),
+            sold_out: self.sold_out(now),
         })
     }
 
     /// TQ.ENTER: admits `token` if its position is within the whole tokens
-    /// available now, spending one. Returns the position it had.
-    pub fn enter(&mut self, step: &mut Step, token: &[u8]) -> TqResult<u64> {
+    /// available now (spending one) and, under a MAX-ACTIVE cap, within the
+    /// passes that may still be given. The entry's user gets a pass, or has
+    /// its live one renewed.
+    pub fn enter(&mut self, step: &mut Step, token: &[u8]) -> TqResult<Admitted> {
         self.advance(step);
         let now = step.now_ms;
         let slot = self
             .find_waiting(step, &digest_of(token))
             .ok_or(TqError::NotQueued)?;
+        if self.sold_out(now) {
+            return Err(TqError::SoldOut);
+        }
         let position = self.queue.position(slot);
         let milli = self.milli_tokens(now);
-        if position > bucket::whole_tokens(milli) {
+        let room = self.room(now).unwrap_or(u64::MAX);
+        if position > bucket::whole_tokens(milli) || position > room {
             return Err(TqError::NotReady(position));
         }
+        let user = *self.queue.user_of(slot);
+        let expires_ms = now + self.settings.session_ms();
+        let id: PassId = match self.buyers.live_pass(&user, now) {
+            Some(pass) => pass.id,
+            None => step.draw()?,
+        };
+        let pass = Pass { id, expires_ms };
+        self.buyers.give_pass(&user, pass);
         self.bucket = Some(BucketState {
             milli_tokens: milli - 1000,
             at_ms: now,
@@ -351,7 +523,52 @@ impl Event {
         self.counters.admitted += 1;
         self.admissions.record(now);
         step.changed = true;
-        Ok(position)
+        Ok(Admitted {
+            position_was: position,
+            pass,
+        })
+    }
+
+    /// TQ.PASS: the user's pass and seats, after `action`. Revoke answers
+    /// whether a live pass ended (in `pass`: the pass it ended).
+    pub fn pass(&mut self, step: &mut Step, user: &[u8], action: PassAction) -> TqResult<PassView> {
+        self.advance(step);
+        let now = step.now_ms;
+        let user = digest_of(user);
+        match action {
+            PassAction::Show => {}
+            PassAction::Touch => {
+                if self.buyers.live_pass(&user, now).is_none() {
+                    return Err(TqError::NoPass);
+                }
+                self.renew_pass(step, &user);
+            }
+            PassAction::Revoke => {
+                let live = self.buyers.live_pass(&user, now);
+                if live.is_some() {
+                    self.buyers.end_pass(&user);
+                    step.changed = true;
+                }
+                return Ok(PassView {
+                    pass: live,
+                    held: 0,
+                    bought: 0,
+                });
+            }
+        }
+        let buyer = self.buyers.get(&user);
+        let expired = self
+            .seats
+            .due_holds(now)
+            .filter(|(_, seat)| {
+                matches!(self.seats.get(seat), Some(Seat::Held { user: u, .. }) if digest_of(u) == user)
+            })
+            .count() as u64;
+        Ok(PassView {
+            pass: self.buyers.live_pass(&user, now),
+            held: buyer.map_or(0, |b| u64::from(b.held)) - expired,
+            bought: buyer.map_or(0, |b| u64::from(b.bought)),
+        })
     }
 
     /// TQ.LEAVE: whether the entry was waiting (and is now gone).
@@ -456,6 +673,11 @@ impl Event {
         ttl_s: Option<u64>,
     ) -> TqResult<u64> {
         self.advance(step);
+        let holder = digest_of(user);
+        if self.settings.require_pass == 1 && self.buyers.live_pass(&holder, step.now_ms).is_none()
+        {
+            return Err(TqError::NoPass);
+        }
         self.expire_seat(step, seat);
         if self.seats.get(seat).is_some() {
             return Err(TqError::SeatUnavailable(seat.to_vec()));
@@ -463,9 +685,21 @@ impl Event {
         if self.counters.inventory == 0 {
             return Err(TqError::SoldOut);
         }
+        let max_seats = self.settings.max_seats;
+        if max_seats > 0 {
+            let (held, bought) = self
+                .buyers
+                .get(&holder)
+                .map_or((0, 0), |b| (u64::from(b.held), u64::from(b.bought)));
+            if held + bought + 1 > max_seats {
+                return Err(TqError::Limit(max_seats));
+            }
+        }
         let ttl_s = ttl_s.unwrap_or(self.settings.hold_ttl_s);
         self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
+        self.buyers.change_held(&holder, 1);
         self.counters.inventory -= 1;
+        self.renew_pass(step, &holder);
         step.changed = true;
         Ok(self.inventory(step.now_ms))
     }
@@ -475,8 +709,7 @@ impl Event {
         self.advance(step);
         self.expire_seat(step, seat);
         self.check_holder(seat, user)?;
-        self.seats.free(seat);
-        self.counters.inventory += 1;
+        self.give_back(seat);
         step.changed = true;
         Ok(self.inventory(step.now_ms))
     }
@@ -487,7 +720,10 @@ impl Event {
         self.expire_seat(step, seat);
         self.check_holder(seat, Some(user))?;
         self.seats.sell(seat, user);
+        let buyer = digest_of(user);
+        self.buyers.bought_one(&buyer);
         self.counters.sold += 1;
+        self.renew_pass(step, &buyer);
         step.changed = true;
         Ok(())
     }
@@ -498,8 +734,7 @@ impl Event {
     fn expire_seat(&mut self, step: &mut Step, seat: &[u8]) {
         if let Some(Seat::Held { expires_ms, .. }) = self.seats.get(seat) {
             if *expires_ms <= step.now_ms {
-                self.seats.free(seat);
-                self.counters.inventory += 1;
+                self.give_back(seat);
                 self.counters.holds_expired += 1;
                 step.changed = true;
             }
@@ -578,7 +813,8 @@ impl Event {
             duplicates: c.duplicates,
             abandoned: c.abandoned + lapsed,
             holds_expired: c.holds_expired + expired,
-            sold_out: c.inventory_set && c.inventory + expired == 0 && self.seats.held() == expired,
+            active: self.active(now_ms),
+            sold_out: self.sold_out(now_ms),
             joined: c.joined,
             left: c.left,
             trimmed: c.trimmed,
@@ -590,6 +826,7 @@ impl Event {
         self.queue.memory_usage()
             + self.dedupe.memory_usage()
             + self.seats.memory_usage()
+            + self.buyers.memory_usage()
             + self.admissions.per_second.capacity() * 16
     }
 }

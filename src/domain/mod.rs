@@ -2,12 +2,14 @@
 //! Redis types, no FFI.
 //!
 //! `event` is the state of one sale and every rule; `queue`, `ranks`,
-//! `dedupe`, `seats`, `slab` and `names` are the structures it is made of; `bucket`
+//! `dedupe`, `seats`, `buyers`, `slab` and `names` are the structures it is
+//! made of; `bucket`
 //! the admission arithmetic; `codec` the stored form; `args` parses command
 //! arguments. `glue` adapts all of it to Redis.
 
 pub mod args;
 pub mod bucket;
+pub mod buyers;
 pub mod codec;
 pub mod decimal;
 pub mod dedupe;

@@ -8,10 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 
+use super::buyers::Pass;
 use super::codec::{decode, encode};
 use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
-use super::event::{Enqueued, Event, PositionInfo, Step, STEP_BUDGET};
+use super::event::{
+    Admitted, Draws, Enqueued, Event, PassAction, PassView, PositionInfo, Step, STEP_BUDGET,
+};
 use super::names::{digest_of, NameDigest};
 use super::settings::{Setting, Settings, SettingsChange};
 
@@ -43,7 +46,7 @@ fn settings(change: impl FnOnce(&mut Settings)) -> Settings {
 
 /// Runs one rule at `now` and returns its result and the step.
 fn run<T>(e: &mut Event, now: u64, rule: impl FnOnce(&mut Event, &mut Step) -> T) -> (T, Step) {
-    let mut step = Step::new(now);
+    let mut step = Step::testing(now);
     let out = rule(e, &mut step);
     (out, step)
 }
@@ -87,8 +90,11 @@ fn pos(e: &mut Event, now: u64, token: &str) -> TqResult<PositionInfo> {
     run(e, now, |e, s| e.position(s, token.as_bytes())).0
 }
 
+/// TQ.ENTER: the position the token had.
 fn enter(e: &mut Event, now: u64, token: &str) -> TqResult<u64> {
-    run(e, now, |e, s| e.enter(s, token.as_bytes())).0
+    run(e, now, |e, s| e.enter(s, token.as_bytes()))
+        .0
+        .map(|a| a.position_was)
 }
 
 fn leave(e: &mut Event, now: u64, token: &str) -> bool {
@@ -252,6 +258,7 @@ fn positions_are_exact_through_random_joins_leaves_enters_and_trims() {
                 let token = model[i].1.clone();
                 let milli = bucket.milli(now);
                 let (result, s) = run(&mut e, now, |e, s| e.enter(s, token.as_bytes()));
+                let result = result.map(|a| a.position_was);
                 if (i as u64) < milli / 1000 {
                     assert_eq!(result, Ok(i as u64 + 1));
                     assert_eq!(s.removed, vec![model[i].2]);
@@ -1442,7 +1449,7 @@ pub(super) fn random_cmd(rng: &mut Lcg) -> Cmd {
 /// it changed anything.
 pub(super) fn apply(e: &mut Event, now: u64, cmd: &Cmd) -> (String, Vec<EntryId>, bool) {
     let name = |prefix: &str, n: u64| format!("{prefix}{n}").into_bytes();
-    let mut step = Step::new(now);
+    let mut step = Step::testing(now);
     let s = &mut step;
     let reply = match cmd {
         Cmd::Enqueue {
@@ -1659,4 +1666,225 @@ fn trimming_a_few_or_a_crowd_leaves_every_index_right() {
         e.memory_usage(),
         e.dedupe.memory_usage() + e.seats.memory_usage()
     );
+}
+
+// ---- passes, the cap, per-user limits, sold out -----------------------------
+
+fn pass_of(e: &mut Event, now: u64, user: &str, action: PassAction) -> TqResult<PassView> {
+    run(e, now, |e, s| e.pass(s, user.as_bytes(), action)).0
+}
+
+fn admit(e: &mut Event, now: u64, token: &str) -> TqResult<Admitted> {
+    run(e, now, |e, s| e.enter(s, token.as_bytes())).0
+}
+
+#[test]
+fn a_pass_is_given_at_admission_renewed_by_the_users_actions_and_lapses_after_its_session() {
+    let mut e = Event::new(settings(|s| s.session_s = 60));
+    set_inventory(&mut e, T0, 10);
+    join(&mut e, T0, "u1", "t1").unwrap();
+    let given = admit(&mut e, T0 + 1_000, "t1").unwrap();
+    assert_eq!(given.pass.expires_ms, T0 + 61_000);
+    let shown = pass_of(&mut e, T0 + 2_000, "u1", PassAction::Show).unwrap();
+    assert_eq!(
+        (shown.pass, shown.held, shown.bought),
+        (Some(given.pass), 0, 0)
+    );
+    assert_eq!(e.stats(T0 + 2_000).active, 1);
+    // A hold, a confirm and a touch each renew it for a full session.
+    hold(&mut e, T0 + 10_000, "A1", "u1", None).unwrap();
+    let after_hold = pass_of(&mut e, T0 + 10_000, "u1", PassAction::Show).unwrap();
+    assert_eq!(after_hold.pass.unwrap().expires_ms, T0 + 70_000);
+    assert_eq!(after_hold.held, 1);
+    confirm(&mut e, T0 + 20_000, "A1", "u1").unwrap();
+    let touched = pass_of(&mut e, T0 + 30_000, "u1", PassAction::Touch).unwrap();
+    assert_eq!(
+        touched.pass.unwrap().id,
+        given.pass.id,
+        "renewing keeps the id"
+    );
+    assert_eq!(touched.pass.unwrap().expires_ms, T0 + 90_000);
+    assert_eq!((touched.held, touched.bought), (0, 1));
+    // A second admission of the same user renews the same pass.
+    join(&mut e, T0 + 31_000, "u1", "t2").unwrap();
+    let again = admit(&mut e, T0 + 40_000, "t2").unwrap();
+    assert_eq!(
+        again.pass,
+        Pass {
+            id: given.pass.id,
+            expires_ms: T0 + 100_000
+        }
+    );
+    // Live until its time, then gone, by itself.
+    let (_, step) = run(&mut e, T0 + 99_999, |e, s| e.advance(s));
+    assert!(!step.changed);
+    assert_eq!(
+        e.stats(T0 + 100_000).active,
+        0,
+        "reads see it lapsed at once"
+    );
+    let (_, step) = run(&mut e, T0 + 100_000, |e, s| e.advance(s));
+    assert!(step.changed);
+    let lapsed = pass_of(&mut e, T0 + 100_000, "u1", PassAction::Show).unwrap();
+    assert_eq!((lapsed.pass, lapsed.bought), (None, 1));
+    refused(&mut e, T0 + 100_001, |e, s| {
+        e.pass(s, b"u1", PassAction::Touch)
+    });
+    // A new admission after the lapse draws a new pass.
+    join(&mut e, T0 + 100_002, "u1", "t3").unwrap();
+    let fresh = admit(&mut e, T0 + 100_003, "t3").unwrap();
+    assert_ne!(fresh.pass.id, given.pass.id);
+}
+
+#[test]
+fn max_active_caps_live_passes_and_a_revoke_or_lapse_frees_a_place_at_once() {
+    let mut e = Event::new(settings(|s| {
+        s.max_active = 2;
+        s.session_s = 30;
+        s.burst = 100;
+    }));
+    for i in 1..=4 {
+        join(&mut e, T0, &format!("u{i}"), &format!("t{i}")).unwrap();
+    }
+    admit(&mut e, T0, "t1").unwrap();
+    admit(&mut e, T0 + 10_000, "t2").unwrap();
+    // t3 is first in line, t4 second; two passes live: nobody is ready.
+    let at = pos(&mut e, T0 + 10_000, "t3").unwrap();
+    assert_eq!((at.position, at.ready, at.eta_ms), (1, false, -1));
+    assert_eq!(
+        refused(&mut e, T0 + 10_000, |e, s| e.enter(s, b"t3")),
+        TqError::NotReady(1)
+    );
+    // A revoke frees one place: for the front only.
+    let revoked = pass_of(&mut e, T0 + 11_000, "u1", PassAction::Revoke).unwrap();
+    assert!(revoked.pass.is_some());
+    assert!(pos(&mut e, T0 + 11_000, "t3").unwrap().ready);
+    assert!(!pos(&mut e, T0 + 11_000, "t4").unwrap().ready);
+    admit(&mut e, T0 + 11_000, "t3").unwrap();
+    assert_eq!(
+        refused(&mut e, T0 + 11_000, |e, s| e.enter(s, b"t4")),
+        TqError::NotReady(1)
+    );
+    // u2's pass lapses at T0 + 40s: t4 is ready from that millisecond.
+    assert!(!pos(&mut e, T0 + 39_999, "t4").unwrap().ready);
+    assert!(pos(&mut e, T0 + 40_000, "t4").unwrap().ready);
+    admit(&mut e, T0 + 40_000, "t4").unwrap();
+    assert_eq!(e.stats(T0 + 40_000).active, 2);
+    // A revoke of a user without a live pass ends nothing.
+    assert_eq!(
+        pass_of(&mut e, T0 + 40_000, "u1", PassAction::Revoke)
+            .unwrap()
+            .pass,
+        None
+    );
+}
+
+#[test]
+fn require_pass_max_seats_and_max_entries_refuse_without_changing_anything() {
+    let mut e = Event::new(settings(|s| {
+        s.require_pass = 1;
+        s.max_seats = 2;
+        s.max_entries = 2;
+    }));
+    set_inventory(&mut e, T0, 10);
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.hold(s, b"A1", b"u1", None)),
+        TqError::NoPass
+    );
+    join(&mut e, T0, "u1", "t1").unwrap();
+    join(&mut e, T0, "u1", "t2").unwrap();
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.enqueue(s, b"u1", b"t3", None, None)),
+        TqError::Limit(2)
+    );
+    admit(&mut e, T0, "t1").unwrap();
+    join(&mut e, T0, "u1", "t3").unwrap();
+    hold(&mut e, T0, "A1", "u1", None).unwrap();
+    hold(&mut e, T0, "A2", "u1", None).unwrap();
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.hold(s, b"A3", b"u1", None)),
+        TqError::Limit(2)
+    );
+    confirm(&mut e, T0, "A1", "u1").unwrap();
+    refused(&mut e, T0, |e, s| e.hold(s, b"A3", b"u1", None));
+    release(&mut e, T0, "A2", None).unwrap();
+    hold(&mut e, T0, "A3", "u1", None).unwrap();
+    let view = pass_of(&mut e, T0, "u1", PassAction::Show).unwrap();
+    assert_eq!((view.held, view.bought), (1, 1));
+    // An expired hold counts for nobody from that millisecond.
+    let later = T0 + 300_000;
+    let view = pass_of(&mut e, later, "u1", PassAction::Show).unwrap();
+    assert_eq!(view.held, 0);
+    assert_balance(&e, later);
+}
+
+#[test]
+fn a_sold_out_event_refuses_joins_and_admissions_until_a_seat_can_come_back() {
+    let mut e = Event::new(settings(|s| s.burst = 10));
+    // A queue-only event (no inventory ever set) is never sold out.
+    join(&mut e, T0, "u1", "t1").unwrap();
+    assert!(!e.stats(T0).sold_out && !pos(&mut e, T0, "t1").unwrap().sold_out);
+    set_inventory(&mut e, T0, 1);
+    hold(&mut e, T0, "A1", "u9", Some(60)).unwrap();
+    // Held, not sold: it may come back.
+    join(&mut e, T0, "u2", "t2").unwrap();
+    confirm(&mut e, T0, "A1", "u9").unwrap();
+    assert!(e.stats(T0).sold_out);
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.enqueue(s, b"u3", b"t3", None, None)),
+        TqError::SoldOut
+    );
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.enter(s, b"t1")),
+        TqError::SoldOut
+    );
+    let at = pos(&mut e, T0, "t2").unwrap();
+    assert!(at.sold_out);
+    assert_eq!(at.position, 2, "waiting entries stay where they are");
+    // More seats reopen the sale.
+    set_inventory(&mut e, T0, 3);
+    assert!(!pos(&mut e, T0, "t2").unwrap().sold_out);
+    admit(&mut e, T0, "t1").unwrap();
+    // A released hold reopens it too.
+    for seat in ["B1", "B2", "B3"] {
+        hold(&mut e, T0, seat, "u9", None).unwrap();
+    }
+    confirm(&mut e, T0, "B1", "u9").unwrap();
+    confirm(&mut e, T0, "B2", "u9").unwrap();
+    assert!(!e.stats(T0).sold_out, "B3 is held");
+    confirm(&mut e, T0, "B3", "u9").unwrap();
+    assert!(e.stats(T0).sold_out);
+}
+
+#[test]
+fn a_replica_given_the_masters_draws_gives_the_same_pass() {
+    let mut master = Event::new(Settings::DEFAULT);
+    join(&mut master, T0, "u1", "t1").unwrap();
+    let mut replica = decode(&encode(&master)).unwrap();
+    fn fixed() -> [u8; 16] {
+        [42; 16]
+    }
+    let mut step = Step {
+        draws: Draws::Fresh(fixed),
+        ..Step::new(T0 + 5)
+    };
+    let given = master.enter(&mut step, b"t1").unwrap();
+    assert_eq!(step.drawn, vec![[42; 16]]);
+    let mut replayed = Step {
+        draws: Draws::Recorded(step.drawn.iter().copied().collect()),
+        ..Step::new(T0 + 5)
+    };
+    assert_eq!(replica.enter(&mut replayed, b"t1").unwrap(), given);
+    assert_eq!(replica.digest(), master.digest());
+    // Without a source of draws, an admission that needs one changes
+    // nothing.
+    let mut other = Event::new(Settings::DEFAULT);
+    join(&mut other, T0, "u1", "t1").unwrap();
+    let before = encode(&other);
+    let mut bare = Step::new(T0 + 5);
+    assert!(matches!(
+        other.enter(&mut bare, b"t1"),
+        Err(TqError::Internal(_))
+    ));
+    assert_eq!(encode(&other), before);
 }

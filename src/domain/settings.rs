@@ -8,6 +8,8 @@ pub const MAX_INVENTORY: u64 = 1 << 31;
 pub const MAX_RATE: u64 = 1_000_000;
 /// Largest token-bucket capacity.
 pub const MAX_BURST: u64 = 1_000_000_000;
+/// Largest count setting (MAX-ACTIVE, MAX-SEATS, MAX-ENTRIES).
+pub const MAX_COUNT_SETTING: u64 = 1 << 31;
 
 /// The settings in force for one event: its own TQ.CONFIG values over the
 /// module-wide defaults (`tq.rate`, ...).
@@ -23,6 +25,16 @@ pub struct Settings {
     pub hold_ttl_s: u64,
     /// Default TQ.ENQUEUE DEDUPE window in seconds.
     pub dedupe_ttl_s: u64,
+    /// Seconds a pass lives after its last renewal.
+    pub session_s: u64,
+    /// Most live passes at once (0: no cap).
+    pub max_active: u64,
+    /// 1: TQ.HOLD needs a live pass.
+    pub require_pass: u64,
+    /// Most seats a user may hold and buy together (0: no limit).
+    pub max_seats: u64,
+    /// Most entries a user may have waiting (0: no limit).
+    pub max_entries: u64,
 }
 
 impl Settings {
@@ -32,10 +44,19 @@ impl Settings {
         heartbeat_s: 300,
         hold_ttl_s: 300,
         dedupe_ttl_s: 300,
+        session_s: 600,
+        max_active: 0,
+        require_pass: 0,
+        max_seats: 0,
+        max_entries: 0,
     };
 
     pub fn heartbeat_ms(&self) -> u64 {
         self.heartbeat_s * 1000
+    }
+
+    pub fn session_ms(&self) -> u64 {
+        self.session_s * 1000
     }
 
     pub fn apply(mut self, change: &SettingsChange) -> Settings {
@@ -52,6 +73,11 @@ impl Settings {
             Setting::Heartbeat => &mut self.heartbeat_s,
             Setting::HoldTtl => &mut self.hold_ttl_s,
             Setting::DedupeTtl => &mut self.dedupe_ttl_s,
+            Setting::Session => &mut self.session_s,
+            Setting::MaxActive => &mut self.max_active,
+            Setting::RequirePass => &mut self.require_pass,
+            Setting::MaxSeats => &mut self.max_seats,
+            Setting::MaxEntries => &mut self.max_entries,
         }
     }
 
@@ -74,10 +100,30 @@ pub enum Setting {
     Heartbeat,
     HoldTtl,
     DedupeTtl,
+    Session,
+    MaxActive,
+    RequirePass,
+    MaxSeats,
+    MaxEntries,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 5] = [
+    /// In the order of the stored form and of TQ.CONFIG's reply.
+    pub const ALL: [Setting; 10] = [
+        Setting::Rate,
+        Setting::Burst,
+        Setting::Heartbeat,
+        Setting::HoldTtl,
+        Setting::DedupeTtl,
+        Setting::Session,
+        Setting::MaxActive,
+        Setting::RequirePass,
+        Setting::MaxSeats,
+        Setting::MaxEntries,
+    ];
+
+    /// The settings of tq 0.3 (encoding version 1 stores these only).
+    pub const FIRST: [Setting; 5] = [
         Setting::Rate,
         Setting::Burst,
         Setting::Heartbeat,
@@ -92,6 +138,11 @@ impl Setting {
             Setting::Heartbeat => "HEARTBEAT",
             Setting::HoldTtl => "HOLD-TTL",
             Setting::DedupeTtl => "DEDUPE-TTL",
+            Setting::Session => "SESSION",
+            Setting::MaxActive => "MAX-ACTIVE",
+            Setting::RequirePass => "REQUIRE-PASS",
+            Setting::MaxSeats => "MAX-SEATS",
+            Setting::MaxEntries => "MAX-ENTRIES",
         }
     }
 
@@ -103,6 +154,11 @@ impl Setting {
             Setting::Heartbeat => "heartbeat",
             Setting::HoldTtl => "hold_ttl",
             Setting::DedupeTtl => "dedupe_ttl",
+            Setting::Session => "session",
+            Setting::MaxActive => "max_active",
+            Setting::RequirePass => "require_pass",
+            Setting::MaxSeats => "max_seats",
+            Setting::MaxEntries => "max_entries",
         }
     }
 
@@ -110,7 +166,11 @@ impl Setting {
         match self {
             Setting::Rate => (0, MAX_RATE),
             Setting::Burst => (1, MAX_BURST),
-            _ => (1, MAX_SECONDS),
+            Setting::RequirePass => (0, 1),
+            Setting::MaxActive | Setting::MaxSeats | Setting::MaxEntries => (0, MAX_COUNT_SETTING),
+            Setting::Heartbeat | Setting::HoldTtl | Setting::DedupeTtl | Setting::Session => {
+                (1, MAX_SECONDS)
+            }
         }
     }
 

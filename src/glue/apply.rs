@@ -1,13 +1,15 @@
 //! TQ.APPLY: how a write command reaches replicas and the AOF.
 //!
-//! `TQ.APPLY <event> <now_ms> [NEW <rate> <burst> <heartbeat> <hold-ttl>
-//! <dedupe-ttl>] [RESUME] <verb> <arguments...>` runs command `verb` with
-//! the arguments the client gave, at the master's `now`, on the replica's
-//! copy of the state, which is the master's: the same rules then make the
-//! same change (including the stream entry ids, which tq chooses from
-//! `now`). `NEW` carries the settings an event was created with (the
-//! master's module defaults), `RESUME` that the master first gave lapsed
-//! fans a full period after a restart. Two verbs are records only:
+//! `TQ.APPLY <event> <now_ms> [NEW <SETTING> <value> ...] [RESUME] [DRAW
+//! <hex> ...] <verb> <arguments...>` runs command `verb` with the arguments
+//! the client gave, at the master's `now`, on the replica's copy of the
+//! state, which is the master's: the same rules then make the same change
+//! (including the stream entry ids, which tq chooses from `now`). `NEW`
+//! carries the settings an event was created with (the master's module
+//! defaults; tq 0.3 wrote its five as bare numbers, which are still read),
+//! `RESUME` that the master first gave lapsed fans a full period after a
+//! restart, each `DRAW` a random draw the master's rule took (a new pass's
+//! id), in order. Two verbs are records only:
 //! `ADVANCE` (the background timer's step) and `STATE <bytes> [<version>]`
 //! (a whole state in the stored form of that encoding version, 1 if not
 //! given: written by an AOF rewrite or a conversion from tq 0.2).
@@ -20,6 +22,7 @@ use super::commands::{by_verb, Call, Command, Origin};
 use super::keys::{Holds, Key, RStr};
 use super::reply::Reply;
 use crate::domain::args;
+use crate::domain::buyers::parse_id;
 use crate::domain::codec;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::settings::{Setting, Settings};
@@ -58,27 +61,26 @@ fn apply(call: &Call) -> TqResult<Reply> {
     let event = args::event(event)?;
     let now_ms = args::integer_in("now_ms", now, 0, u64::MAX >> 1)?;
     let mut at = 2;
+    let word_is = |at: usize, word: &[u8]| {
+        call.args
+            .get(at)
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
     let mut created_with = None;
-    if call
-        .args
-        .get(at)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"NEW"))
-    {
-        let mut settings = Settings::DEFAULT;
-        for (i, setting) in Setting::ALL.into_iter().enumerate() {
-            let raw = call.args.get(at + 1 + i).ok_or_else(malformed)?;
-            let (min, max) = setting.range();
-            settings.set(setting, args::integer_in(setting.keyword(), raw, min, max)?);
-        }
+    if word_is(at, b"NEW") {
+        let (settings, next) = read_settings(call.args, at + 1)?;
         created_with = Some(settings);
-        at += 1 + Setting::ALL.len();
+        at = next;
     }
-    let resumed = call
-        .args
-        .get(at)
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"RESUME"));
+    let resumed = word_is(at, b"RESUME");
     if resumed {
         at += 1;
+    }
+    let mut draws = Vec::new();
+    while word_is(at, b"DRAW") {
+        let hex = call.args.get(at + 1).ok_or_else(malformed)?;
+        draws.push(parse_id(hex).ok_or_else(malformed)?);
+        at += 2;
     }
     let verb = *call.args.get(at).ok_or_else(malformed)?;
     if verb.eq_ignore_ascii_case(b"STATE") {
@@ -122,6 +124,7 @@ fn apply(call: &Call) -> TqResult<Reply> {
         verb,
         created_with,
         resumed,
+        draws: &draws,
     });
     match outcome {
         // The client on the master already got the rule's answer (an error
@@ -135,7 +138,9 @@ fn apply(call: &Call) -> TqResult<Reply> {
             | TqError::SeatUnavailable(_)
             | TqError::SoldOut
             | TqError::NotHeld(_)
-            | TqError::NotOwner(_),
+            | TqError::NotOwner(_)
+            | TqError::NoPass
+            | TqError::Limit(_),
         ) => {}
         Err(unexpected) => super::log::warning(&format!(
             "tq: a TQ.APPLY record for event '{}' failed here but not on the master: {unexpected}",
@@ -143,6 +148,32 @@ fn apply(call: &Call) -> TqResult<Reply> {
         )),
     }
     Ok(Reply::ok())
+}
+
+/// The settings after `NEW` from `at`: `<SETTING> <value>` pairs, or tq
+/// 0.3's five numbers (rate, burst, heartbeat, hold-ttl, dedupe-ttl).
+/// Returns them and where the record goes on.
+fn read_settings(words: &[&[u8]], mut at: usize) -> TqResult<(Settings, usize)> {
+    let mut settings = Settings::DEFAULT;
+    let first_is_number = words
+        .get(at)
+        .is_some_and(|w| !w.is_empty() && w.iter().all(u8::is_ascii_digit));
+    if first_is_number {
+        for setting in Setting::FIRST {
+            let raw = words.get(at).ok_or_else(malformed)?;
+            let (min, max) = setting.range();
+            settings.set(setting, args::integer_in(setting.keyword(), raw, min, max)?);
+            at += 1;
+        }
+        return Ok((settings, at));
+    }
+    while let Some(setting) = words.get(at).and_then(|w| Setting::from_keyword(w)) {
+        let raw = words.get(at + 1).ok_or_else(malformed)?;
+        let (min, max) = setting.range();
+        settings.set(setting, args::integer_in(setting.keyword(), raw, min, max)?);
+        at += 2;
+    }
+    Ok((settings, at))
 }
 
 /// `STATE <bytes> <version>`: the event's state as an AOF rewrite wrote

@@ -132,6 +132,7 @@ fn run_due(ctx: &Context) {
         let strings = [name.ptr];
         let args: [&[u8]; 1] = [&event];
         let call = Call {
+            draws: &[],
             ctx,
             args: &args,
             strings: &strings,

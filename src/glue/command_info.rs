@@ -12,6 +12,8 @@ pub enum Kind {
     Key,
     Text,
     Integer,
+    /// One of these keywords, alone.
+    Oneof(&'static [&'static str]),
 }
 
 pub struct Arg {
@@ -84,7 +86,25 @@ fn raw_arg(a: &Arg) -> raw::RedisModuleCommandArg {
         Kind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
         Kind::Text => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
         Kind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+        Kind::Oneof(_) => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
     };
+    if let Kind::Oneof(words) = a.kind {
+        let mut subargs: Vec<raw::RedisModuleCommandArg> = words
+            .iter()
+            .map(|&word| {
+                // SAFETY: as above.
+                let mut sub: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
+                sub.name = leak(&word.to_ascii_lowercase());
+                sub.type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN;
+                sub.token = leak(word);
+                sub.key_spec_index = -1;
+                sub
+            })
+            .collect();
+        // SAFETY: as above; the array ends with a zeroed entry.
+        subargs.push(unsafe { std::mem::zeroed() });
+        out.subargs = subargs.leak().as_mut_ptr();
+    }
     out.key_spec_index = if matches!(a.kind, Kind::Key) { 0 } else { -1 };
     if let Some(token) = a.token {
         out.token = leak(token);

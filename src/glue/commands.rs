@@ -13,7 +13,7 @@ use redis_module::{raw, Context, ContextFlags, RedisString};
 
 use super::command_info::Doc;
 use super::reply::{send, send_error, Reply};
-use super::{apply, event_commands, queue_commands, seat_commands};
+use super::{apply, event_commands, pass_commands, queue_commands, seat_commands};
 use crate::domain::error::{TqError, TqResult};
 
 /// One TQ command.
@@ -34,13 +34,14 @@ impl Command {
     }
 }
 
-pub const COMMANDS: [&Command; 14] = [
+pub const COMMANDS: [&Command; 15] = [
     &queue_commands::ENQUEUE,
     &queue_commands::POSITION,
     &queue_commands::ENTER,
     &queue_commands::LEAVE,
     &queue_commands::USER,
     &queue_commands::TRIM,
+    &pass_commands::PASS,
     &seat_commands::INVENTORY,
     &seat_commands::HOLD,
     &seat_commands::RELEASE,
@@ -81,6 +82,8 @@ pub struct Call<'a> {
     /// Set by a `TQ.APPLY` record: the master gave lapsed fans a full
     /// period after a restart before this command.
     pub resumed: bool,
+    /// Set by a `TQ.APPLY` record: the random draws the master's rule took.
+    pub draws: &'a [[u8; 16]],
 }
 
 /// Arguments of a call kept on the stack: every valid TQ call fits; a
@@ -114,6 +117,7 @@ fn run(
                 verb: command.verb(),
                 created_with: None,
                 resumed: false,
+                draws: &[],
             })
         };
         if count <= INLINE_ARGS {
@@ -214,7 +218,7 @@ macro_rules! entry_points {
     };
 }
 
-entry_points!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13);
+entry_points!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
 
 /// Creates every TQ command. The event is argument 1 and the only key, so
 /// cluster clients route by it and `COMMAND GETKEYS` returns it.

@@ -1,6 +1,8 @@
 //! Module-wide defaults, registered as module configs `tq.rate`,
-//! `tq.burst`, `tq.heartbeat`, `tq.hold-ttl`, `tq.dedupe-ttl` (CONFIG
-//! GET/SET, and `--loadmodule ... rate 100` arguments). Redis validates the
+//! `tq.burst`, `tq.heartbeat`, `tq.hold-ttl`, `tq.dedupe-ttl`,
+//! `tq.session`, `tq.max-active`, `tq.require-pass`, `tq.max-seats`,
+//! `tq.max-entries` (CONFIG GET/SET, and `--loadmodule ... rate 100`
+//! arguments). Redis validates the
 //! range on every change and keeps the old value when it is refused.
 //! They are the defaults of events created from then on.
 
@@ -15,25 +17,35 @@ pub const BURST_DEFAULT: i64 = Settings::DEFAULT.burst as i64;
 pub const HEARTBEAT_DEFAULT: i64 = Settings::DEFAULT.heartbeat_s as i64;
 pub const HOLD_TTL_DEFAULT: i64 = Settings::DEFAULT.hold_ttl_s as i64;
 pub const DEDUPE_TTL_DEFAULT: i64 = Settings::DEFAULT.dedupe_ttl_s as i64;
+pub const SESSION_DEFAULT: i64 = Settings::DEFAULT.session_s as i64;
+pub const MAX_ACTIVE_DEFAULT: i64 = Settings::DEFAULT.max_active as i64;
+pub const REQUIRE_PASS_DEFAULT: i64 = Settings::DEFAULT.require_pass as i64;
+pub const MAX_SEATS_DEFAULT: i64 = Settings::DEFAULT.max_seats as i64;
+pub const MAX_ENTRIES_DEFAULT: i64 = Settings::DEFAULT.max_entries as i64;
 
 pub static RATE: AtomicI64 = AtomicI64::new(RATE_DEFAULT);
 pub static BURST: AtomicI64 = AtomicI64::new(BURST_DEFAULT);
 pub static HEARTBEAT: AtomicI64 = AtomicI64::new(HEARTBEAT_DEFAULT);
 pub static HOLD_TTL: AtomicI64 = AtomicI64::new(HOLD_TTL_DEFAULT);
 pub static DEDUPE_TTL: AtomicI64 = AtomicI64::new(DEDUPE_TTL_DEFAULT);
+pub static SESSION: AtomicI64 = AtomicI64::new(SESSION_DEFAULT);
+pub static MAX_ACTIVE: AtomicI64 = AtomicI64::new(MAX_ACTIVE_DEFAULT);
+pub static REQUIRE_PASS: AtomicI64 = AtomicI64::new(REQUIRE_PASS_DEFAULT);
+pub static MAX_SEATS: AtomicI64 = AtomicI64::new(MAX_SEATS_DEFAULT);
+pub static MAX_ENTRIES: AtomicI64 = AtomicI64::new(MAX_ENTRIES_DEFAULT);
 
 /// The settings a new event starts with: it keeps them (replicas and AOF
 /// replays get them in the record that creates it), so changing a default
 /// changes only events created afterwards.
 pub fn defaults() -> Settings {
-    let get = |v: &AtomicI64| v.load(Ordering::Relaxed).max(0) as u64;
-    Settings {
-        rate: get(&RATE),
-        burst: get(&BURST),
-        heartbeat_s: get(&HEARTBEAT),
-        hold_ttl_s: get(&HOLD_TTL),
-        dedupe_ttl_s: get(&DEDUPE_TTL),
+    let mut settings = Settings::DEFAULT;
+    for setting in Setting::ALL {
+        settings.set(
+            setting,
+            variable(setting).load(Ordering::Relaxed).max(0) as u64,
+        );
     }
+    settings
 }
 
 fn variable(setting: Setting) -> &'static AtomicI64 {
@@ -43,6 +55,11 @@ fn variable(setting: Setting) -> &'static AtomicI64 {
         Setting::Heartbeat => &HEARTBEAT,
         Setting::HoldTtl => &HOLD_TTL,
         Setting::DedupeTtl => &DEDUPE_TTL,
+        Setting::Session => &SESSION,
+        Setting::MaxActive => &MAX_ACTIVE,
+        Setting::RequirePass => &REQUIRE_PASS,
+        Setting::MaxSeats => &MAX_SEATS,
+        Setting::MaxEntries => &MAX_ENTRIES,
     }
 }
 

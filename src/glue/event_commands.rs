@@ -14,7 +14,7 @@ pub const CONFIG: Command = Command {
     // Not `write`: without options it is a read (see TQ.INVENTORY).
     flags: "may-replicate",
     doc: Doc {
-        summary: "Returns or sets the event's rate, burst, heartbeat, hold-ttl and dedupe-ttl",
+        summary: "Returns or sets the event's settings: admission rate and burst, heartbeat, hold and dedupe TTLs, passes and per-user limits",
         complexity: "O(1)",
         arity: -2,
         key_flags: RW | ACCESS | UPDATE,
@@ -25,6 +25,11 @@ pub const CONFIG: Command = Command {
             option("HEARTBEAT", "seconds", Integer),
             option("HOLD-TTL", "seconds", Integer),
             option("DEDUPE-TTL", "seconds", Integer),
+            option("SESSION", "seconds", Integer),
+            option("MAX-ACTIVE", "n", Integer),
+            option("REQUIRE-PASS", "flag", Integer),
+            option("MAX-SEATS", "n", Integer),
+            option("MAX-ENTRIES", "n", Integer),
         ],
     },
     handler: config,
@@ -35,12 +40,19 @@ fn config(call: &Call) -> TqResult<Reply> {
     if req.change.is_empty() {
         let event = ReadEvent::open(call, req.event)?;
         let settings = event.event().map_or_else(defaults, |e| e.settings);
-        return Ok(Reply::Map(
-            Setting::ALL
-                .into_iter()
-                .map(|s| (s.field(), Reply::uint(settings.get(s))))
-                .collect(),
-        ));
+        let mut fields: Vec<(&str, Reply)> = Vec::with_capacity(13);
+        for setting in Setting::ALL {
+            if setting == Setting::Session {
+                // The contract's order puts it here. This version has no
+                // scheduled openings (OPENS-AT).
+                fields.push(("opens_at", Reply::Int(0)));
+            }
+            fields.push((setting.field(), Reply::uint(settings.get(setting))));
+        }
+        // No event log (EVENTS) and no scheduled opening in this version.
+        fields.push(("events", Reply::Int(0)));
+        fields.push(("shuffle_seed", Reply::Null));
+        return Ok(Reply::Map(fields));
     }
     refuse_write_here(call)?;
     write(call, req.event, |e, step| e.configure(step, &req.change))?;
@@ -77,11 +89,10 @@ fn stats(call: &Call) -> TqResult<Reply> {
         ("duplicates", Reply::uint(s.duplicates)),
         ("abandoned", Reply::uint(s.abandoned)),
         ("holds_expired", Reply::uint(s.holds_expired)),
-        // The contract's order puts these before `joined`. This version has
-        // no passes and no scheduled openings (TQ.PASS, OPENS-AT): no pass
-        // is live and every event is open.
-        ("active", Reply::Int(0)),
+        ("active", Reply::uint(s.active)),
         ("sold_out", Reply::bool(s.sold_out)),
+        // No scheduled openings (OPENS-AT) in this version: every event is
+        // open.
         ("opens_in_ms", Reply::Int(0)),
         ("joined", Reply::uint(s.joined)),
         ("left", Reply::uint(s.left)),

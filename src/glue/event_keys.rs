@@ -16,10 +16,11 @@ use super::config::defaults;
 use super::keys::{field_names, Holds, Key, RStr};
 use super::legacy;
 use super::metrics;
+use crate::domain::buyers::id_text;
 use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
-use crate::domain::event::{Counters, Event, Step};
+use crate::domain::event::{Counters, Draws, Event, Step};
 use crate::domain::settings::{Setting, Settings};
 
 /// A write command's usual course: open the event, run `rule` on it, make
@@ -89,7 +90,13 @@ impl<'c> OpenEvent<'c> {
             state,
             created_with: fresh.as_ref().map(|e| e.settings),
             fresh,
-            step: Step::new(call.now_ms),
+            step: Step {
+                draws: match call.origin {
+                    Origin::Client => Draws::Fresh(random_draw),
+                    Origin::Record => Draws::Recorded(call.draws.iter().copied().collect()),
+                },
+                ..Step::new(call.now_ms)
+            },
             resumed: false,
             appended: false,
             counters_before: Counters::default(),
@@ -223,22 +230,28 @@ impl<'c> OpenEvent<'c> {
         }
     }
 
-    /// `TQ.APPLY <event> <now> [NEW <settings>] [RESUME] <verb> <args>`.
+    /// `TQ.APPLY <event> <now> [NEW <setting> <value>...] [RESUME]
+    /// [DRAW <hex>...] <verb> <args>`.
     ///
     /// Redis makes the strings of the number and the verb itself; the
     /// event and the arguments are the call's own strings, passed on. Only
-    /// the rare parts (NEW, RESUME) are strings made here.
+    /// the rare parts (NEW, RESUME, DRAW) are strings made here.
     fn replicate(&self, created: Option<Settings>) {
         let call = self.call;
         let mut made: Vec<RStr> = Vec::new();
         if let Some(settings) = created {
             made.push(RStr::new(b"NEW"));
             for setting in Setting::ALL {
+                made.push(RStr::new(setting.keyword().as_bytes()));
                 made.push(RStr::new(&Decimal::of(settings.get(setting))));
             }
         }
         if self.resumed {
             made.push(RStr::new(b"RESUME"));
+        }
+        for draw in &self.step.drawn {
+            made.push(RStr::new(b"DRAW"));
+            made.push(RStr::new(id_text(draw).as_bytes()));
         }
         let rare: Vec<*mut raw::RedisModuleString> = made.iter().map(|s| s.ptr).collect();
         let (event, args) = (call.strings[0], &call.strings[1..]);
@@ -279,6 +292,15 @@ impl<'c> OpenEvent<'c> {
             }
         }
     }
+}
+
+/// A fresh random draw on the master (a new pass's id): Redis' own
+/// generator, seeded at startup.
+fn random_draw() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    // SAFETY: writes exactly `bytes.len()` bytes into the buffer.
+    unsafe { raw::RedisModule_GetRandomBytes.unwrap()(bytes.as_mut_ptr(), bytes.len()) };
+    bytes
 }
 
 /// A command that is a read or a write by its arguments (TQ.INVENTORY,

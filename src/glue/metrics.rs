@@ -8,7 +8,7 @@ use super::commands::COMMANDS;
 use crate::domain::event::Counters;
 
 /// Error codes counted separately; anything else counts as `ERR`.
-pub const ERROR_CODES: [&str; 12] = [
+pub const ERROR_CODES: [&str; 14] = [
     "ERR",
     "WRONGTYPE",
     "DUPLICATE",
@@ -18,6 +18,8 @@ pub const ERROR_CODES: [&str; 12] = [
     "SOLD_OUT",
     "NOT_HELD",
     "NOT_OWNER",
+    "NO_PASS",
+    "LIMIT",
     "TRYAGAIN",
     "READONLY",
     "OOM",

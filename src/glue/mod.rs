@@ -15,6 +15,7 @@ pub mod keys;
 pub mod legacy;
 pub mod log;
 pub mod metrics;
+pub mod pass_commands;
 pub mod queue_commands;
 pub mod reply;
 pub mod seat_commands;

@@ -7,6 +7,7 @@ use super::commands::{Call, Command};
 use super::event_keys::{write, OpenEvent, ReadEvent};
 use super::reply::Reply;
 use crate::domain::args;
+use crate::domain::buyers::id_text;
 use crate::domain::error::TqResult;
 
 pub const ENQUEUE: Command = Command {
@@ -70,6 +71,9 @@ fn position(call: &Call) -> TqResult<Reply> {
         ("ready", Reply::bool(p.ready)),
         ("eta_ms", Reply::Int(p.eta_ms)),
         ("waited_ms", Reply::uint(p.waited_ms)),
+        // No scheduled opening in this version: every event is open.
+        ("opens_in_ms", Reply::Int(0)),
+        ("sold_out", Reply::bool(p.sold_out)),
     ]))
 }
 
@@ -77,7 +81,7 @@ pub const ENTER: Command = Command {
     name: "tq.enter",
     flags: "write",
     doc: Doc {
-        summary: "Admits a waiting token if the token bucket allows its position",
+        summary: "Admits a waiting token if the token bucket and the MAX-ACTIVE cap allow its position, giving its user a pass",
         complexity: "O(log N)",
         arity: 3,
         key_flags: RW | DELETE | ACCESS,
@@ -88,11 +92,12 @@ pub const ENTER: Command = Command {
 
 fn enter(call: &Call) -> TqResult<Reply> {
     let req = args::parse_token_args(call.args, "tq.enter")?;
-    let admitted = write(call, req.event, |e, step| e.enter(step, req.token))?;
-    let position_was = admitted?;
+    let admitted = write(call, req.event, |e, step| e.enter(step, req.token))??;
     Ok(Reply::Map(vec![
         ("admitted", Reply::Int(1)),
-        ("position_was", Reply::uint(position_was)),
+        ("position_was", Reply::uint(admitted.position_was)),
+        ("pass", Reply::Bulk(id_text(&admitted.pass.id).into_bytes())),
+        ("expires_at", Reply::uint(admitted.pass.expires_ms)),
     ]))
 }
 

@@ -737,8 +737,8 @@ pub fn make_dump(body: &[u8], version: [u8; 2]) -> Vec<u8> {
     out
 }
 
-/// A `TQ.APPLY <event> <now_ms> [NEW <settings...>] [RESUME] <VERB>
-/// <args...>` record, taken apart.
+/// A `TQ.APPLY <event> <now_ms> [NEW <settings...>] [RESUME] [DRAW <hex>...]
+/// <VERB> <args...>` record, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyRecord {
     pub event: String,
@@ -759,12 +759,35 @@ pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
     let mut at = 3;
     if words[at].eq_ignore_ascii_case("NEW") {
         at += 1;
-        while words.get(at)?.parse::<i64>().is_ok() {
-            at += 1;
+        // `<SETTING> <value>` pairs (tq 0.3: bare values).
+        const SETTINGS: [&str; 10] = [
+            "RATE",
+            "BURST",
+            "HEARTBEAT",
+            "HOLD-TTL",
+            "DEDUPE-TTL",
+            "SESSION",
+            "MAX-ACTIVE",
+            "REQUIRE-PASS",
+            "MAX-SEATS",
+            "MAX-ENTRIES",
+        ];
+        loop {
+            let word = words.get(at)?;
+            if word.parse::<i64>().is_ok() {
+                at += 1;
+            } else if SETTINGS.iter().any(|s| word.eq_ignore_ascii_case(s)) {
+                at += 2;
+            } else {
+                break;
+            }
         }
     }
     if words.get(at)?.eq_ignore_ascii_case("RESUME") {
         at += 1;
+    }
+    while words.get(at)?.eq_ignore_ascii_case("DRAW") {
+        at += 2;
     }
     Some(ApplyRecord {
         event: words[1].clone(),
