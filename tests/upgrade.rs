@@ -816,6 +816,22 @@ fn an_aof_state_record_of_tq_0_3_loads_and_its_tokens_are_found() {
             user.as_bytes(),
         ]));
     }
+    // A record of tq 0.3 creating an event: its NEW settings were five bare
+    // numbers.
+    aof.extend(resp(&[
+        b"TQ.APPLY",
+        b"v1new",
+        b"1764000000000",
+        b"NEW",
+        b"50",
+        b"500",
+        b"300",
+        b"120",
+        b"300",
+        b"config",
+        b"RATE",
+        b"7",
+    ]));
     aof.extend(resp(&[
         b"TQ.APPLY",
         b"v1aof",
@@ -876,6 +892,12 @@ fn an_aof_state_record_of_tq_0_3_loads_and_its_tokens_are_found() {
         1
     );
     assert_eq!(redis_query::<i64>(&mut con, &["XLEN", &queue]), 2);
+    let created = tq!(&mut con, "TQ.CONFIG", "v1new").unwrap();
+    let settings: Vec<i64> = ["rate", "hold_ttl", "session", "max_active"]
+        .iter()
+        .map(|f| int_field(&created, f))
+        .collect();
+    assert_eq!(settings, [7, 120, 600, 0], "0.3's NEW, then its RATE 7");
 }
 
 /// A command as RESP, as the AOF holds it.
