@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """One fan's whole way through a TQ sale with redis-py:
-join the queue -> poll the position -> enter -> hold a seat -> confirm it.
+join the queue -> poll the position -> enter (a pass) -> hold a seat
+-> confirm it -> end the pass.
 
     pip install redis
     REDIS_HOST=127.0.0.1 REDIS_PORT=6379 python3 examples/flow.py
@@ -34,7 +35,9 @@ def main():
     token = str(uuid.uuid4())  # the fan's opaque waiting token
     seat = "A-12"
 
-    # The organiser puts 100 seats on sale.
+    # The organiser puts 100 seats on sale, to admitted fans only (a hold
+    # needs the pass TQ.ENTER gives).
+    r.execute_command("TQ.CONFIG", event, "REQUIRE-PASS", 1)
     print(f"event {event}: {r.execute_command('TQ.INVENTORY', event, 'SET', 100)} seats on sale")
 
     # 1. Join the waiting room.
@@ -50,6 +53,7 @@ def main():
             try:
                 entered = as_map(r.execute_command("TQ.ENTER", event, token))
                 print(f"entered: position_was={entered['position_was']}")
+                print(f"pass {entered['pass']} until {entered['expires_at']}")
                 break
             except redis.ResponseError as e:
                 if not str(e).startswith("NOT_READY"):
@@ -65,10 +69,12 @@ def main():
     state = as_map(r.execute_command("TQ.SEAT", event, seat))
     print(f"seat {seat}: {state['state']} by {state['user']}, {state['ttl_ms']} ms to pay")
 
-    # 5. ... and confirm it once paid.
+    # 5. ... and confirm it once paid; 6. checkout done: end the pass, so
+    # that the place it held goes to the next fan.
     reply = r.execute_command("TQ.CONFIRM", event, seat, fan)
     if reply not in ("OK", True):
         sys.exit(f"TQ.CONFIRM replied {reply!r}")
+    print(f"pass ended: {r.execute_command('TQ.PASS', event, fan, 'REVOKE')}")
     print(f"confirmed {seat} for {fan}")
 
 

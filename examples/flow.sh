@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One fan's whole way through a TQ sale with redis-cli:
-#   join the queue -> poll the position -> enter -> hold a seat -> confirm it.
+#   join the queue -> poll the position -> enter (a pass) -> hold a seat
+#   -> confirm it -> end the pass.
 #
 #   REDIS_HOST=127.0.0.1 REDIS_PORT=6379 examples/flow.sh
 #
@@ -39,7 +40,9 @@ field() {
 
 die() { echo "error: $*" >&2; exit 1; }
 
-# The organiser puts 100 seats on sale.
+# The organiser puts 100 seats on sale, to admitted fans only (a hold
+# needs the pass TQ.ENTER gives).
+reply=$(tq TQ.CONFIG "$EVENT" REQUIRE-PASS 1) || die "$reply"
 reply=$(tq TQ.INVENTORY "$EVENT" SET 100) || die "$reply"
 echo "event $EVENT: $reply seats on sale"
 
@@ -59,6 +62,7 @@ for _ in $(seq 1 600); do
     if reply=$(tq TQ.ENTER "$EVENT" "$TOKEN"); then
       entered=yes
       echo "entered: position_was=$(field "$reply" position_was)"
+      echo "pass $(field "$reply" pass) until $(field "$reply" expires_at)"
       break
     fi
     case "$reply" in NOT_READY*) ;; *) die "$reply" ;; esac
@@ -75,7 +79,10 @@ echo "held $SEAT: $reply seats left"
 reply=$(tq TQ.SEAT "$EVENT" "$SEAT") || die "$reply"
 echo "seat $SEAT: $(field "$reply" state) by $(field "$reply" user), $(field "$reply" ttl_ms) ms to pay"
 
-# 5. ... and confirm it once paid.
+# 5. ... and confirm it once paid; 6. checkout done: end the pass, so that
+# the place it held goes to the next fan.
 reply=$(tq TQ.CONFIRM "$EVENT" "$SEAT" "$FAN") || die "$reply"
 [ "$reply" = OK ] || die "TQ.CONFIRM replied $reply"
+reply=$(tq TQ.PASS "$EVENT" "$FAN" REVOKE) || die "$reply"
+echo "pass ended: $reply"
 echo "confirmed $SEAT for $FAN"

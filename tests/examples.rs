@@ -73,6 +73,13 @@ fn check_flow(server: &Server, out: &str) -> String {
         "{out}"
     );
     assert!(lines.contains(&"entered: position_was=1"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pass ") && l.contains(" until ")),
+        "{out}"
+    );
+    assert!(lines.contains(&"pass ended: 1"), "{out}");
     assert!(lines.contains(&"held A-12: 99 seats left"), "{out}");
     let last = lines.last().unwrap();
     let fan = last
@@ -93,6 +100,14 @@ fn check_flow(server: &Server, out: &str) -> String {
         ),
         (0, 1, 1, 99),
         "{stats:?}"
+    );
+    // Only admitted fans may hold, and the pass ended at checkout.
+    let config = tq!(&mut con, "TQ.CONFIG", event.as_str()).unwrap();
+    assert_eq!(int_field(&config, "require_pass"), 1);
+    let pass = tq!(&mut con, "TQ.PASS", event.as_str(), fan).unwrap();
+    assert_eq!(
+        (int_field(&pass, "active"), int_field(&pass, "bought")),
+        (0, 1)
     );
     // The flow left the event as its two keys, nothing else.
     assert_event_layout(&mut con, &event);
