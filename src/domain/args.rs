@@ -52,18 +52,36 @@ pub struct Trim<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inventory<'a> {
     pub event: Bytes<'a>,
-    pub set: Option<u64>,
+    pub change: Option<InventoryChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryChange {
+    Set(u64),
+    Add(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold<'a> {
     pub event: Bytes<'a>,
-    pub seat: Bytes<'a>,
+    /// The seat, then those after WITH.
+    pub seats: Vec<Bytes<'a>>,
     pub user: Bytes<'a>,
     pub ttl_s: Option<u64>,
 }
 
-/// TQ.RELEASE (user optional) and TQ.CONFIRM (user required).
+/// TQ.CONFIRM and TQ.EXTEND: seats of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seats<'a> {
+    pub event: Bytes<'a>,
+    /// The seat, then those after WITH.
+    pub seats: Vec<Bytes<'a>>,
+    pub user: Bytes<'a>,
+    /// TQ.EXTEND's TTL.
+    pub ttl_s: u64,
+}
+
+/// TQ.RELEASE (user optional).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatUser<'a> {
     pub event: Bytes<'a>,
@@ -164,20 +182,39 @@ pub fn parse_inventory<'a>(args: &[Bytes<'a>]) -> TqResult<Inventory<'a>> {
     match args {
         [e] => Ok(Inventory {
             event: event(e)?,
-            set: None,
+            change: None,
         }),
         [e, keyword, n] if keyword.eq_ignore_ascii_case(b"SET") => Ok(Inventory {
             event: event(e)?,
-            set: Some(integer_in("inventory", n, 0, MAX_INVENTORY)?),
+            change: Some(InventoryChange::Set(integer_in(
+                "inventory",
+                n,
+                0,
+                MAX_INVENTORY,
+            )?)),
         }),
-        [_, _, _] => Err(TqError::syntax("syntax error, expected SET n")),
+        [e, keyword, n] if keyword.eq_ignore_ascii_case(b"ADD") => Ok(Inventory {
+            event: event(e)?,
+            change: Some(InventoryChange::Add(signed_in(
+                "ADD",
+                n,
+                -(MAX_INVENTORY as i64),
+                MAX_INVENTORY as i64,
+            )?)),
+        }),
+        [_, _, _] => Err(TqError::syntax("syntax error, expected SET n or ADD n")),
         _ => Err(arity("tq.inventory")),
     }
 }
 
+/// Most seats one TQ.HOLD, TQ.CONFIRM or TQ.EXTEND names (the seat and
+/// those after WITH).
+pub const MAX_GROUP: usize = 100;
+
 pub fn parse_hold<'a>(args: &[Bytes<'a>]) -> TqResult<Hold<'a>> {
     let (fixed, options) = split_fixed(args, 3, "tq.hold")?;
     let mut ttl_s = None;
+    let (options, with) = split_with(options)?;
     let mut options = Options::new(options);
     while let Some(keyword) = options.next_keyword()? {
         if keyword.eq_ignore_ascii_case(b"TTL") {
@@ -189,10 +226,74 @@ pub fn parse_hold<'a>(args: &[Bytes<'a>]) -> TqResult<Hold<'a>> {
     }
     Ok(Hold {
         event: event(fixed[0])?,
-        seat: name("seat", fixed[1])?,
+        seats: group(fixed[1], with)?,
         user: name("user", fixed[2])?,
         ttl_s,
     })
+}
+
+/// `TQ.CONFIRM event seat user [WITH seat [seat ...]]`.
+pub fn parse_confirm<'a>(args: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
+    let (fixed, options) = split_fixed(args, 3, "tq.confirm")?;
+    let (options, with) = split_with(options)?;
+    if let Some(keyword) = options.first() {
+        return Err(unknown_option(keyword));
+    }
+    Ok(Seats {
+        event: event(fixed[0])?,
+        seats: group(fixed[1], with)?,
+        user: name("user", fixed[2])?,
+        ttl_s: 0,
+    })
+}
+
+/// `TQ.EXTEND event seat user TTL seconds [WITH seat [seat ...]]`.
+pub fn parse_extend<'a>(args: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
+    let (fixed, options) = split_fixed(args, 5, "tq.extend")?;
+    if !fixed[3].eq_ignore_ascii_case(b"TTL") {
+        return Err(TqError::syntax("syntax error, expected TTL seconds"));
+    }
+    let (options, with) = split_with(options)?;
+    if let Some(keyword) = options.first() {
+        return Err(unknown_option(keyword));
+    }
+    Ok(Seats {
+        event: event(fixed[0])?,
+        seats: group(fixed[1], with)?,
+        user: name("user", fixed[2])?,
+        ttl_s: seconds("TTL", fixed[4])?,
+    })
+}
+
+/// Splits options at WITH: what comes before, and the seats after it (at
+/// least one; WITH takes the rest of the arguments).
+fn split_with<'s, 'a>(options: &'s [Bytes<'a>]) -> TqResult<(&'s [Bytes<'a>], &'s [Bytes<'a>])> {
+    match options.iter().position(|w| w.eq_ignore_ascii_case(b"WITH")) {
+        None => Ok((options, &[])),
+        Some(at) if at + 1 == options.len() => Err(TqError::syntax(
+            "syntax error, WITH needs at least one seat",
+        )),
+        Some(at) => Ok((&options[..at], &options[at + 1..])),
+    }
+}
+
+/// The first seat and those after WITH: valid names, at most `MAX_GROUP`,
+/// none twice.
+fn group<'a>(first: Bytes<'a>, with: &[Bytes<'a>]) -> TqResult<Vec<Bytes<'a>>> {
+    if 1 + with.len() > MAX_GROUP {
+        return Err(TqError::syntax(format!(
+            "too many seats: at most {MAX_GROUP} in one command"
+        )));
+    }
+    let mut seats = Vec::with_capacity(1 + with.len());
+    for seat in std::iter::once(first).chain(with.iter().copied()) {
+        let seat = name("seat", seat)?;
+        if seats.contains(&seat) {
+            return Err(TqError::syntax("a seat is named twice"));
+        }
+        seats.push(seat);
+    }
+    Ok(seats)
 }
 
 pub fn parse_release<'a>(args: &[Bytes<'a>]) -> TqResult<SeatUser<'a>> {
@@ -203,15 +304,6 @@ pub fn parse_release<'a>(args: &[Bytes<'a>]) -> TqResult<SeatUser<'a>> {
         event: event(args[0])?,
         seat: name("seat", args[1])?,
         user: args.get(2).map(|u| name("user", u)).transpose()?,
-    })
-}
-
-pub fn parse_confirm<'a>(args: &[Bytes<'a>]) -> TqResult<SeatUser<'a>> {
-    let fixed = exactly(args, 3, "tq.confirm")?;
-    Ok(SeatUser {
-        event: event(fixed[0])?,
-        seat: name("seat", fixed[1])?,
-        user: Some(name("user", fixed[2])?),
     })
 }
 
@@ -276,6 +368,23 @@ fn name<'a>(what: &str, raw: Bytes<'a>) -> TqResult<Bytes<'a>> {
 
 fn seconds(what: &str, raw: Bytes<'_>) -> TqResult<u64> {
     integer_in(what, raw, 1, MAX_SECONDS)
+}
+
+/// A plain decimal integer that may be negative, within `min..=max`.
+fn signed_in(what: &str, raw: Bytes<'_>, min: i64, max: i64) -> TqResult<i64> {
+    let err = || TqError::syntax(format!("{what} must be an integer between {min} and {max}"));
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(err());
+    }
+    let value: i64 = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(err)?;
+    if !(min..=max).contains(&value) {
+        return Err(err());
+    }
+    Ok(value)
 }
 
 /// A plain decimal integer (optional leading '-', nothing else) within
@@ -455,14 +564,75 @@ mod tests {
     }
 
     #[test]
+    fn with_lists_of_hold_confirm_and_extend() {
+        let h = parse_hold(&v(&["e", "A1", "u", "TTL", "60", "WITH", "A2", "A3"])).unwrap();
+        assert_eq!(h.seats, vec![&b"A1"[..], b"A2", b"A3"]);
+        assert_eq!(h.ttl_s, Some(60));
+        let h = parse_hold(&v(&["e", "A1", "u", "with", "A2"])).unwrap();
+        assert_eq!((h.seats.len(), h.ttl_s), (2, None));
+        // WITH takes the rest: a TTL after it is a seat named TTL.
+        let h = parse_hold(&v(&["e", "A1", "u", "WITH", "TTL", "60"])).unwrap();
+        assert_eq!(h.seats, vec![&b"A1"[..], b"TTL", b"60"]);
+        let err = |r: TqResult<Hold>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(parse_hold(&v(&["e", "A1", "u", "WITH"]))),
+            "ERR syntax error, WITH needs at least one seat"
+        );
+        assert_eq!(
+            err(parse_hold(&v(&["e", "A1", "u", "WITH", "A2", "A1"]))),
+            "ERR a seat is named twice"
+        );
+        assert!(parse_hold(&v(&["e", "A1", "u", "WITH", ""])).is_err());
+        let names: Vec<String> = (1..101).map(|i| format!("S{i}")).collect();
+        let mut many: Vec<&[u8]> = vec![b"e", b"S0", b"u", b"WITH"];
+        many.extend(names[..99].iter().map(|n| n.as_bytes()));
+        assert_eq!(parse_hold(&many).unwrap().seats.len(), 100);
+        many.push(names[99].as_bytes());
+        assert_eq!(
+            err(parse_hold(&many)),
+            "ERR too many seats: at most 100 in one command"
+        );
+        let c = parse_confirm(&v(&["e", "A1", "u", "WITH", "A2"])).unwrap();
+        assert_eq!(c.seats, vec![&b"A1"[..], b"A2"]);
+        assert!(parse_confirm(&v(&["e", "A1", "u", "TTL", "5"])).is_err());
+        let x = parse_extend(&v(&["e", "A1", "u", "TTL", "90", "WITH", "A2"])).unwrap();
+        assert_eq!((x.seats.len(), x.ttl_s), (2, 90));
+        assert!(parse_extend(&v(&["e", "A1", "u", "TTL"])).is_err());
+        assert!(parse_extend(&v(&["e", "A1", "u", "TIL", "5"])).is_err());
+        assert!(parse_extend(&v(&["e", "A1", "u", "TTL", "0"])).is_err());
+    }
+
+    #[test]
     fn inventory_trim_hold_release_confirm() {
-        assert_eq!(parse_inventory(&v(&["e"])).unwrap().set, None);
+        assert_eq!(parse_inventory(&v(&["e"])).unwrap().change, None);
         assert_eq!(
             parse_inventory(&v(&["e", "set", "2147483648"]))
                 .unwrap()
-                .set,
-            Some(1 << 31)
+                .change,
+            Some(InventoryChange::Set(1 << 31))
         );
+        for (n, add) in [
+            ("-2147483648", -(1i64 << 31)),
+            ("0", 0),
+            ("-0", 0),
+            ("25", 25),
+        ] {
+            assert_eq!(
+                parse_inventory(&v(&["e", "add", n])).unwrap().change,
+                Some(InventoryChange::Add(add))
+            );
+        }
+        for bad in [
+            "2147483649",
+            "-2147483649",
+            "+1",
+            "1.5",
+            "",
+            "-",
+            "99999999999999999999",
+        ] {
+            assert!(parse_inventory(&v(&["e", "ADD", bad])).is_err(), "{bad}");
+        }
         assert!(parse_inventory(&v(&["e", "SET", "2147483649"])).is_err());
         assert!(parse_inventory(&v(&["e", "SET", "-1"])).is_err());
         assert!(parse_inventory(&v(&["e", "GET", "1"])).is_err());
@@ -633,13 +803,21 @@ mod fuzz {
             let r = parse_hold(&a);
             prop_assert!(refused_cleanly(&r));
             if let Ok(h) = r {
-                prop_assert!(valid_event(h.event) && valid_name(h.seat) && valid_name(h.user));
+                prop_assert!(valid_event(h.event) && valid_name(h.user));
+                prop_assert!(!h.seats.is_empty() && h.seats.len() <= MAX_GROUP);
+                prop_assert!(h.seats.iter().all(|s| valid_name(s)));
                 prop_assert!(seconds_ok(h.ttl_s));
             }
             let r = parse_inventory(&a);
             prop_assert!(refused_cleanly(&r));
             if let Ok(i) = r {
-                prop_assert!(valid_event(i.event) && i.set.is_none_or(|n| n <= MAX_INVENTORY));
+                prop_assert!(valid_event(i.event));
+                let in_range = match i.change {
+                    None => true,
+                    Some(InventoryChange::Set(n)) => n <= MAX_INVENTORY,
+                    Some(InventoryChange::Add(n)) => n.unsigned_abs() <= MAX_INVENTORY,
+                };
+                prop_assert!(in_range);
             }
             let r = parse_trim(&a);
             prop_assert!(refused_cleanly(&r));

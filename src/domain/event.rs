@@ -19,7 +19,7 @@ use super::error::{TqError, TqResult};
 use super::names::{digest_of, NameDigest};
 use super::queue::Queue;
 use super::seats::{Seat, Seats};
-use super::settings::{Settings, SettingsChange};
+use super::settings::{Settings, SettingsChange, MAX_INVENTORY};
 
 /// Most removals of each kind (abandoned entries, expired holds, closed
 /// dedupe windows) in one step, so that no step holds Redis' thread for
@@ -653,6 +653,25 @@ impl Event {
         self.counters.inventory + self.seats.due_holds(now_ms).count() as u64
     }
 
+    /// TQ.INVENTORY ADD: changes the seats available by `n`, refused if
+    /// that would leave 0..=`MAX_INVENTORY`. Returns the new inventory.
+    pub fn add_inventory(&mut self, step: &mut Step, n: i64) -> TqResult<u64> {
+        self.advance(step);
+        let now = self.counters.inventory as i64;
+        let after = now + n;
+        if !(0..=MAX_INVENTORY as i64).contains(&after) {
+            return Err(TqError::syntax(format!(
+                "ADD {n} would leave the inventory outside 0..{MAX_INVENTORY} (it is {now})"
+            )));
+        }
+        if n != 0 || !self.counters.inventory_set {
+            self.counters.inventory = after as u64;
+            self.counters.inventory_set = true;
+            step.changed = true;
+        }
+        Ok(self.inventory(step.now_ms))
+    }
+
     /// TQ.INVENTORY SET.
     pub fn set_inventory(&mut self, step: &mut Step, n: u64) -> u64 {
         self.advance(step);
@@ -664,11 +683,23 @@ impl Event {
         n
     }
 
-    /// TQ.HOLD: returns the inventory left.
+    /// TQ.HOLD of one seat: returns the inventory left.
     pub fn hold(
         &mut self,
         step: &mut Step,
         seat: &[u8],
+        user: &[u8],
+        ttl_s: Option<u64>,
+    ) -> TqResult<u64> {
+        self.hold_all(step, &[seat], user, ttl_s)
+    }
+
+    /// TQ.HOLD of `seats` (the first, then those after WITH), all or
+    /// nothing: returns the inventory left.
+    pub fn hold_all(
+        &mut self,
+        step: &mut Step,
+        seats: &[&[u8]],
         user: &[u8],
         ttl_s: Option<u64>,
     ) -> TqResult<u64> {
@@ -678,11 +709,14 @@ impl Event {
         {
             return Err(TqError::NoPass);
         }
-        self.expire_seat(step, seat);
-        if self.seats.get(seat).is_some() {
-            return Err(TqError::SeatUnavailable(seat.to_vec()));
+        for seat in seats {
+            self.expire_seat(step, seat);
         }
-        if self.counters.inventory == 0 {
+        if let Some(taken) = seats.iter().find(|seat| self.seats.get(seat).is_some()) {
+            return Err(TqError::SeatUnavailable(taken.to_vec()));
+        }
+        let wanted = seats.len() as u64;
+        if self.counters.inventory < wanted {
             return Err(TqError::SoldOut);
         }
         let max_seats = self.settings.max_seats;
@@ -691,17 +725,45 @@ impl Event {
                 .buyers
                 .get(&holder)
                 .map_or((0, 0), |b| (u64::from(b.held), u64::from(b.bought)));
-            if held + bought + 1 > max_seats {
+            if held + bought + wanted > max_seats {
                 return Err(TqError::Limit(max_seats));
             }
         }
         let ttl_s = ttl_s.unwrap_or(self.settings.hold_ttl_s);
-        self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
-        self.buyers.change_held(&holder, 1);
-        self.counters.inventory -= 1;
+        for seat in seats {
+            self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
+            self.buyers.change_held(&holder, 1);
+        }
+        self.counters.inventory -= wanted;
         self.renew_pass(step, &holder);
         step.changed = true;
         Ok(self.inventory(step.now_ms))
+    }
+
+    /// TQ.EXTEND: every seat in `seats`, held by `user`, is held until
+    /// now + `ttl_s`, all or nothing. Returns the new remaining hold time.
+    pub fn extend(
+        &mut self,
+        step: &mut Step,
+        seats: &[&[u8]],
+        user: &[u8],
+        ttl_s: u64,
+    ) -> TqResult<u64> {
+        self.advance(step);
+        for seat in seats {
+            self.expire_seat(step, seat);
+        }
+        for seat in seats {
+            self.check_holder(seat, Some(user))?;
+        }
+        let expires_ms = step.now_ms + ttl_s * 1000;
+        for seat in seats {
+            if self.seats.extend(seat, expires_ms) {
+                step.changed = true;
+            }
+        }
+        self.renew_pass(step, &digest_of(user));
+        Ok(ttl_s * 1000)
     }
 
     /// TQ.RELEASE: returns the inventory after the seat came back.
@@ -714,15 +776,26 @@ impl Event {
         Ok(self.inventory(step.now_ms))
     }
 
-    /// TQ.CONFIRM: the hold of `user` becomes a sale.
+    /// TQ.CONFIRM of one seat: the hold of `user` becomes a sale.
     pub fn confirm(&mut self, step: &mut Step, seat: &[u8], user: &[u8]) -> TqResult<()> {
+        self.confirm_all(step, &[seat], user)
+    }
+
+    /// TQ.CONFIRM of `seats`, all or nothing: each must be held by `user`.
+    pub fn confirm_all(&mut self, step: &mut Step, seats: &[&[u8]], user: &[u8]) -> TqResult<()> {
         self.advance(step);
-        self.expire_seat(step, seat);
-        self.check_holder(seat, Some(user))?;
-        self.seats.sell(seat, user);
+        for seat in seats {
+            self.expire_seat(step, seat);
+        }
+        for seat in seats {
+            self.check_holder(seat, Some(user))?;
+        }
         let buyer = digest_of(user);
-        self.buyers.bought_one(&buyer);
-        self.counters.sold += 1;
+        for seat in seats {
+            self.seats.sell(seat, user);
+            self.buyers.bought_one(&buyer);
+        }
+        self.counters.sold += seats.len() as u64;
         self.renew_pass(step, &buyer);
         step.changed = true;
         Ok(())

@@ -1888,3 +1888,107 @@ fn a_replica_given_the_masters_draws_gives_the_same_pass() {
     ));
     assert_eq!(encode(&other), before);
 }
+
+// ---- groups, extensions, inventory changes ---------------------------------
+
+#[test]
+fn a_group_hold_is_all_or_nothing_and_names_the_first_failing_seat() {
+    let mut e = Event::new(settings(|s| s.max_seats = 4));
+    set_inventory(&mut e, T0, 5);
+    let group = |names: &[&'static str]| names.iter().map(|n| n.as_bytes()).collect::<Vec<_>>();
+    let (left, _) = run(&mut e, T0, |e, s| {
+        e.hold_all(s, &group(&["A1", "A2", "A3"]), b"u1", None)
+    });
+    assert_eq!(left, Ok(2));
+    // A2 is held: nothing of the group is taken, A2 is named.
+    let err = refused(&mut e, T0, |e, s| {
+        e.hold_all(s, &group(&["B1", "A2", "A3"]), b"u2", None)
+    });
+    assert_eq!(err, TqError::SeatUnavailable(b"A2".to_vec()));
+    assert_eq!(e.seat(T0, b"B1").state, "available");
+    // Three seats wanted, two available.
+    let err = refused(&mut e, T0, |e, s| {
+        e.hold_all(s, &group(&["B1", "B2", "B3"]), b"u2", None)
+    });
+    assert_eq!(err, TqError::SoldOut);
+    // u1 holds 3 of its 4: two more would pass MAX-SEATS.
+    let err = refused(&mut e, T0, |e, s| {
+        e.hold_all(s, &group(&["B1", "B2"]), b"u1", None)
+    });
+    assert_eq!(err, TqError::Limit(4));
+    // Confirm the group: all or nothing too.
+    let err = refused(&mut e, T0, |e, s| {
+        e.confirm_all(s, &group(&["A1", "B9"]), b"u1")
+    });
+    assert_eq!(err, TqError::NotHeld(b"B9".to_vec()));
+    run(&mut e, T0, |e, s| {
+        e.hold_all(s, &group(&["B1"]), b"u2", None)
+    })
+    .0
+    .unwrap();
+    let err = refused(&mut e, T0, |e, s| {
+        e.confirm_all(s, &group(&["A1", "B1"]), b"u1")
+    });
+    assert_eq!(err, TqError::NotOwner(b"B1".to_vec()));
+    run(&mut e, T0, |e, s| {
+        e.confirm_all(s, &group(&["A1", "A2"]), b"u1")
+    })
+    .0
+    .unwrap();
+    let s = e.stats(T0);
+    assert_eq!((s.inventory, s.held, s.sold), (1, 2, 2));
+    assert_eq!(seat_total(&e, T0), 5);
+}
+
+#[test]
+fn extend_moves_every_named_hold_of_the_user_all_or_nothing() {
+    let mut e = Event::new(Settings::DEFAULT);
+    set_inventory(&mut e, T0, 5);
+    hold(&mut e, T0, "A1", "u1", Some(60)).unwrap();
+    hold(&mut e, T0, "A2", "u1", Some(60)).unwrap();
+    hold(&mut e, T0, "B1", "u2", Some(60)).unwrap();
+    let seats = [&b"A1"[..], b"A2"];
+    let (ms, step) = run(&mut e, T0 + 30_000, |e, s| e.extend(s, &seats, b"u1", 120));
+    assert_eq!(ms, Ok(120_000));
+    assert!(step.changed);
+    assert_eq!(e.seat(T0 + 30_000, b"A2").ttl_ms, 120_000);
+    // Not all the user's: nothing moves.
+    let err = refused(&mut e, T0 + 31_000, |e, s| {
+        e.extend(s, &[&b"A1"[..], b"B1"], b"u1", 600)
+    });
+    assert_eq!(err, TqError::NotOwner(b"B1".to_vec()));
+    assert_eq!(e.seat(T0 + 31_000, b"A1").ttl_ms, 119_000);
+    // The old deadline is gone: the hold lives until the new one.
+    let (_, step) = run(&mut e, T0 + 60_000, |e, s| e.advance(s));
+    assert_eq!(e.seat(T0 + 60_000, b"A1").state, "held");
+    assert_eq!(e.seat(T0 + 60_000, b"B1").state, "available");
+    assert!(step.changed);
+    assert_eq!(e.seat(T0 + 150_000, b"A1").state, "available");
+    // An expired hold is NOT_HELD.
+    let err = refused(&mut e, T0 + 150_000, |e, s| {
+        e.extend(s, &[&b"A1"[..]], b"u1", 60)
+    });
+    assert_eq!(err, TqError::NotHeld(b"A1".to_vec()));
+    assert_balance(&e, T0 + 150_000);
+}
+
+#[test]
+fn inventory_add_changes_the_inventory_within_its_bounds() {
+    let mut e = Event::new(Settings::DEFAULT);
+    let (n, step) = run(&mut e, T0, |e, s| e.add_inventory(s, 10));
+    assert_eq!((n, step.changed), (Ok(10), true));
+    assert!(e.counters.inventory_set);
+    hold(&mut e, T0, "A1", "u", None).unwrap();
+    assert_eq!(run(&mut e, T0, |e, s| e.add_inventory(s, -4)).0, Ok(5));
+    assert!(matches!(
+        refused(&mut e, T0, |e, s| e.add_inventory(s, -6)),
+        TqError::Syntax(_)
+    ));
+    assert!(matches!(
+        refused(&mut e, T0, |e, s| e.add_inventory(s, 1 << 31)),
+        TqError::Syntax(_)
+    ));
+    let (n, step) = run(&mut e, T0, |e, s| e.add_inventory(s, 0));
+    assert_eq!((n, step.changed), (Ok(5), false));
+    assert_eq!(seat_total(&e, T0), 6);
+}

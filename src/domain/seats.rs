@@ -59,6 +59,23 @@ impl Seats {
         self.holds.insert((expires_ms, slot));
     }
 
+    /// Moves the deadline of a held seat; whether it moved.
+    pub fn extend(&mut self, seat: &[u8], expires_ms: u64) -> bool {
+        let Some(slot) = self.find(seat) else {
+            return false;
+        };
+        let Seat::Held { expires_ms: at, .. } = &mut self.records.at_mut(slot).seat else {
+            return false;
+        };
+        if *at == expires_ms {
+            return false;
+        }
+        self.holds.remove(&(*at, slot));
+        *at = expires_ms;
+        self.holds.insert((expires_ms, slot));
+        true
+    }
+
     pub fn sell(&mut self, seat: &[u8], user: &[u8]) {
         self.free(seat);
         self.insert(

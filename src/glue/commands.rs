@@ -34,7 +34,7 @@ impl Command {
     }
 }
 
-pub const COMMANDS: [&Command; 15] = [
+pub const COMMANDS: [&Command; 16] = [
     &queue_commands::ENQUEUE,
     &queue_commands::POSITION,
     &queue_commands::ENTER,
@@ -46,6 +46,7 @@ pub const COMMANDS: [&Command; 15] = [
     &seat_commands::HOLD,
     &seat_commands::RELEASE,
     &seat_commands::CONFIRM,
+    &seat_commands::EXTEND,
     &seat_commands::SEAT,
     &event_commands::CONFIG,
     &event_commands::STATS,
@@ -218,7 +219,7 @@ macro_rules! entry_points {
     };
 }
 
-entry_points!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+entry_points!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
 /// Creates every TQ command. The event is argument 1 and the only key, so
 /// cluster clients route by it and `COMMAND GETKEYS` returns it.

@@ -1,10 +1,10 @@
-//! TQ.INVENTORY, TQ.HOLD, TQ.RELEASE, TQ.CONFIRM, TQ.SEAT.
+//! TQ.INVENTORY, TQ.HOLD, TQ.RELEASE, TQ.CONFIRM, TQ.EXTEND, TQ.SEAT.
 
 use super::command_info::{arg, option, Doc, Kind::*, ACCESS, EVENT, RO, RW, UPDATE};
 use super::commands::{Call, Command};
 use super::event_keys::{refuse_write_here, write, ReadEvent};
 use super::reply::Reply;
-use crate::domain::args;
+use crate::domain::args::{self, InventoryChange};
 use crate::domain::error::TqResult;
 
 pub const INVENTORY: Command = Command {
@@ -14,24 +14,31 @@ pub const INVENTORY: Command = Command {
     // applies Redis' own rules.
     flags: "may-replicate",
     doc: Doc {
-        summary: "Returns or sets the number of seats still available",
+        summary: "Returns, sets or changes by n the number of seats still available",
         complexity: "O(1)",
         arity: -2,
         key_flags: RW | ACCESS | UPDATE,
-        args: &[EVENT, option("SET", "n", Integer)],
+        args: &[
+            EVENT,
+            option("SET", "n", Integer),
+            option("ADD", "n", Integer),
+        ],
     },
     handler: inventory,
 };
 
 fn inventory(call: &Call) -> TqResult<Reply> {
     let req = args::parse_inventory(call.args)?;
-    let Some(n) = req.set else {
+    let Some(change) = req.change else {
         let event = ReadEvent::open(call, req.event)?;
         let available = event.event().map_or(0, |e| e.inventory(call.now_ms));
         return Ok(Reply::uint(available));
     };
     refuse_write_here(call)?;
-    let available = write(call, req.event, |e, step| e.set_inventory(step, n))?;
+    let available = write(call, req.event, |e, step| match change {
+        InventoryChange::Set(n) => Ok(e.set_inventory(step, n)),
+        InventoryChange::Add(n) => e.add_inventory(step, n),
+    })??;
     Ok(Reply::uint(available))
 }
 
@@ -39,8 +46,8 @@ pub const HOLD: Command = Command {
     name: "tq.hold",
     flags: "write deny-oom",
     doc: Doc {
-        summary: "Holds an available seat for a user until its TTL, taking one from inventory",
-        complexity: "O(log S) with S the number of held or sold seats",
+        summary: "Holds available seats for a user until their TTL, all or none, taking them from inventory",
+        complexity: "O(K log S) with K the seats named and S the number of held or sold seats",
         arity: -4,
         key_flags: RW | UPDATE | ACCESS,
         args: &[
@@ -48,6 +55,7 @@ pub const HOLD: Command = Command {
             arg("seat", Text),
             arg("user", Text),
             option("TTL", "seconds", Integer),
+            option("WITH", "seat", Text),
         ],
     },
     handler: hold,
@@ -56,9 +64,9 @@ pub const HOLD: Command = Command {
 fn hold(call: &Call) -> TqResult<Reply> {
     let req = args::parse_hold(call.args)?;
     let held = write(call, req.event, |e, step| {
-        e.hold(step, req.seat, req.user, req.ttl_s)
-    })?;
-    Ok(Reply::uint(held?))
+        e.hold_all(step, &req.seats, req.user, req.ttl_s)
+    })??;
+    Ok(Reply::uint(held))
 }
 
 pub const RELEASE: Command = Command {
@@ -86,21 +94,53 @@ pub const CONFIRM: Command = Command {
     name: "tq.confirm",
     flags: "write",
     doc: Doc {
-        summary: "Turns a user's hold into a sale",
-        complexity: "O(log S)",
-        arity: 4,
+        summary: "Turns a user's holds into sales, all or none",
+        complexity: "O(K log S) with K the seats named",
+        arity: -4,
         key_flags: RW | UPDATE | ACCESS,
-        args: &[EVENT, arg("seat", Text), arg("user", Text)],
+        args: &[
+            EVENT,
+            arg("seat", Text),
+            arg("user", Text),
+            option("WITH", "seat", Text),
+        ],
     },
     handler: confirm,
 };
 
 fn confirm(call: &Call) -> TqResult<Reply> {
     let req = args::parse_confirm(call.args)?;
-    let user = req.user.unwrap_or_default();
-    let confirmed = write(call, req.event, |e, step| e.confirm(step, req.seat, user))?;
-    confirmed?;
+    write(call, req.event, |e, step| {
+        e.confirm_all(step, &req.seats, req.user)
+    })??;
     Ok(Reply::ok())
+}
+
+pub const EXTEND: Command = Command {
+    name: "tq.extend",
+    flags: "write",
+    doc: Doc {
+        summary: "Holds a user's held seats until now plus a new TTL, all or none",
+        complexity: "O(K log S) with K the seats named",
+        arity: -6,
+        key_flags: RW | UPDATE | ACCESS,
+        args: &[
+            EVENT,
+            arg("seat", Text),
+            arg("user", Text),
+            option("TTL", "seconds", Integer).required(),
+            option("WITH", "seat", Text),
+        ],
+    },
+    handler: extend,
+};
+
+fn extend(call: &Call) -> TqResult<Reply> {
+    let req = args::parse_extend(call.args)?;
+    let ttl_ms = write(call, req.event, |e, step| {
+        e.extend(step, &req.seats, req.user, req.ttl_s)
+    })??;
+    Ok(Reply::uint(ttl_ms))
 }
 
 pub const SEAT: Command = Command {
