@@ -40,6 +40,7 @@ GOAL_ENTER_US=3     # TQ.ENTER at Q_LARGE, at most
 GOAL_MEM_B=250      # used_memory per waiting entry, at most
 GOAL_REPL_ENQ=2.5   # replication bytes TQ.ENQUEUE / XADD, at most
 GOAL_REPL_HOLD=3    # replication bytes TQ.HOLD / HSET, at most
+GOAL_GROUP_HOLD=2   # TQ.HOLD of 4 seats (WITH) / a single-seat TQ.HOLD, server time, at most
 GOAL_POLL_B=1       # replication bytes per TQ.POSITION poll, at most (~nothing)
 GOAL_TRIM_MS=25     # one TQ.TRIM of N_TRIM entries, at most
 GOAL_STEP_MS=10     # longest background step / event-loop stall, at most
@@ -341,6 +342,9 @@ echo "== hold: distinct seats"
 for p in "${MODES[@]}"; do
   flush; mature_event
   bench "TQ.HOLD" tq.hold "$p" "$RANGE" TQ.HOLD ev "s:$R2" "u:$R2"
+  flush; mature_event
+  # A group of four, all or nothing (each seat its own two draws).
+  bench "TQ.HOLD of 4 (WITH)" tq.hold "$p" "$RANGE" TQ.HOLD ev "s:$R2" "u:$R2" WITH "s:$R2" "s:$R2" "s:$R2"
   flush; lua_inventory
   bench "hold.lua" evalsha "$p" "$RANGE" EVALSHA "$SHA_HOLD" 3 "lua:{ev}:seats" "lua:{ev}:inventory" "lua:{ev}:hold:s:$R2" "s:$R2" "u:$R2"
   flush
@@ -674,6 +678,10 @@ goal() {
   cmp_row TQ.HOLD hold.lua P1 "$GOAL_HOLD_TIME" ""
   cmp_row TQ.RELEASE release.lua pipe "" ""
   echo
+  for m in "$P" P1; do
+    echo "A group of 4 seats (TQ.HOLD ... WITH, all or nothing), $(mode_name "$m"): $(u "TQ.HOLD of 4 (WITH)|$m") us, $(ratio "$(u "TQ.HOLD of 4 (WITH)|$m")" "$(u "TQ.HOLD|$m")")x a single-seat TQ.HOLD (goal <= ${GOAL_GROUP_HOLD}x)."
+  done
+  echo
   echo "Bare commands for scale: XADD $(u "XADD (bare)|$P") us, HSET $(u "HSET (bare)|$P") us, PING $(u "PING|$P") us (-P $PIPELINE)."
   echo
   echo "## Waiting room at scale (random waiting fans, never one hot token)"
@@ -761,6 +769,9 @@ r="$(ratio "$(o "TQ.ENQUEUE|$P")" "$(o "enqueue.lua|$P")")"
 goal "TQ.ENQUEUE throughput >= ${GOAL_ENQ_OPS}x enqueue.lua's at -P $PIPELINE (${r}x)" "a >= $GOAL_ENQ_OPS" "$r"
 r="$(worst_time_ratio TQ.HOLD hold.lua)"
 goal "TQ.HOLD takes >= ${GOAL_HOLD_TIME}x less server time than hold.lua (worse mode: ${r}x)" "a >= $GOAL_HOLD_TIME" "$r"
+g="$(max2 "$(ratio "$(u "TQ.HOLD of 4 (WITH)|$P")" "$(u "TQ.HOLD|$P")")" \
+  "$(ratio "$(u "TQ.HOLD of 4 (WITH)|P1")" "$(u "TQ.HOLD|P1")")")"
+goal "TQ.HOLD of 4 seats <= ${GOAL_GROUP_HOLD}x a single-seat hold's server time (worse mode: ${g}x)" "a <= $GOAL_GROUP_HOLD" "$g"
 r="$(ratio "$(o "TQ.HOLD|$P")" "$(o "hold.lua|$P")")"
 goal "TQ.HOLD throughput >= ${GOAL_HOLD_OPS}x hold.lua's at -P $PIPELINE (${r}x)" "a >= $GOAL_HOLD_OPS" "$r"
 pl="$(max2 "$(u "TQ.POSITION @$Q_LARGE|$P")" "$(u "TQ.POSITION @$Q_LARGE|P1")")"
