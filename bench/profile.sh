@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Instruction profile of TQ.ENQUEUE (with DEDUPE and TTL), TQ.HOLD,
+# Instruction profile of TQ.ENQUEUE (with DEDUPE and TTL), TQ.HOLD (one seat
+# and a group of four),
 # TQ.POSITION (random waiting fans) and TQ.ENTER (the front fan), and of
 # the seed-style Lua scripts they replace (enqueue.lua, hold.lua), under
 # callgrind, the same calls as make bench's.
@@ -248,6 +249,8 @@ profile_cmd enqueue RedisModuleCommandDispatcher setup_tq "XLEN tq:{ev}:queue" "
   TQ.ENQUEUE ev "u#" "t#" DEDUPE "d#" TTL 300
 profile_cmd hold RedisModuleCommandDispatcher setup_tq "TQ.INVENTORY ev" "$((100000000 - N))" \
   TQ.HOLD ev "s#" "u#"
+profile_cmd hold4 RedisModuleCommandDispatcher setup_tq "TQ.INVENTORY ev" "$((100000000 - 4 * N))" \
+  TQ.HOLD ev "s#" "u#" WITH "t#" "v#" "w#"
 GEN_RANDOM=$POSITION_Q profile_cmd position RedisModuleCommandDispatcher setup_position \
   "XLEN tq:{ev}:queue" "$POSITION_Q" TQ.POSITION ev "p#"
 profile_cmd enter RedisModuleCommandDispatcher setup_enter "XLEN tq:{ev}:queue" 0 \
@@ -276,14 +279,16 @@ profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
   echo "natively it uses the SHA instructions, where the CPU has them."
   echo "| command | tq | of which SHA-256 in software | the rest | script | script/rest |"
   echo "|---|---:|---:|---:|---:|---:|"
-  for cmd in enqueue hold position enter; do
+  for cmd in enqueue hold hold4 position enter; do
     tq=${PER_CALL[$cmd]} sha=$(sha_per_call "$cmd") lua=${PER_CALL[$cmd.lua]:-}
     rest=$((tq - sha))
     echo "| TQ.${cmd^^} | $tq | $sha | $rest | ${lua:--} | $([ -n "$lua" ] && ratio "$lua" "$rest" || echo -) |"
   done
+  echo
+  echo "A group hold of 4 seats (hold4: TQ.HOLD ... WITH, all or nothing): ${PER_CALL[hold4]} instructions per call, $(ratio "${PER_CALL[hold4]}" "${PER_CALL[hold]}")x a single-seat TQ.HOLD."
 } >>"$SUMMARY"
 
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo
-echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,position,enter,enqueue.lua,hold.lua}.{inclusive,self}.txt"
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,hold4,position,enter,enqueue.lua,hold.lua}.{inclusive,self}.txt"

@@ -329,5 +329,8 @@ fn many_clients_with_groups_keep_every_invariant() {
     let mut r = replica.client();
     wait_caught_up(&mut con, &mut r);
     assert_eq!(digest(&mut con), digest(&mut r));
-    assert!(!sold.is_empty() && !owners.is_empty(), "no group was ever confirmed");
+    assert!(
+        !sold.is_empty() && !owners.is_empty(),
+        "no group was ever confirmed"
+    );
 }

@@ -154,7 +154,13 @@ impl Buyers {
 /// A pass id (or any 16-byte draw) as clients and records see it: 32
 /// lower-case hex digits.
 pub fn id_text(id: &PassId) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(32);
+    for b in id {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    text
 }
 
 /// The reverse of `id_text`: `None` unless exactly 32 hex digits.

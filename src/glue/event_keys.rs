@@ -8,6 +8,8 @@
 
 use std::ffi::c_int;
 
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
 use redis_module::{raw, ContextFlags};
 
 use super::background;
@@ -294,12 +296,21 @@ impl<'c> OpenEvent<'c> {
     }
 }
 
-/// A fresh random draw on the master (a new pass's id): Redis' own
-/// generator, seeded at startup.
+/// A fresh random draw on the master (a new pass's id), from a ChaCha12
+/// generator in module memory seeded once from Redis' own generator:
+/// `RM_GetRandomBytes` runs a SHA-256 HMAC in software on every call, many
+/// times dearer than a ChaCha block.
 fn random_draw() -> [u8; 16] {
+    static GENERATOR: parking_lot::Mutex<Option<ChaCha12Rng>> = parking_lot::const_mutex(None);
+    let mut generator = GENERATOR.lock();
+    let generator = generator.get_or_insert_with(|| {
+        let mut seed = [0u8; 32];
+        // SAFETY: writes exactly `seed.len()` bytes into the buffer.
+        unsafe { raw::RedisModule_GetRandomBytes.unwrap()(seed.as_mut_ptr(), seed.len()) };
+        ChaCha12Rng::from_seed(seed)
+    });
     let mut bytes = [0u8; 16];
-    // SAFETY: writes exactly `bytes.len()` bytes into the buffer.
-    unsafe { raw::RedisModule_GetRandomBytes.unwrap()(bytes.as_mut_ptr(), bytes.len()) };
+    generator.fill_bytes(&mut bytes);
     bytes
 }
 
