@@ -110,7 +110,9 @@ fn passes_lapse_by_themselves_and_the_replica_follows() {
     let (master, replica) = Server::start_master_and_replica(&[], &[]);
     let mut m = master.client();
     let mut r = replica.client();
-    tq!(&mut m, "TQ.CONFIG", "ev", "SESSION", 1, "BURST", 100).unwrap();
+    // Five seconds: long enough for a loaded test machine to check the
+    // replica before they lapse.
+    tq!(&mut m, "TQ.CONFIG", "ev", "SESSION", 5, "BURST", 100).unwrap();
     for i in 0..20 {
         tq!(&mut m, "TQ.ENQUEUE", "ev", format!("u{i}"), format!("t{i}")).unwrap();
         tq!(&mut m, "TQ.ENTER", "ev", format!("t{i}")).unwrap();
@@ -127,7 +129,7 @@ fn passes_lapse_by_themselves_and_the_replica_follows() {
     let size = |con: &mut Connection| -> i64 { redis_query(con, &["MEMORY", "USAGE", &state]) };
     let full = size(&mut m);
     assert!(
-        eventually(Duration::from_secs(5), || size(&mut m) < full),
+        eventually(Duration::from_secs(10), || size(&mut m) < full),
         "the lapsed passes stayed in storage"
     );
     assert_eq!(
@@ -152,8 +154,10 @@ fn max_active_holds_the_queue_while_passes_live_and_a_lapse_lets_the_front_in() 
         "ev",
         "MAX-ACTIVE",
         2,
+        // Passes of 3 s: long enough for a loaded machine to poll before
+        // they lapse.
         "SESSION",
-        1,
+        3,
         "BURST",
         100
     )
@@ -186,12 +190,12 @@ fn max_active_holds_the_queue_while_passes_live_and_a_lapse_lets_the_front_in() 
     assert_eq!(error_text(&refused), "NOT_READY 1");
     // The passes lapse a session after they were given: the front is
     // ready then, and only as many as places freed.
-    assert!(eventually(Duration::from_secs(3), || int_field(
+    assert!(eventually(Duration::from_secs(6), || int_field(
         &poll(&mut con, "t3"),
         "ready"
     ) == 1));
     assert!(
-        capped_at.elapsed() >= Duration::from_millis(900),
+        capped_at.elapsed() >= Duration::from_millis(2_500),
         "lapsed early"
     );
     tq!(&mut con, "TQ.ENTER", "ev", "t3").unwrap();
