@@ -49,6 +49,38 @@ impl Buyers {
         Some(self.records.at(self.find(user)?))
     }
 
+    /// The slot of the user's record, if any: one lookup for a rule that
+    /// reads and then changes the record (`at`, `give_pass_at`,
+    /// `add_held_at`).
+    pub fn find(&self, user: &NameDigest) -> Option<u32> {
+        let records = &self.records;
+        self.index.find(user, |s| &records.at(s).user[..])
+    }
+
+    pub fn at(&self, slot: u32) -> &Buyer {
+        self.records.at(slot)
+    }
+
+    /// The slot of the user's record, made if there is none.
+    pub fn slot_or_insert(&mut self, user: &NameDigest) -> u32 {
+        match self.find(user) {
+            Some(slot) => slot,
+            None => self.insert(user),
+        }
+    }
+
+    /// Makes a record for `user`, which has none.
+    pub fn insert(&mut self, user: &NameDigest) -> u32 {
+        debug_assert!(self.find(user).is_none());
+        let slot = self.records.insert(Buyer {
+            user: *user,
+            ..Buyer::default()
+        });
+        let records = &self.records;
+        self.index.insert(slot, user, |s| &records.at(s).user[..]);
+        slot
+    }
+
     /// The user's pass if it is live at `now_ms`.
     pub fn live_pass(&self, user: &NameDigest, now_ms: u64) -> Option<Pass> {
         self.get(user)?.pass.filter(|p| p.expires_ms > now_ms)
@@ -62,6 +94,11 @@ impl Buyers {
     /// Gives `user` the pass `pass`, in place of any it had.
     pub fn give_pass(&mut self, user: &NameDigest, pass: Pass) {
         let slot = self.slot_or_insert(user);
+        self.give_pass_at(slot, pass);
+    }
+
+    /// `give_pass` for the record in `slot`.
+    pub fn give_pass_at(&mut self, slot: u32, pass: Pass) {
         let buyer = self.records.at_mut(slot);
         if let Some(old) = buyer.pass.replace(pass) {
             self.passes.remove(&(old.expires_ms, slot));
@@ -84,6 +121,12 @@ impl Buyers {
         let buyer = self.records.at_mut(slot);
         buyer.held = buyer.held.saturating_add_signed(by);
         self.drop_if_empty(slot);
+    }
+
+    /// `n` more seats held by the record in `slot`.
+    pub fn add_held_at(&mut self, slot: u32, n: u32) {
+        let buyer = self.records.at_mut(slot);
+        buyer.held = buyer.held.saturating_add(n);
     }
 
     /// A held seat became a sale.
@@ -115,24 +158,6 @@ impl Buyers {
         // A B-tree entry costs about its key plus a share of its node.
         let per_pass = std::mem::size_of::<(u64, u32)>() + 8;
         self.records.memory_usage() + self.index.memory_usage() + self.passes.len() * per_pass
-    }
-
-    fn find(&self, user: &NameDigest) -> Option<u32> {
-        let records = &self.records;
-        self.index.find(user, |s| &records.at(s).user[..])
-    }
-
-    fn slot_or_insert(&mut self, user: &NameDigest) -> u32 {
-        if let Some(slot) = self.find(user) {
-            return slot;
-        }
-        let slot = self.records.insert(Buyer {
-            user: *user,
-            ..Buyer::default()
-        });
-        let records = &self.records;
-        self.index.insert(slot, user, |s| &records.at(s).user[..]);
-        slot
     }
 
     fn drop_if_empty(&mut self, slot: u32) {

@@ -509,12 +509,20 @@ impl Event {
         }
         let user = *self.queue.user_of(slot);
         let expires_ms = now + self.settings.session_ms();
-        let id: PassId = match self.buyers.live_pass(&user, now) {
+        let buyer = self.buyers.find(&user);
+        let live = buyer
+            .and_then(|b| self.buyers.at(b).pass)
+            .filter(|p| p.expires_ms > now);
+        let id: PassId = match live {
             Some(pass) => pass.id,
             None => step.draw()?,
         };
         let pass = Pass { id, expires_ms };
-        self.buyers.give_pass(&user, pass);
+        let buyer = match buyer {
+            Some(b) => b,
+            None => self.buyers.insert(&user),
+        };
+        self.buyers.give_pass_at(buyer, pass);
         self.bucket = Some(BucketState {
             milli_tokens: milli - 1000,
             at_ms: now,
@@ -704,13 +712,23 @@ impl Event {
         ttl_s: Option<u64>,
     ) -> TqResult<u64> {
         self.advance(step);
+        let now = step.now_ms;
         let holder = digest_of(user);
-        if self.settings.require_pass == 1 && self.buyers.live_pass(&holder, step.now_ms).is_none()
-        {
+        // One lookup of the holder's record for every check and change.
+        let mut buyer = self.buyers.find(&holder);
+        let live = buyer
+            .and_then(|slot| self.buyers.at(slot).pass)
+            .filter(|p| p.expires_ms > now);
+        if self.settings.require_pass == 1 && live.is_none() {
             return Err(TqError::NoPass);
         }
+        let mut gave_back = false;
         for seat in seats {
-            self.expire_seat(step, seat);
+            gave_back |= self.expire_seat(step, seat);
+        }
+        if gave_back {
+            // The holder's count may have dropped, its record with it.
+            buyer = self.buyers.find(&holder);
         }
         if let Some(taken) = seats.iter().find(|seat| self.seats.get(seat).is_some()) {
             return Err(TqError::SeatUnavailable(taken.to_vec()));
@@ -721,23 +739,30 @@ impl Event {
         }
         let max_seats = self.settings.max_seats;
         if max_seats > 0 {
-            let (held, bought) = self
-                .buyers
-                .get(&holder)
-                .map_or((0, 0), |b| (u64::from(b.held), u64::from(b.bought)));
+            let (held, bought) = buyer.map_or((0, 0), |slot| {
+                let b = self.buyers.at(slot);
+                (u64::from(b.held), u64::from(b.bought))
+            });
             if held + bought + wanted > max_seats {
                 return Err(TqError::Limit(max_seats));
             }
         }
         let ttl_s = ttl_s.unwrap_or(self.settings.hold_ttl_s);
         for seat in seats {
-            self.seats.hold(seat, user, step.now_ms + ttl_s * 1000);
-            self.buyers.change_held(&holder, 1);
+            self.seats.hold(seat, user, now + ttl_s * 1000);
+        }
+        let slot = match buyer {
+            Some(slot) => slot,
+            None => self.buyers.insert(&holder),
+        };
+        self.buyers.add_held_at(slot, wanted as u32);
+        if let Some(pass) = live {
+            let expires_ms = now + self.settings.session_ms();
+            self.buyers.give_pass_at(slot, Pass { expires_ms, ..pass });
         }
         self.counters.inventory -= wanted;
-        self.renew_pass(step, &holder);
         step.changed = true;
-        Ok(self.inventory(step.now_ms))
+        Ok(self.inventory(now))
     }
 
     /// TQ.EXTEND: every seat in `seats`, held by `user`, is held until
@@ -803,14 +828,16 @@ impl Event {
 
     /// Gives the seat back if its hold expired but is still stored (more
     /// holds were due than one step gives back): every rule sees it
-    /// available from the millisecond its hold expires.
-    fn expire_seat(&mut self, step: &mut Step, seat: &[u8]) {
-        if let Some(Seat::Held { expires_ms, .. }) = self.seats.get(seat) {
-            if *expires_ms <= step.now_ms {
+    /// available from the millisecond its hold expires. Whether it did.
+    fn expire_seat(&mut self, step: &mut Step, seat: &[u8]) -> bool {
+        match self.seats.get(seat) {
+            Some(Seat::Held { expires_ms, .. }) if *expires_ms <= step.now_ms => {
                 self.give_back(seat);
                 self.counters.holds_expired += 1;
                 step.changed = true;
+                true
             }
+            _ => false,
         }
     }
 
