@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const CODES: [&str; 9] = [
+const CODES: [&str; 11] = [
     "ERR",
     "WRONGTYPE",
     "DUPLICATE",
@@ -23,9 +23,11 @@ const CODES: [&str; 9] = [
     "SOLD_OUT",
     "NOT_HELD",
     "NOT_OWNER",
+    "NO_PASS",
+    "LIMIT",
 ];
 
-const COMMANDS: [&str; 13] = [
+const COMMANDS: [&str; 15] = [
     "TQ.ENQUEUE",
     "TQ.POSITION",
     "TQ.ENTER",
@@ -36,6 +38,8 @@ const COMMANDS: [&str; 13] = [
     "TQ.HOLD",
     "TQ.RELEASE",
     "TQ.CONFIRM",
+    "TQ.EXTEND",
+    "TQ.PASS",
     "TQ.SEAT",
     "TQ.CONFIG",
     "TQ.STATS",
@@ -206,6 +210,22 @@ impl Gen {
         }
     }
 
+    /// Sometimes `WITH` and a few seats (sometimes none, sometimes one
+    /// repeated).
+    fn with_list(&mut self, a: &mut Vec<Vec<u8>>) {
+        if self.rng.gen_bool(0.4) {
+            a.push(self.keyword("WITH"));
+            for _ in 0..self.rng.gen_range(0..4) {
+                let seat = if self.rng.gen_bool(0.2) {
+                    a[1].clone()
+                } else {
+                    self.name()
+                };
+                a.push(seat);
+            }
+        }
+    }
+
     /// A plausible argument list for `command`, then mutated.
     fn args(&mut self, command: &str) -> Vec<Vec<u8>> {
         let mut a = vec![self.event()];
@@ -228,7 +248,8 @@ impl Gen {
                 a.push(self.seconds());
             }
             "TQ.INVENTORY" if self.rng.gen_bool(0.6) => {
-                a.push(self.keyword("SET"));
+                let op = if self.rng.gen_bool(0.5) { "SET" } else { "ADD" };
+                a.push(self.keyword(op));
                 a.push(self.count());
             }
             "TQ.HOLD" => {
@@ -237,6 +258,22 @@ impl Gen {
                 if self.rng.gen_bool(0.5) {
                     a.push(self.keyword("TTL"));
                     a.push(self.seconds());
+                }
+                self.with_list(&mut a);
+            }
+            "TQ.EXTEND" => {
+                a.push(self.name());
+                a.push(self.name());
+                a.push(self.keyword("TTL"));
+                a.push(self.seconds());
+                self.with_list(&mut a);
+            }
+            "TQ.PASS" => {
+                a.push(self.name());
+                match self.rng.gen_range(0..3) {
+                    0 => a.push(self.keyword("TOUCH")),
+                    1 => a.push(self.keyword("REVOKE")),
+                    _ => {}
                 }
             }
             "TQ.RELEASE" => {
@@ -248,6 +285,7 @@ impl Gen {
             "TQ.CONFIRM" => {
                 a.push(self.name());
                 a.push(self.name());
+                self.with_list(&mut a);
             }
             "TQ.CONFIG" => {
                 for (kw, is_count) in [
@@ -256,6 +294,11 @@ impl Gen {
                     ("HEARTBEAT", false),
                     ("HOLD-TTL", false),
                     ("DEDUPE-TTL", false),
+                    ("SESSION", false),
+                    ("MAX-ACTIVE", true),
+                    ("REQUIRE-PASS", true),
+                    ("MAX-SEATS", true),
+                    ("MAX-ENTRIES", true),
                 ] {
                     if self.rng.gen_bool(0.3) {
                         a.push(self.keyword(kw));

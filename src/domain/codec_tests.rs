@@ -679,6 +679,12 @@ fn forged_numbers_out_of_range_are_refused() {
             f.seats[0].1 = ForgedSeat::Held(b"u".to_vec(), 1 << 49)
         }),
         ("seat tag 2", |f| f.seats[1].1 = ForgedSeat::Tag(2)),
+        ("a pass expiry past 2^48", |f| f.passes[0].2 = 1 << 49),
+        ("a session of 0", |f| f.more_settings[0] = 0),
+        ("require_pass 2", |f| f.more_settings[2] = 2),
+        ("max_entries past 2^31", |f| {
+            f.more_settings[4] = (1 << 31) + 1
+        }),
     ];
     for (why, forge) in cases {
         let mut f = Forge::valid();
@@ -750,6 +756,15 @@ fn forged_inconsistencies_are_refused() {
         forge(&mut f);
         refused(&f, why);
     }
+    // Passes, which version 2 stores: one per user.
+    let mut f = Forge::valid();
+    let again = f.passes[0].clone();
+    f.passes.push((again.0, [9; 16], again.2 + 1));
+    refused(&f, "a user with two passes");
+    let mut f = Forge::valid();
+    f.passes.push((b"x".to_vec(), [8; 16], T0));
+    let e = f.decode().expect("two users, a pass each");
+    assert_eq!(e.stats(T0 - 1).active, 2);
     // An unknown version.
     for version in [0, 3, -1] {
         assert!(decode_version(&Forge::valid().bytes(), version).is_err());
