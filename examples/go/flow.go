@@ -1,5 +1,6 @@
 // One fan's whole way through a TQ sale with go-redis:
-// join the queue -> poll the position -> enter -> hold a seat -> confirm it.
+// join the queue -> poll the position -> enter (a pass) -> hold a seat
+// -> confirm it -> end the pass.
 //
 //	cd examples/go && go mod tidy && REDIS_HOST=127.0.0.1 REDIS_PORT=6379 go run .
 //
@@ -92,6 +93,10 @@ func main() {
 	seat := "A-12"
 
 	// The organiser puts 100 seats on sale.
+	// Seats go to admitted fans only: a hold needs the pass TQ.ENTER gives.
+	if err := rdb.Do(ctx, "TQ.CONFIG", event, "REQUIRE-PASS", 1).Err(); err != nil {
+		log.Fatalf("TQ.CONFIG: %v", err)
+	}
 	seats, err := rdb.Do(ctx, "TQ.INVENTORY", event, "SET", 100).Int64()
 	if err != nil {
 		log.Fatalf("TQ.INVENTORY: %v", err)
@@ -113,7 +118,9 @@ func main() {
 			reply, err := rdb.Do(ctx, "TQ.ENTER", event, token).Result()
 			if err == nil {
 				entered = true
-				fmt.Printf("entered: position_was=%v\n", asMap(reply)["position_was"])
+				admitted := asMap(reply)
+				fmt.Printf("entered: position_was=%v\n", admitted["position_was"])
+				fmt.Printf("pass %v until %v\n", admitted["pass"], admitted["expires_at"])
 				break
 			}
 			if !strings.HasPrefix(err.Error(), "NOT_READY") {
@@ -144,9 +151,15 @@ func main() {
 	state := do(ctx, rdb, "TQ.SEAT", event, seat)
 	fmt.Printf("seat %s: %v by %v, %v ms to pay\n", seat, state["state"], state["user"], state["ttl_ms"])
 
-	// 5. ... and confirm it once paid.
+	// 5. ... and confirm it once paid; 6. checkout done: end the pass, so
+	// that the place it held goes to the next fan.
 	if err := rdb.Do(ctx, "TQ.CONFIRM", event, seat, fan).Err(); err != nil {
 		log.Fatalf("TQ.CONFIRM: %v", err)
 	}
+	ended, err := rdb.Do(ctx, "TQ.PASS", event, fan, "REVOKE").Int64()
+	if err != nil {
+		log.Fatalf("TQ.PASS: %v", err)
+	}
+	fmt.Printf("pass ended: %d\n", ended)
 	fmt.Printf("confirmed %s for %s\n", seat, fan)
 }
