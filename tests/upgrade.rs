@@ -312,7 +312,14 @@ fn check_writes_then(con: &mut Connection, event: &str, f: &Fixture, next_id: &s
     assert_eq!(text_field(&joined, "id"), next_id);
     assert_eq!(int_field(&joined, "position"), 4);
     assert_eq!(xlen(con, event), 4);
-    // The seats: the hold is alice's, the sale bob's.
+    // The seats: the hold is alice's, the sale bob's, and each user's
+    // counts say so on the converting master as after a reload.
+    let seats_of = |con: &mut Connection, user: &str| {
+        let p = tq!(con, "TQ.PASS", event, user).unwrap();
+        (int_field(&p, "held"), int_field(&p, "bought"))
+    };
+    assert_eq!(seats_of(con, "alice"), (1, 0));
+    assert_eq!(seats_of(con, "bob"), (0, 1));
     let other = tq!(con, "TQ.CONFIRM", event, "A1", "bob");
     assert_eq!(code(&other), "NOT_OWNER");
     let sold = stat(con, event, "sold");

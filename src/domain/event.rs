@@ -76,8 +76,11 @@ impl Step {
         }
     }
 
-    /// The next random draw.
-    pub fn draw(&mut self) -> TqResult<[u8; 16]> {
+    /// The next random draw. `salt` tells draws apart where a record
+    /// carries none: one written by tq 0.3, which drew nothing, replayed
+    /// here gets a value made from its time and `salt`, the same on every
+    /// server that replays it.
+    pub fn draw(&mut self, salt: u64) -> TqResult<[u8; 16]> {
         let value = match &mut self.draws {
             Draws::Unavailable => {
                 return Err(TqError::Internal(
@@ -85,9 +88,16 @@ impl Step {
                 ))
             }
             Draws::Fresh(source) => source(),
-            Draws::Recorded(left) => left.pop_front().ok_or_else(|| {
-                TqError::Internal("the record carries fewer draws than the rule takes".into())
-            })?,
+            Draws::Recorded(left) => match left.pop_front() {
+                Some(value) => value,
+                None => {
+                    let mut seed = [0u8; 24];
+                    seed[..8].copy_from_slice(&self.now_ms.to_be_bytes());
+                    seed[8..16].copy_from_slice(&salt.to_be_bytes());
+                    seed[16..].copy_from_slice(&(self.drawn.len() as u64).to_be_bytes());
+                    digest_of(&seed)
+                }
+            },
             #[cfg(test)]
             Draws::FromTime => {
                 digest_of(format!("{}-{}", self.now_ms, self.drawn.len()).as_bytes())
@@ -364,6 +374,17 @@ impl Event {
         due.len()
     }
 
+    /// The user's holds that expired by `now_ms` but are still stored (a
+    /// crowd larger than one step).
+    fn expired_holds_of(&self, user: &NameDigest, now_ms: u64) -> u64 {
+        self.seats
+            .due_holds(now_ms)
+            .filter(|(_, seat)| {
+                matches!(self.seats.get(seat), Some(Seat::Held { user: u, .. }) if digest_of(u) == *user)
+            })
+            .count() as u64
+    }
+
     /// Live passes as of `now_ms` (lapsed ones still stored left out).
     fn active(&self, now_ms: u64) -> u64 {
         self.buyers.passes() - self.buyers.due_passes(now_ms).count() as u64
@@ -426,8 +447,18 @@ impl Event {
             ));
         }
         let max_entries = self.settings.max_entries;
-        if max_entries > 0 && self.queue.user_waiting(&user) >= max_entries {
-            return Err(TqError::Limit(max_entries));
+        if max_entries > 0 {
+            // Entries that lapsed but are still stored (a crowd larger
+            // than one step) no longer count.
+            let lapse = lapse_ms(&self.settings);
+            let waiting = self
+                .queue
+                .user_entries(&user)
+                .filter(|&slot| self.queue.entry(slot).beat_ms + lapse > now)
+                .count() as u64;
+            if waiting >= max_entries {
+                return Err(TqError::Limit(max_entries));
+            }
         }
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
@@ -457,7 +488,8 @@ impl Event {
         let tokens = bucket::whole_tokens(self.milli_tokens(now));
         let room = self.room(now);
         let capped = room.is_some_and(|room| position > room);
-        let ready = position <= tokens && !capped;
+        let sold_out = self.sold_out(now);
+        let ready = position <= tokens && !capped && !sold_out;
         // The measured rate only matters for an entry that must wait.
         let measured = if ready {
             0.0
@@ -473,7 +505,7 @@ impl Event {
         }
         // Under the cap, when a place frees depends on passes lapsing or
         // being revoked: no estimate.
-        let eta_ms = if capped {
+        let eta_ms = if capped || sold_out {
             -1
         } else {
             bucket::eta_ms(position, tokens, measured, self.settings.rate)
@@ -484,7 +516,7 @@ impl Event {
             ready,
             eta_ms,
             waited_ms: now.saturating_sub(joined_ms),
-            sold_out: self.sold_out(now),
+            sold_out,
         })
     }
 
@@ -515,7 +547,7 @@ impl Event {
             .filter(|p| p.expires_ms > now);
         let id: PassId = match live {
             Some(pass) => pass.id,
-            None => step.draw()?,
+            None => step.draw(self.counters.admitted)?,
         };
         let pass = Pass { id, expires_ms };
         let buyer = match buyer {
@@ -565,16 +597,12 @@ impl Event {
             }
         }
         let buyer = self.buyers.get(&user);
-        let expired = self
-            .seats
-            .due_holds(now)
-            .filter(|(_, seat)| {
-                matches!(self.seats.get(seat), Some(Seat::Held { user: u, .. }) if digest_of(u) == user)
-            })
-            .count() as u64;
+        let expired = self.expired_holds_of(&user, now);
         Ok(PassView {
             pass: self.buyers.live_pass(&user, now),
-            held: buyer.map_or(0, |b| u64::from(b.held)) - expired,
+            held: buyer
+                .map_or(0, |b| u64::from(b.held))
+                .saturating_sub(expired),
             bought: buyer.map_or(0, |b| u64::from(b.bought)),
         })
     }
@@ -743,6 +771,8 @@ impl Event {
                 let b = self.buyers.at(slot);
                 (u64::from(b.held), u64::from(b.bought))
             });
+            // Holds that expired but are still stored no longer count.
+            let held = held.saturating_sub(self.expired_holds_of(&holder, now));
             if held + bought + wanted > max_seats {
                 return Err(TqError::Limit(max_seats));
             }

@@ -1992,3 +1992,75 @@ fn inventory_add_changes_the_inventory_within_its_bounds() {
     assert_eq!((n, step.changed), (Ok(5), false));
     assert_eq!(seat_total(&e, T0), 6);
 }
+
+#[test]
+fn a_record_of_tq_0_3_without_draws_still_admits_the_same_everywhere() {
+    // tq 0.3 gave no passes, so its ENTER records carry no DRAW: replayed
+    // here they admit, with a pass id made from the record itself.
+    let mut a = Event::new(Settings::DEFAULT);
+    join(&mut a, T0, "u1", "t1").unwrap();
+    let mut b = decode(&encode(&a)).unwrap();
+    let replay = |e: &mut Event| {
+        let mut step = Step {
+            draws: Draws::Recorded(Default::default()),
+            ..Step::new(T0 + 5)
+        };
+        e.enter(&mut step, b"t1").unwrap()
+    };
+    let (x, y) = (replay(&mut a), replay(&mut b));
+    assert_eq!(x, y);
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.stats(T0 + 5).admitted, 1);
+}
+
+#[test]
+fn limits_leave_out_holds_and_entries_that_lapsed_but_are_still_stored() {
+    let n = STEP_BUDGET as u64 + 100;
+    let mut e = Event::new(settings(|s| {
+        s.max_seats = 1;
+        s.max_entries = 1;
+        s.heartbeat_s = 10;
+    }));
+    set_inventory(&mut e, T0, n + 10);
+    // More holds expire than one step gives back, each in its own
+    // millisecond, u's last.
+    for i in 0..n {
+        let user = if i == n - 1 {
+            "u".to_string()
+        } else {
+            format!("x{i}")
+        };
+        hold(&mut e, T0 + i, &format!("S{i}"), &user, Some(60)).unwrap();
+    }
+    let later = T0 + 60_000 + n;
+    // u's hold expired: it no longer counts toward MAX-SEATS.
+    hold(&mut e, later, "NEW", "u", None).unwrap();
+    // The same for a lapsed entry and MAX-ENTRIES.
+    let mut q = Event::new(settings(|s| {
+        s.max_entries = 1;
+        s.heartbeat_s = 1;
+    }));
+    for i in 0..n {
+        let user = if i == n - 1 {
+            "u".to_string()
+        } else {
+            format!("x{i}")
+        };
+        join(&mut q, T0 + i, &user, &format!("t{i}")).unwrap();
+    }
+    let later = T0 + 1_100 + n;
+    join(&mut q, later, "u", "again").unwrap();
+}
+
+#[test]
+fn nobody_is_ready_while_the_event_is_sold_out() {
+    let mut e = Event::new(Settings::DEFAULT);
+    join(&mut e, T0, "u1", "t1").unwrap();
+    set_inventory(&mut e, T0, 0);
+    let at = pos(&mut e, T0, "t1").unwrap();
+    assert_eq!((at.ready, at.eta_ms, at.sold_out), (false, -1, true));
+    assert_eq!(
+        refused(&mut e, T0, |e, s| e.enter(s, b"t1")),
+        TqError::SoldOut
+    );
+}

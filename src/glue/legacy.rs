@@ -199,8 +199,9 @@ fn convert_with(
     };
     let bytes = codec::encode(&converted.event);
     // What replicas, the AOF and the next restart will load: refuse here,
-    // before anything changes, what they would refuse.
-    codec::decode(&bytes)
+    // before anything changes, what they would refuse, and store exactly
+    // that (decoding also counts each user's seats).
+    converted.event = codec::decode(&bytes)
         .map_err(|e| TqError::Internal(format!("converted state does not load: {e}")))?;
     // From here nothing can fail: every change goes through the key API
     // (RM_Call's DEL would refuse, in a cluster, several keys of which
