@@ -376,11 +376,11 @@ impl Event {
 
     /// The user's holds that expired by `now_ms` but are still stored (a
     /// crowd larger than one step).
-    fn expired_holds_of(&self, user: &NameDigest, now_ms: u64) -> u64 {
+    fn expired_holds_of(&self, user: &[u8], now_ms: u64) -> u64 {
         self.seats
             .due_holds(now_ms)
             .filter(|(_, seat)| {
-                matches!(self.seats.get(seat), Some(Seat::Held { user: u, .. }) if digest_of(u) == *user)
+                matches!(self.seats.get(seat), Some(Seat::Held { user: u, .. }) if &u[..] == user)
             })
             .count() as u64
     }
@@ -571,39 +571,48 @@ impl Event {
 
     /// TQ.PASS: the user's pass and seats, after `action`. Revoke answers
     /// whether a live pass ended (in `pass`: the pass it ended).
-    pub fn pass(&mut self, step: &mut Step, user: &[u8], action: PassAction) -> TqResult<PassView> {
+    pub fn pass(&mut self, step: &mut Step, name: &[u8], action: PassAction) -> TqResult<PassView> {
         self.advance(step);
         let now = step.now_ms;
-        let user = digest_of(user);
-        match action {
-            PassAction::Show => {}
-            PassAction::Touch => {
-                if self.buyers.live_pass(&user, now).is_none() {
-                    return Err(TqError::NoPass);
+        let user = digest_of(name);
+        let slot = self.buyers.find(&user);
+        let mut live = slot
+            .and_then(|s| self.buyers.at(s).pass)
+            .filter(|p| p.expires_ms > now);
+        match (action, live, slot) {
+            (PassAction::Show, _, _) => {}
+            (PassAction::Touch, Some(pass), Some(slot)) => {
+                let renewed = Pass {
+                    expires_ms: now + self.settings.session_ms(),
+                    ..pass
+                };
+                if renewed != pass {
+                    self.buyers.give_pass_at(slot, renewed);
+                    step.changed = true;
                 }
-                self.renew_pass(step, &user);
+                live = Some(renewed);
             }
-            PassAction::Revoke => {
-                let live = self.buyers.live_pass(&user, now);
-                if live.is_some() {
+            (PassAction::Touch, _, _) => return Err(TqError::NoPass),
+            (PassAction::Revoke, ended, _) => {
+                if ended.is_some() {
                     self.buyers.end_pass(&user);
                     step.changed = true;
                 }
                 return Ok(PassView {
-                    pass: live,
+                    pass: ended,
                     held: 0,
                     bought: 0,
                 });
             }
         }
-        let buyer = self.buyers.get(&user);
-        let expired = self.expired_holds_of(&user, now);
+        let (held, bought) = slot.map_or((0, 0), |s| {
+            let b = self.buyers.at(s);
+            (u64::from(b.held), u64::from(b.bought))
+        });
         Ok(PassView {
-            pass: self.buyers.live_pass(&user, now),
-            held: buyer
-                .map_or(0, |b| u64::from(b.held))
-                .saturating_sub(expired),
-            bought: buyer.map_or(0, |b| u64::from(b.bought)),
+            pass: live,
+            held: held.saturating_sub(self.expired_holds_of(name, now)),
+            bought,
         })
     }
 
@@ -772,7 +781,7 @@ impl Event {
                 (u64::from(b.held), u64::from(b.bought))
             });
             // Holds that expired but are still stored no longer count.
-            let held = held.saturating_sub(self.expired_holds_of(&holder, now));
+            let held = held.saturating_sub(self.expired_holds_of(user, now));
             if held + bought + wanted > max_seats {
                 return Err(TqError::Limit(max_seats));
             }

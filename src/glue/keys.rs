@@ -259,8 +259,8 @@ impl<'c> Key<'c> {
                     self.ptr, &mut name, &mut value,
                 ) == ok
                 {
-                    if found.is_none() && string_bytes(name) == field {
-                        found = Some(string_bytes(value).to_vec());
+                    if found.is_none() && string_bytes(name) == Some(field) {
+                        found = string_bytes(value).map(<[u8]>::to_vec);
                     }
                     raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), name);
                     raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), value);
@@ -295,17 +295,22 @@ impl<'c> Key<'c> {
     }
 }
 
-/// The bytes of a Redis string.
+/// The bytes of a Redis string; None for a null pointer.
 ///
 /// # Safety
-/// `s` must be a live string, and the slice must not outlive it.
-unsafe fn string_bytes<'s>(s: *mut raw::RedisModuleString) -> &'s [u8] {
-    let mut len = 0;
-    // SAFETY: the caller keeps `s` alive for as long as the slice lives.
-    unsafe {
-        let bytes = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
-        std::slice::from_raw_parts(bytes.cast(), len)
+/// `string` is null or a valid `RedisModuleString` that outlives `'a`.
+pub unsafe fn string_bytes<'a>(string: *const raw::RedisModuleString) -> Option<&'a [u8]> {
+    if string.is_null() {
+        return None;
     }
+    let mut len = 0;
+    // SAFETY: a valid string, per this function's contract.
+    let data = unsafe { raw::RedisModule_StringPtrLen.unwrap()(string, &mut len) };
+    if data.is_null() {
+        return None;
+    }
+    // SAFETY: Redis keeps `len` bytes at `data` while the string lives.
+    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
 impl Drop for Key<'_> {

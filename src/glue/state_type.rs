@@ -21,6 +21,7 @@ use redis_module::raw::ModuleOptions;
 use crate::domain::codec;
 use crate::domain::event::Event;
 use crate::glue::background;
+use crate::glue::keys::string_bytes;
 
 /// The type's name, as TYPE shows it; Redis wants exactly nine characters.
 pub const TYPE_NAME: &str = "tq--state";
@@ -107,24 +108,6 @@ const _: () = {
 unsafe fn event_ref<'a>(value: *const c_void) -> &'a Event {
     // SAFETY: per this function's contract.
     unsafe { &*value.cast::<Event>() }
-}
-
-/// The bytes of a Redis string; None for a null pointer.
-///
-/// # Safety
-/// `string` is null or a valid `RedisModuleString` that outlives `'a`.
-unsafe fn string_bytes<'a>(string: *const raw::RedisModuleString) -> Option<&'a [u8]> {
-    if string.is_null() {
-        return None;
-    }
-    let mut len = 0;
-    // SAFETY: a valid string, per this function's contract.
-    let data = unsafe { raw::RedisModule_StringPtrLen.unwrap()(string, &mut len) };
-    if data.is_null() {
-        return None;
-    }
-    // SAFETY: Redis keeps `len` bytes at `data` while the string lives.
-    Some(unsafe { slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
 /// Tells the background timer about a state that arrived without a TQ
