@@ -46,8 +46,8 @@ fn exercise(mut e: Event) {
         let _ = e.user_entries(now, b"u");
         let _ = e.stats(now);
         let _ = e.seat(now, &seat);
-        let _ = e.hold(s, &seat, b"u", None);
-        let _ = e.confirm(s, &seat, b"u");
+        let _ = e.hold(s, &[&seat[..]], b"u", None);
+        let _ = e.confirm(s, &[&seat[..]], b"u");
         let _ = e.release(s, &seat, None);
         let _ = e.trim(s, 60);
         let _ = e.leave(s, b"fuzz");

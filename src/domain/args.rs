@@ -65,19 +65,27 @@ pub enum InventoryChange {
 pub struct Hold<'a> {
     pub event: Bytes<'a>,
     /// The seat, then those after WITH.
-    pub seats: Vec<Bytes<'a>>,
+    pub seats: SeatList<'a>,
     pub user: Bytes<'a>,
     pub ttl_s: Option<u64>,
 }
 
-/// TQ.CONFIRM and TQ.EXTEND: seats of one user.
+/// The seats one command names: a group of up to four stays on the stack.
+pub type SeatList<'a> = smallvec::SmallVec<[Bytes<'a>; 4]>;
+
+/// TQ.CONFIRM: seats of one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seats<'a> {
     pub event: Bytes<'a>,
     /// The seat, then those after WITH.
-    pub seats: Vec<Bytes<'a>>,
+    pub seats: SeatList<'a>,
     pub user: Bytes<'a>,
-    /// TQ.EXTEND's TTL.
+}
+
+/// TQ.EXTEND: seats of one user and their new TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extend<'a> {
+    pub seats: Seats<'a>,
     pub ttl_s: u64,
 }
 
@@ -235,24 +243,23 @@ pub fn parse_hold<'a>(args: &[Bytes<'a>]) -> TqResult<Hold<'a>> {
 /// `TQ.CONFIRM event seat user [WITH seat [seat ...]]`.
 pub fn parse_confirm<'a>(args: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
     let (fixed, options) = split_fixed(args, 3, "tq.confirm")?;
-    let (options, with) = split_with(options)?;
-    if let Some(keyword) = options.first() {
-        return Err(unknown_option(keyword));
-    }
-    Ok(Seats {
-        event: event(fixed[0])?,
-        seats: group(fixed[1], with)?,
-        user: name("user", fixed[2])?,
-        ttl_s: 0,
-    })
+    seats_of_user(fixed, options)
 }
 
 /// `TQ.EXTEND event seat user TTL seconds [WITH seat [seat ...]]`.
-pub fn parse_extend<'a>(args: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
+pub fn parse_extend<'a>(args: &[Bytes<'a>]) -> TqResult<Extend<'a>> {
     let (fixed, options) = split_fixed(args, 5, "tq.extend")?;
     if !fixed[3].eq_ignore_ascii_case(b"TTL") {
         return Err(TqError::syntax("syntax error, expected TTL seconds"));
     }
+    Ok(Extend {
+        seats: seats_of_user(&fixed[..3], options)?,
+        ttl_s: seconds("TTL", fixed[4])?,
+    })
+}
+
+/// `event seat user` then nothing but `[WITH seat [seat ...]]`.
+fn seats_of_user<'a>(fixed: &[Bytes<'a>], options: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
     let (options, with) = split_with(options)?;
     if let Some(keyword) = options.first() {
         return Err(unknown_option(keyword));
@@ -261,7 +268,6 @@ pub fn parse_extend<'a>(args: &[Bytes<'a>]) -> TqResult<Seats<'a>> {
         event: event(fixed[0])?,
         seats: group(fixed[1], with)?,
         user: name("user", fixed[2])?,
-        ttl_s: seconds("TTL", fixed[4])?,
     })
 }
 
@@ -279,13 +285,13 @@ fn split_with<'s, 'a>(options: &'s [Bytes<'a>]) -> TqResult<(&'s [Bytes<'a>], &'
 
 /// The first seat and those after WITH: valid names, at most `MAX_GROUP`,
 /// none twice.
-fn group<'a>(first: Bytes<'a>, with: &[Bytes<'a>]) -> TqResult<Vec<Bytes<'a>>> {
+fn group<'a>(first: Bytes<'a>, with: &[Bytes<'a>]) -> TqResult<SeatList<'a>> {
     if 1 + with.len() > MAX_GROUP {
         return Err(TqError::syntax(format!(
             "too many seats: at most {MAX_GROUP} in one command"
         )));
     }
-    let mut seats = Vec::with_capacity(1 + with.len());
+    let mut seats = SeatList::new();
     for seat in std::iter::once(first).chain(with.iter().copied()) {
         let seat = name("seat", seat)?;
         if seats.contains(&seat) {
@@ -566,13 +572,13 @@ mod tests {
     #[test]
     fn with_lists_of_hold_confirm_and_extend() {
         let h = parse_hold(&v(&["e", "A1", "u", "TTL", "60", "WITH", "A2", "A3"])).unwrap();
-        assert_eq!(h.seats, vec![&b"A1"[..], b"A2", b"A3"]);
+        assert_eq!(h.seats[..], [&b"A1"[..], b"A2", b"A3"]);
         assert_eq!(h.ttl_s, Some(60));
         let h = parse_hold(&v(&["e", "A1", "u", "with", "A2"])).unwrap();
         assert_eq!((h.seats.len(), h.ttl_s), (2, None));
         // WITH takes the rest: a TTL after it is a seat named TTL.
         let h = parse_hold(&v(&["e", "A1", "u", "WITH", "TTL", "60"])).unwrap();
-        assert_eq!(h.seats, vec![&b"A1"[..], b"TTL", b"60"]);
+        assert_eq!(h.seats[..], [&b"A1"[..], b"TTL", b"60"]);
         let err = |r: TqResult<Hold>| r.unwrap_err().to_string();
         assert_eq!(
             err(parse_hold(&v(&["e", "A1", "u", "WITH"]))),
@@ -593,10 +599,10 @@ mod tests {
             "ERR too many seats: at most 100 in one command"
         );
         let c = parse_confirm(&v(&["e", "A1", "u", "WITH", "A2"])).unwrap();
-        assert_eq!(c.seats, vec![&b"A1"[..], b"A2"]);
+        assert_eq!(c.seats[..], [&b"A1"[..], b"A2"]);
         assert!(parse_confirm(&v(&["e", "A1", "u", "TTL", "5"])).is_err());
         let x = parse_extend(&v(&["e", "A1", "u", "TTL", "90", "WITH", "A2"])).unwrap();
-        assert_eq!((x.seats.len(), x.ttl_s), (2, 90));
+        assert_eq!((x.seats.seats.len(), x.ttl_s), (2, 90));
         assert!(parse_extend(&v(&["e", "A1", "u", "TTL"])).is_err());
         assert!(parse_extend(&v(&["e", "A1", "u", "TIL", "5"])).is_err());
         assert!(parse_extend(&v(&["e", "A1", "u", "TTL", "0"])).is_err());

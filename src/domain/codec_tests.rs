@@ -139,9 +139,9 @@ fn exercise(mut e: Event, seed: u64) {
         let _ = e.stats(now);
         let _ = e.seat(now, &seat);
         let _ = e.inventory(now);
-        let _ = e.hold(s, &seat, &user, Some(MAX_SECONDS));
-        let _ = e.hold(s, b"new-seat", &user, None);
-        let _ = e.confirm(s, &seat, &user);
+        let _ = e.hold(s, &[&seat[..]], &user, Some(MAX_SECONDS));
+        let _ = e.hold(s, &[&b"new-seat"[..]], &user, None);
+        let _ = e.confirm(s, &[&seat[..]], &user);
         let _ = e.release(s, b"new-seat", None);
         let _ = e.release(s, &seat, Some(&user));
         let _ = e.trim(s, 1 + rng.below(MAX_SECONDS));

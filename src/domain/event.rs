@@ -728,20 +728,9 @@ impl Event {
         n
     }
 
-    /// TQ.HOLD of one seat: returns the inventory left.
-    pub fn hold(
-        &mut self,
-        step: &mut Step,
-        seat: &[u8],
-        user: &[u8],
-        ttl_s: Option<u64>,
-    ) -> TqResult<u64> {
-        self.hold_all(step, &[seat], user, ttl_s)
-    }
-
     /// TQ.HOLD of `seats` (the first, then those after WITH), all or
     /// nothing: returns the inventory left.
-    pub fn hold_all(
+    pub fn hold(
         &mut self,
         step: &mut Step,
         seats: &[&[u8]],
@@ -840,13 +829,8 @@ impl Event {
         Ok(self.inventory(step.now_ms))
     }
 
-    /// TQ.CONFIRM of one seat: the hold of `user` becomes a sale.
-    pub fn confirm(&mut self, step: &mut Step, seat: &[u8], user: &[u8]) -> TqResult<()> {
-        self.confirm_all(step, &[seat], user)
-    }
-
     /// TQ.CONFIRM of `seats`, all or nothing: each must be held by `user`.
-    pub fn confirm_all(&mut self, step: &mut Step, seats: &[&[u8]], user: &[u8]) -> TqResult<()> {
+    pub fn confirm(&mut self, step: &mut Step, seats: &[&[u8]], user: &[u8]) -> TqResult<()> {
         self.advance(step);
         for seat in seats {
             self.expire_seat(step, seat);

@@ -103,7 +103,7 @@ fn leave(e: &mut Event, now: u64, token: &str) -> bool {
 
 fn hold(e: &mut Event, now: u64, seat: &str, user: &str, ttl_s: Option<u64>) -> TqResult<u64> {
     run(e, now, |e, s| {
-        e.hold(s, seat.as_bytes(), user.as_bytes(), ttl_s)
+        e.hold(s, &[&seat.as_bytes()[..]], user.as_bytes(), ttl_s)
     })
     .0
 }
@@ -117,7 +117,7 @@ fn release(e: &mut Event, now: u64, seat: &str, user: Option<&str>) -> TqResult<
 
 fn confirm(e: &mut Event, now: u64, seat: &str, user: &str) -> TqResult<()> {
     run(e, now, |e, s| {
-        e.confirm(s, seat.as_bytes(), user.as_bytes())
+        e.confirm(s, &[&seat.as_bytes()[..]], user.as_bytes())
     })
     .0
 }
@@ -754,13 +754,13 @@ fn the_seat_state_machine_and_its_errors() {
     let mut e = Event::new(Settings::DEFAULT);
     set_inventory(&mut e, T0, 3);
     assert_eq!(hold(&mut e, T0, "A1", "u1", Some(10)), Ok(2));
-    let err = refused(&mut e, T0, |e, s| e.hold(s, b"A1", b"u2", Some(10)));
+    let err = refused(&mut e, T0, |e, s| e.hold(s, &[&b"A1"[..]], b"u2", Some(10)));
     assert_eq!(err, TqError::SeatUnavailable(b"A1".to_vec()));
     let err = refused(&mut e, T0, |e, s| e.release(s, b"A1", Some(b"u2")));
     assert_eq!(err, TqError::NotOwner(b"A1".to_vec()));
-    let err = refused(&mut e, T0, |e, s| e.confirm(s, b"A1", b"u2"));
+    let err = refused(&mut e, T0, |e, s| e.confirm(s, &[&b"A1"[..]], b"u2"));
     assert_eq!(err, TqError::NotOwner(b"A1".to_vec()));
-    let err = refused(&mut e, T0, |e, s| e.confirm(s, b"A9", b"u1"));
+    let err = refused(&mut e, T0, |e, s| e.confirm(s, &[&b"A9"[..]], b"u1"));
     assert_eq!(err, TqError::NotHeld(b"A9".to_vec()));
     let err = refused(&mut e, T0, |e, s| e.release(s, b"A9", None));
     assert_eq!(err, TqError::NotHeld(b"A9".to_vec()));
@@ -773,17 +773,17 @@ fn the_seat_state_machine_and_its_errors() {
     let rules: [fn(&mut Event, &mut Step) -> TqResult<()>; 3] = [
         |e, s| e.release(s, b"A1", None).map(drop),
         |e, s| e.release(s, b"A1", Some(b"u1")).map(drop),
-        |e, s| e.confirm(s, b"A1", b"u1"),
+        |e, s| e.confirm(s, &[&b"A1"[..]], b"u1"),
     ];
     for rule in rules {
         assert_eq!(refused(&mut e, T0, rule), TqError::NotHeld(b"A1".to_vec()));
     }
-    let err = refused(&mut e, T0, |e, s| e.hold(s, b"A1", b"u1", None));
+    let err = refused(&mut e, T0, |e, s| e.hold(s, &[&b"A1"[..]], b"u1", None));
     assert_eq!(err, TqError::SeatUnavailable(b"A1".to_vec()));
     assert_eq!(hold(&mut e, T0, "A2", "u3", None), Ok(1));
     assert_eq!(hold(&mut e, T0, "A3", "u3", None), Ok(0));
     assert_eq!(
-        refused(&mut e, T0, |e, s| e.hold(s, b"A4", b"u3", None)),
+        refused(&mut e, T0, |e, s| e.hold(s, &[&b"A4"[..]], b"u3", None)),
         TqError::SoldOut
     );
     let view = e.seat(T0 + 1, b"A2");
@@ -807,7 +807,7 @@ fn the_seat_state_machine_and_its_errors() {
     // Before any SET, and with nothing left: SOLD_OUT.
     let mut fresh = Event::new(Settings::DEFAULT);
     assert_eq!(
-        refused(&mut fresh, T0, |e, s| e.hold(s, b"A1", b"u", None)),
+        refused(&mut fresh, T0, |e, s| e.hold(s, &[&b"A1"[..]], b"u", None)),
         TqError::SoldOut
     );
 }
@@ -848,7 +848,7 @@ fn an_expired_hold_gives_the_seat_back_exactly_once() {
     );
     // ... and every rule: an expired hold is NOT_HELD.
     let mut copy = e.clone();
-    let (result, step) = run(&mut copy, at, |e, s| e.confirm(s, b"A1", b"u1"));
+    let (result, step) = run(&mut copy, at, |e, s| e.confirm(s, &[&b"A1"[..]], b"u1"));
     assert_eq!(result, Err(TqError::NotHeld(b"A1".to_vec())));
     assert!(step.changed, "the expiry itself was stored");
     assert_eq!(
@@ -857,7 +857,11 @@ fn an_expired_hold_gives_the_seat_back_exactly_once() {
     );
     assert_eq!(e.stats(at), stats);
     assert_eq!(
-        refused(&mut e, at + 1_000, |e, s| e.confirm(s, b"A1", b"u1")),
+        refused(&mut e, at + 1_000, |e, s| e.confirm(
+            s,
+            &[&b"A1"[..]],
+            b"u1"
+        )),
         TqError::NotHeld(b"A1".to_vec())
     );
     assert_eq!(e.stats(at + 1_000).holds_expired, 1);
@@ -1180,13 +1184,16 @@ fn commands_that_change_nothing_report_no_change() {
         ),
         (
             "HOLD",
-            check(|e, s| assert!(e.hold(s, b"A2", b"u", None).is_ok())),
+            check(|e, s| assert!(e.hold(s, &[&b"A2"[..]], b"u", None).is_ok())),
         ),
         (
             "RELEASE",
             check(|e, s| assert!(e.release(s, b"A2", None).is_ok())),
         ),
-        ("CONFIRM", check(|e, s| e.confirm(s, b"A1", b"u").unwrap())),
+        (
+            "CONFIRM",
+            check(|e, s| e.confirm(s, &[&b"A1"[..]], b"u").unwrap()),
+        ),
         (
             "CONFIG",
             check(|e, s| {
@@ -1477,14 +1484,17 @@ pub(super) fn apply(e: &mut Event, now: u64, cmd: &Cmd) -> (String, Vec<EntryId>
         Cmd::SetInventory(n) => format!("{:?}", e.set_inventory(s, *n)),
         Cmd::Hold { seat, user, ttl_s } => format!(
             "{:?}",
-            e.hold(s, &name("S", *seat), &name("u", *user), *ttl_s)
+            e.hold(s, &[&name("S", *seat)[..]], &name("u", *user), *ttl_s)
         ),
         Cmd::Release { seat, user } => {
             let user = user.map(|u| name("u", u));
             format!("{:?}", e.release(s, &name("S", *seat), user.as_deref()))
         }
         Cmd::Confirm { seat, user } => {
-            format!("{:?}", e.confirm(s, &name("S", *seat), &name("u", *user)))
+            format!(
+                "{:?}",
+                e.confirm(s, &[&name("S", *seat)[..]], &name("u", *user))
+            )
         }
         Cmd::Configure(values) => {
             let mut change = SettingsChange::default();
@@ -1788,7 +1798,7 @@ fn require_pass_max_seats_and_max_entries_refuse_without_changing_anything() {
     }));
     set_inventory(&mut e, T0, 10);
     assert_eq!(
-        refused(&mut e, T0, |e, s| e.hold(s, b"A1", b"u1", None)),
+        refused(&mut e, T0, |e, s| e.hold(s, &[&b"A1"[..]], b"u1", None)),
         TqError::NoPass
     );
     join(&mut e, T0, "u1", "t1").unwrap();
@@ -1802,11 +1812,11 @@ fn require_pass_max_seats_and_max_entries_refuse_without_changing_anything() {
     hold(&mut e, T0, "A1", "u1", None).unwrap();
     hold(&mut e, T0, "A2", "u1", None).unwrap();
     assert_eq!(
-        refused(&mut e, T0, |e, s| e.hold(s, b"A3", b"u1", None)),
+        refused(&mut e, T0, |e, s| e.hold(s, &[&b"A3"[..]], b"u1", None)),
         TqError::Limit(2)
     );
     confirm(&mut e, T0, "A1", "u1").unwrap();
-    refused(&mut e, T0, |e, s| e.hold(s, b"A3", b"u1", None));
+    refused(&mut e, T0, |e, s| e.hold(s, &[&b"A3"[..]], b"u1", None));
     release(&mut e, T0, "A2", None).unwrap();
     hold(&mut e, T0, "A3", "u1", None).unwrap();
     let view = pass_of(&mut e, T0, "u1", PassAction::Show).unwrap();
@@ -1897,41 +1907,39 @@ fn a_group_hold_is_all_or_nothing_and_names_the_first_failing_seat() {
     set_inventory(&mut e, T0, 5);
     let group = |names: &[&'static str]| names.iter().map(|n| n.as_bytes()).collect::<Vec<_>>();
     let (left, _) = run(&mut e, T0, |e, s| {
-        e.hold_all(s, &group(&["A1", "A2", "A3"]), b"u1", None)
+        e.hold(s, &group(&["A1", "A2", "A3"]), b"u1", None)
     });
     assert_eq!(left, Ok(2));
     // A2 is held: nothing of the group is taken, A2 is named.
     let err = refused(&mut e, T0, |e, s| {
-        e.hold_all(s, &group(&["B1", "A2", "A3"]), b"u2", None)
+        e.hold(s, &group(&["B1", "A2", "A3"]), b"u2", None)
     });
     assert_eq!(err, TqError::SeatUnavailable(b"A2".to_vec()));
     assert_eq!(e.seat(T0, b"B1").state, "available");
     // Three seats wanted, two available.
     let err = refused(&mut e, T0, |e, s| {
-        e.hold_all(s, &group(&["B1", "B2", "B3"]), b"u2", None)
+        e.hold(s, &group(&["B1", "B2", "B3"]), b"u2", None)
     });
     assert_eq!(err, TqError::SoldOut);
     // u1 holds 3 of its 4: two more would pass MAX-SEATS.
     let err = refused(&mut e, T0, |e, s| {
-        e.hold_all(s, &group(&["B1", "B2"]), b"u1", None)
+        e.hold(s, &group(&["B1", "B2"]), b"u1", None)
     });
     assert_eq!(err, TqError::Limit(4));
     // Confirm the group: all or nothing too.
     let err = refused(&mut e, T0, |e, s| {
-        e.confirm_all(s, &group(&["A1", "B9"]), b"u1")
+        e.confirm(s, &group(&["A1", "B9"]), b"u1")
     });
     assert_eq!(err, TqError::NotHeld(b"B9".to_vec()));
-    run(&mut e, T0, |e, s| {
-        e.hold_all(s, &group(&["B1"]), b"u2", None)
-    })
-    .0
-    .unwrap();
+    run(&mut e, T0, |e, s| e.hold(s, &group(&["B1"]), b"u2", None))
+        .0
+        .unwrap();
     let err = refused(&mut e, T0, |e, s| {
-        e.confirm_all(s, &group(&["A1", "B1"]), b"u1")
+        e.confirm(s, &group(&["A1", "B1"]), b"u1")
     });
     assert_eq!(err, TqError::NotOwner(b"B1".to_vec()));
     run(&mut e, T0, |e, s| {
-        e.confirm_all(s, &group(&["A1", "A2"]), b"u1")
+        e.confirm(s, &group(&["A1", "A2"]), b"u1")
     })
     .0
     .unwrap();

@@ -64,7 +64,7 @@ pub const HOLD: Command = Command {
 fn hold(call: &Call) -> TqResult<Reply> {
     let req = args::parse_hold(call.args)?;
     let held = write(call, req.event, |e, step| {
-        e.hold_all(step, &req.seats, req.user, req.ttl_s)
+        e.hold(step, &req.seats, req.user, req.ttl_s)
     })??;
     Ok(Reply::uint(held))
 }
@@ -111,7 +111,7 @@ pub const CONFIRM: Command = Command {
 fn confirm(call: &Call) -> TqResult<Reply> {
     let req = args::parse_confirm(call.args)?;
     write(call, req.event, |e, step| {
-        e.confirm_all(step, &req.seats, req.user)
+        e.confirm(step, &req.seats, req.user)
     })??;
     Ok(Reply::ok())
 }
@@ -137,8 +137,8 @@ pub const EXTEND: Command = Command {
 
 fn extend(call: &Call) -> TqResult<Reply> {
     let req = args::parse_extend(call.args)?;
-    let ttl_ms = write(call, req.event, |e, step| {
-        e.extend(step, &req.seats, req.user, req.ttl_s)
+    let ttl_ms = write(call, req.seats.event, |e, step| {
+        e.extend(step, &req.seats.seats, req.seats.user, req.ttl_s)
     })??;
     Ok(Reply::uint(ttl_ms))
 }
