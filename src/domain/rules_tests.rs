@@ -103,7 +103,7 @@ fn leave(e: &mut Event, now: u64, token: &str) -> bool {
 
 fn hold(e: &mut Event, now: u64, seat: &str, user: &str, ttl_s: Option<u64>) -> TqResult<u64> {
     run(e, now, |e, s| {
-        e.hold(s, &[&seat.as_bytes()[..]], user.as_bytes(), ttl_s)
+        e.hold(s, &[seat.as_bytes()], user.as_bytes(), ttl_s)
     })
     .0
 }
@@ -117,7 +117,7 @@ fn release(e: &mut Event, now: u64, seat: &str, user: Option<&str>) -> TqResult<
 
 fn confirm(e: &mut Event, now: u64, seat: &str, user: &str) -> TqResult<()> {
     run(e, now, |e, s| {
-        e.confirm(s, &[&seat.as_bytes()[..]], user.as_bytes())
+        e.confirm(s, &[seat.as_bytes()], user.as_bytes())
     })
     .0
 }
