@@ -178,12 +178,12 @@ impl Buyers {
 
 /// A pass id (or any 16-byte draw) as clients and records see it: 32
 /// lower-case hex digits.
-pub fn id_text(id: &PassId) -> String {
+pub fn id_text(id: &PassId) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(32);
-    for b in id {
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 15)]));
+    let mut text = [0u8; 32];
+    for (pair, b) in text.chunks_exact_mut(2).zip(id) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
     text
 }
@@ -209,10 +209,9 @@ mod tests {
     fn ids_print_and_parse_back() {
         let id: PassId = *b"\x00\x01\xab\xff0123456789ab";
         let text = id_text(&id);
-        assert_eq!(text.len(), 32);
-        assert_eq!(&text[..8], "0001abff");
-        assert_eq!(parse_id(text.as_bytes()), Some(id));
-        assert_eq!(parse_id(text.to_uppercase().as_bytes()), Some(id));
+        assert_eq!(&text[..8], b"0001abff");
+        assert_eq!(parse_id(&text), Some(id));
+        assert_eq!(parse_id(&text.to_ascii_uppercase()), Some(id));
         for bad in [
             &b""[..],
             b"00",

@@ -240,7 +240,8 @@ impl<'c> OpenEvent<'c> {
     /// the rare parts (NEW, RESUME, DRAW) are strings made here.
     fn replicate(&self, created: Option<Settings>) {
         let call = self.call;
-        let mut made: Vec<RStr> = Vec::new();
+        // On the stack unless the command created the event (NEW).
+        let mut made: smallvec::SmallVec<[RStr; 4]> = smallvec::SmallVec::new();
         if let Some(settings) = created {
             made.push(RStr::new(b"NEW"));
             for setting in Setting::ALL {
@@ -253,9 +254,10 @@ impl<'c> OpenEvent<'c> {
         }
         for draw in &self.step.drawn {
             made.push(RStr::new(b"DRAW"));
-            made.push(RStr::new(id_text(draw).as_bytes()));
+            made.push(RStr::new(&id_text(draw)));
         }
-        let rare: Vec<*mut raw::RedisModuleString> = made.iter().map(|s| s.ptr).collect();
+        let rare: smallvec::SmallVec<[*mut raw::RedisModuleString; 4]> =
+            made.iter().map(|s| s.ptr).collect();
         let (event, args) = (call.strings[0], &call.strings[1..]);
         let now = call.now_ms.min(i64::MAX as u64) as std::ffi::c_longlong;
         let verb = call.verb.as_bytes();

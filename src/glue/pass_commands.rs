@@ -40,7 +40,7 @@ fn pass(call: &Call) -> TqResult<Reply> {
         (
             "pass",
             view.pass
-                .map_or(Reply::Null, |p| Reply::Bulk(id_text(&p.id).into_bytes())),
+                .map_or(Reply::Null, |p| Reply::Bulk(id_text(&p.id).to_vec())),
         ),
         (
             "expires_at",

@@ -96,7 +96,7 @@ fn enter(call: &Call) -> TqResult<Reply> {
     Ok(Reply::Map(vec![
         ("admitted", Reply::Int(1)),
         ("position_was", Reply::uint(admitted.position_was)),
-        ("pass", Reply::Bulk(id_text(&admitted.pass.id).into_bytes())),
+        ("pass", Reply::Bulk(id_text(&admitted.pass.id).to_vec())),
         ("expires_at", Reply::uint(admitted.pass.expires_ms)),
     ]))
 }
