@@ -712,18 +712,10 @@ const TQ_0_3_QUEUE_DUMP: &str = concat!(
 /// What tq 0.3's encoder wrote for the same commands at fixed times from
 /// 2025-11-24 (its unit-test clock), as an AOF rewrite put it in a
 /// `TQ.APPLY <event> 0 STATE <bytes>` record (no version: version 1).
-const TQ_0_3_STATE_BYTES: &str = concat!(
-    "32f403ac02ac02ac020801010100000004000001b8ba1e94d0dfb4ab3395d0dfb4ab3301808292c9",
-    "06010189d0dfb4ab3300030385d0dfb4ab33000085d0dfb4ab332435663063366131652d32643462",
-    "2d346338652d396135372d33623166306532643763393103626f6285d0dfb4ab33010185d0dfb4ab",
-    "3306746f6b2d613205616c69636589d0dfb4ab33000289d0dfb4ab3305746f6b2d632a6361726f6c",
-    "2d776974682d612d7261746865722d6c6f6e672d757365722d6e616d652d6f7665722d323402100b",
-    "afe22156d2698c143b86040446d36680d0dfb4ab3300a0c796b5ab331018f45d78ff8ae53c15a312",
-    "de3340566689d0dfb4ab3300e9f7f1b4ab33020241310005616c696365e8dd96b6ab330241320103",
-    "626f62",
-);
+const TQ_0_3_STATE_BYTES: &str = include_str!("fixtures/tq-0.3-state.hex");
 
 fn hex(text: &str) -> Vec<u8> {
+    let text = text.trim();
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
