@@ -262,6 +262,7 @@ fn inventory_and_config_reads_answer_on_a_replica() {
     // The forms with options are writes, refused on a replica.
     for call in [
         &["TQ.INVENTORY", "ev", "SET", "3"][..],
+        &["TQ.INVENTORY", "ev", "ADD", "3"],
         &["TQ.CONFIG", "ev", "RATE", "1"],
         &["TQ.CONFIG", "never", "RATE", "1"],
     ] {
@@ -304,6 +305,10 @@ fn inventory_and_config_reads_answer_when_memory_is_full() {
         &["TQ.ENQUEUE", "ev", "u2", "t2"][..],
         &["TQ.ENQUEUE", "fresh", "u2", "t2"],
         &["TQ.HOLD", "ev", "A1", "u1"],
+        &["TQ.HOLD", "ev", "A1", "u1", "WITH", "A2"],
+        &["TQ.INVENTORY", "ev", "SET", "3"],
+        &["TQ.INVENTORY", "ev", "ADD", "3"],
+        &["TQ.CONFIG", "ev", "SESSION", "30"],
     ] {
         let text = refused(&mut con, &words(call));
         assert!(text.starts_with("OOM"), "{call:?} with memory full: {text}");

@@ -339,6 +339,12 @@ fn replica_serves_reads_and_refuses_writes() {
         vec!["TQ.HOLD", "rep", "Z1", "u1"],
         vec!["TQ.RELEASE", "rep", "B7"],
         vec!["TQ.CONFIRM", "rep", "B7", "u4"],
+        vec!["TQ.CONFIRM", "rep", "B7", "u4", "WITH", "B8"],
+        vec!["TQ.HOLD", "rep", "Z1", "u1", "WITH", "Z2"],
+        vec!["TQ.EXTEND", "rep", "B7", "u4", "TTL", "60"],
+        vec!["TQ.INVENTORY", "rep", "ADD", "5"],
+        vec!["TQ.PASS", "rep", "u1"],
+        vec!["TQ.PASS", "rep", "u1", "REVOKE"],
         vec!["TQ.CONFIG", "rep", "RATE", "5"],
         vec!["TQ.ENQUEUE", "fresh", "u1", "tx"],
     ];

@@ -2072,3 +2072,19 @@ fn nobody_is_ready_while_the_event_is_sold_out() {
         TqError::SoldOut
     );
 }
+
+#[test]
+fn extend_renews_the_holders_pass() {
+    let mut e = Event::new(settings(|s| s.session_s = 60));
+    set_inventory(&mut e, T0, 5);
+    join(&mut e, T0, "u1", "t1").unwrap();
+    admit(&mut e, T0, "t1").unwrap();
+    hold(&mut e, T0, "A1", "u1", Some(30)).unwrap();
+    run(&mut e, T0 + 50_000, |e, s| {
+        e.extend(s, &[&b"A1"[..]], b"u1", 30)
+    })
+    .0
+    .unwrap();
+    let view = pass_of(&mut e, T0 + 50_000, "u1", PassAction::Show).unwrap();
+    assert_eq!(view.pass.unwrap().expires_ms, T0 + 110_000);
+}
