@@ -2079,12 +2079,12 @@ fn extend_renews_the_holders_pass() {
     set_inventory(&mut e, T0, 5);
     join(&mut e, T0, "u1", "t1").unwrap();
     admit(&mut e, T0, "t1").unwrap();
-    hold(&mut e, T0, "A1", "u1", Some(30)).unwrap();
-    run(&mut e, T0 + 50_000, |e, s| {
+    hold(&mut e, T0, "A1", "u1", Some(60)).unwrap();
+    run(&mut e, T0 + 40_000, |e, s| {
         e.extend(s, &[&b"A1"[..]], b"u1", 30)
     })
     .0
     .unwrap();
-    let view = pass_of(&mut e, T0 + 50_000, "u1", PassAction::Show).unwrap();
-    assert_eq!(view.pass.unwrap().expires_ms, T0 + 110_000);
+    let view = pass_of(&mut e, T0 + 40_000, "u1", PassAction::Show).unwrap();
+    assert_eq!(view.pass.unwrap().expires_ms, T0 + 100_000);
 }
