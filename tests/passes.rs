@@ -390,18 +390,9 @@ fn settings_of_passes_and_limits_in_tq_config_and_module_configs() {
     assert_eq!(defaults, [600, 0, 0, 0, 0]);
     assert_eq!(field(&config, "shuffle_seed"), Value::Nil);
     // Module configs are the defaults of events created afterwards.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("tq.session")
-        .arg(30)
-        .query(&mut con)
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("tq.max-active")
-        .arg(7)
-        .query(&mut con)
-        .unwrap();
+    for (name, value) in [("tq.session", "30"), ("tq.max-active", "7")] {
+        redis_query::<()>(&mut con, &["CONFIG", "SET", name, value]);
+    }
     let created = tq!(&mut con, "TQ.CONFIG", "later").unwrap();
     assert_eq!(
         (
