@@ -45,10 +45,6 @@ pub struct Buyers {
 }
 
 impl Buyers {
-    pub fn get(&self, user: &NameDigest) -> Option<&Buyer> {
-        Some(self.records.at(self.find(user)?))
-    }
-
     /// The slot of the user's record, if any: one lookup for a rule that
     /// reads and then changes the record (`at`, `give_pass_at`,
     /// `add_held_at`).
@@ -81,9 +77,9 @@ impl Buyers {
         slot
     }
 
-    /// The user's pass if it is live at `now_ms`.
-    pub fn live_pass(&self, user: &NameDigest, now_ms: u64) -> Option<Pass> {
-        self.get(user)?.pass.filter(|p| p.expires_ms > now_ms)
+    /// The pass of the record in `slot`, if it is live at `now_ms`.
+    pub fn live_pass_at(&self, slot: u32, now_ms: u64) -> Option<Pass> {
+        self.records.at(slot).pass.filter(|p| p.expires_ms > now_ms)
     }
 
     /// Passes stored, lapsed ones included until they are removed.
@@ -91,13 +87,7 @@ impl Buyers {
         self.passes.len() as u64
     }
 
-    /// Gives `user` the pass `pass`, in place of any it had.
-    pub fn give_pass(&mut self, user: &NameDigest, pass: Pass) {
-        let slot = self.slot_or_insert(user);
-        self.give_pass_at(slot, pass);
-    }
-
-    /// `give_pass` for the record in `slot`.
+    /// Gives the record in `slot` the pass `pass`, in place of any it had.
     pub fn give_pass_at(&mut self, slot: u32, pass: Pass) {
         let buyer = self.records.at_mut(slot);
         if let Some(old) = buyer.pass.replace(pass) {
@@ -115,11 +105,14 @@ impl Buyers {
         Some(pass)
     }
 
-    /// One more seat held (`by` 1) or one fewer (`by` -1).
-    pub fn change_held(&mut self, user: &NameDigest, by: i32) {
-        let slot = self.slot_or_insert(user);
+    /// One seat fewer held by `user` (released or expired); a record left
+    /// with nothing goes.
+    pub fn held_one_fewer(&mut self, user: &NameDigest) {
+        let Some(slot) = self.find(user) else {
+            return;
+        };
         let buyer = self.records.at_mut(slot);
-        buyer.held = buyer.held.saturating_add_signed(by);
+        buyer.held = buyer.held.saturating_sub(1);
         self.drop_if_empty(slot);
     }
 
@@ -129,9 +122,8 @@ impl Buyers {
         buyer.held = buyer.held.saturating_add(n);
     }
 
-    /// A held seat became a sale.
-    pub fn bought_one(&mut self, user: &NameDigest) {
-        let slot = self.slot_or_insert(user);
+    /// A seat held by the record in `slot` became a sale.
+    pub fn sold_at(&mut self, slot: u32) {
         let buyer = self.records.at_mut(slot);
         buyer.held = buyer.held.saturating_sub(1);
         buyer.bought = buyer.bought.saturating_add(1);

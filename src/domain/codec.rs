@@ -259,13 +259,11 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
     }
     // Seats held and bought per user, from the seats.
     for (_, seat) in event.seats.iter() {
-        match seat {
-            Seat::Held { user, .. } => event.buyers.change_held(&digest_of(user), 1),
-            Seat::Sold { user } => {
-                let buyer = digest_of(user);
-                event.buyers.change_held(&buyer, 1);
-                event.buyers.bought_one(&buyer);
-            }
+        let (Seat::Held { user, .. } | Seat::Sold { user }) = seat;
+        let slot = event.buyers.slot_or_insert(&digest_of(user));
+        event.buyers.add_held_at(slot, 1);
+        if matches!(seat, Seat::Sold { .. }) {
+            event.buyers.sold_at(slot);
         }
     }
     if version >= 2 {
@@ -274,10 +272,11 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
             let user = r.digest()?;
             let id = r.digest()?;
             let expires_ms = r.time()?;
-            if event.buyers.get(&user).is_some_and(|b| b.pass.is_some()) {
+            let slot = event.buyers.slot_or_insert(&user);
+            if event.buyers.at(slot).pass.is_some() {
                 return Err(DecodeError("a user has two passes"));
             }
-            event.buyers.give_pass(&user, Pass { id, expires_ms });
+            event.buyers.give_pass_at(slot, Pass { id, expires_ms });
         }
     }
     if !r.rest.is_empty() {

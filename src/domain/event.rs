@@ -359,7 +359,7 @@ impl Event {
     fn give_back(&mut self, seat: &[u8]) {
         if let Some(Seat::Held { user, .. }) = self.seats.get(seat) {
             let holder = digest_of(user);
-            self.buyers.change_held(&holder, -1);
+            self.buyers.held_one_fewer(&holder);
         }
         self.seats.free(seat);
         self.counters.inventory += 1;
@@ -405,12 +405,12 @@ impl Event {
             && self.seats.held() == expired
     }
 
-    /// Renews the user's pass, if live.
-    fn renew_pass(&mut self, step: &mut Step, user: &NameDigest) {
-        if let Some(pass) = self.buyers.live_pass(user, step.now_ms) {
+    /// Renews the pass of the user whose record is in `slot`, if live.
+    fn renew_pass_at(&mut self, step: &mut Step, slot: u32) {
+        if let Some(pass) = self.buyers.live_pass_at(slot, step.now_ms) {
             let expires_ms = step.now_ms + self.settings.session_ms();
             if expires_ms != pass.expires_ms {
-                self.buyers.give_pass(user, Pass { expires_ms, ..pass });
+                self.buyers.give_pass_at(slot, Pass { expires_ms, ..pass });
                 step.changed = true;
             }
         }
@@ -815,7 +815,9 @@ impl Event {
                 step.changed = true;
             }
         }
-        self.renew_pass(step, &digest_of(user));
+        if let Some(slot) = self.buyers.find(&digest_of(user)) {
+            self.renew_pass_at(step, slot);
+        }
         Ok(ttl_s * 1000)
     }
 
@@ -838,13 +840,14 @@ impl Event {
         for seat in seats {
             self.check_holder(seat, Some(user))?;
         }
-        let buyer = digest_of(user);
+        // The holder of held seats has a record.
+        let buyer = self.buyers.slot_or_insert(&digest_of(user));
         for seat in seats {
             self.seats.sell(seat, user);
-            self.buyers.bought_one(&buyer);
+            self.buyers.sold_at(buyer);
         }
         self.counters.sold += seats.len() as u64;
-        self.renew_pass(step, &buyer);
+        self.renew_pass_at(step, buyer);
         step.changed = true;
         Ok(())
     }
