@@ -160,6 +160,9 @@ setup_enter() {
   GEN_RANDOM='' gen_pipe "$WORK/fans.resp" 0 $((N - 1)) TQ.ENQUEUE ev "w#" "e#" DEDUPE "d#" TTL 300
   redis-cli -p "$PORT" --pipe <"$WORK/fans.resp" | tail -n1 | grep -q "errors: 0, replies: $N" || { echo "profile: the fans did not all join" >&2; exit 1; }
 }
+# The same with the event log on (EVENTS n).
+setup_tq_log() { setup_tq; redis-cli -p "$PORT" TQ.CONFIG ev EVENTS 100000 >/dev/null; }
+setup_enter_log() { setup_enter; redis-cli -p "$PORT" TQ.CONFIG ev EVENTS 100000 >/dev/null; }
 setup_lua() {
   local script sha
   for script in enqueue hold; do
@@ -255,6 +258,10 @@ GEN_RANDOM=$POSITION_Q profile_cmd position RedisModuleCommandDispatcher setup_p
   "XLEN tq:{ev}:queue" "$POSITION_Q" TQ.POSITION ev "p#"
 profile_cmd enter RedisModuleCommandDispatcher setup_enter "XLEN tq:{ev}:queue" 0 \
   TQ.ENTER ev "e#"
+profile_cmd enqueue_log RedisModuleCommandDispatcher setup_tq_log "XLEN tq:{ev}:queue" "$N" \
+  TQ.ENQUEUE ev "u#" "t#" DEDUPE "d#" TTL 300
+profile_cmd enter_log RedisModuleCommandDispatcher setup_enter_log "XLEN tq:{ev}:events" "$N" \
+  TQ.ENTER ev "e#"
 profile_cmd enqueue.lua evalShaCommand setup_lua "XLEN lua:{ev}:queue" "$N" \
   EVALSHA "$(script_sha enqueue)" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:d#" "t#" "u#" 300
 profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
@@ -286,9 +293,11 @@ profile_cmd hold.lua evalShaCommand setup_lua "HLEN lua:{ev}:seats" "$N" \
   done
   echo
   echo "A group hold of 4 seats (hold4: TQ.HOLD ... WITH, all or nothing): ${PER_CALL[hold4]} instructions per call, $(ratio "${PER_CALL[hold4]}" "${PER_CALL[hold]}")x a single-seat TQ.HOLD."
+  echo
+  echo "With the event log on (EVENTS 100000): TQ.ENQUEUE ${PER_CALL[enqueue_log]} instructions per call, $(ratio "${PER_CALL[enqueue_log]}" "${PER_CALL[enqueue]}")x with it off (a join logs nothing); TQ.ENTER ${PER_CALL[enter_log]}, $(ratio "${PER_CALL[enter_log]}" "${PER_CALL[enter]}")x (an \`admitted\` entry each)."
 } >>"$SUMMARY"
 
 cp "$SUMMARY" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
 echo
-echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,hold4,position,enter,enqueue.lua,hold.lua}.{inclusive,self}.txt"
+echo "full listings: ${OUT#"$ROOT"/}/{enqueue,hold,hold4,position,enter,enqueue_log,enter_log,enqueue.lua,hold.lua}.{inclusive,self}.txt"

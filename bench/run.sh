@@ -37,6 +37,9 @@ GOAL_HOLD_OPS=3
 GOAL_POS_US=2       # TQ.POSITION at Q_LARGE, at most
 GOAL_POS_GROWTH=2.5 # TQ.POSITION at Q_LARGE / at Q_SMALL, at most
 GOAL_ENTER_US=3     # TQ.ENTER at Q_LARGE, at most
+GOAL_LOG_ENQ=1      # TQ.ENQUEUE with EVENTS on / off, at most (a join logs nothing)
+GOAL_LOG_ENTER=1.3  # TQ.ENTER with EVENTS on / off, at most
+EVENTS_LOG=100000   # EVENTS n of the event-log rows
 GOAL_MEM_B=250      # used_memory per waiting entry, at most
 GOAL_REPL_ENQ=2.5   # replication bytes TQ.ENQUEUE / XADD, at most
 GOAL_REPL_HOLD=3    # replication bytes TQ.HOLD / HSET, at most
@@ -332,6 +335,10 @@ echo "== enqueue: unique user, token and DEDUPE id per call, TTL $TTL"
 for p in "${MODES[@]}"; do
   flush; mature_event
   bench "TQ.ENQUEUE" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
+  # The same with the event log on (a join writes nothing to it).
+  flush; mature_event
+  expect OK TQ.CONFIG ev EVENTS "$EVENTS_LOG"
+  bench "TQ.ENQUEUE (EVENTS on)" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
   flush
   bench "enqueue.lua" evalsha "$p" "$RANGE" EVALSHA "$SHA_ENQ" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:d:$R2" "t:$R2" "u:$R2" "$TTL"
   flush
@@ -402,9 +409,16 @@ position_rows "$Q_SMALL" "$Q_LARGE"
 # 1000000000 the front fan is always within it; t:0, t:1, ... enter in order.
 expect OK TQ.CONFIG ev RATE 1000000 BURST 1000000000
 sleep 0.5
-gen_pipe "$WORK/enter.resp" 0 $((N_ENTER - 1)) TQ.ENTER ev "t:@"
+# The first half with no event log, the second with it on (each
+# admission then also appends an `admitted` entry to tq:{ev}:events).
+half=$((N_ENTER / 2))
+gen_pipe "$WORK/enter.resp" 0 $((half - 1)) TQ.ENTER ev "t:@"
 pipe_row "TQ.ENTER @$Q_LARGE" tq.enter "$WORK/enter.resp"
+expect OK TQ.CONFIG ev EVENTS "$EVENTS_LOG"
+gen_pipe "$WORK/enter.resp" "$half" $((N_ENTER - 1)) TQ.ENTER ev "t:@"
+pipe_row "TQ.ENTER (EVENTS on)" tq.enter "$WORK/enter.resp"
 expect $((Q_LARGE - N_ENTER)) XLEN "tq:{ev}:queue"
+expect $((N_ENTER - half)) XLEN "tq:{ev}:events"
 # The floor of an admission's stream part: XDEL of a plain stream's front
 # entries, in order, at the same length.
 flush
@@ -697,6 +711,15 @@ goal() {
   echo "| TQ.ENTER of the front fan, $Q_LARGE waiting ($N_ENTER calls) | $(mode_name pipe) | $(u "TQ.ENTER @$Q_LARGE|pipe") | $(fmt0 "$(o "TQ.ENTER @$Q_LARGE|pipe")") | <= $GOAL_ENTER_US us |"
   echo "| XDEL of a plain stream's front entry, $Q_LARGE long (bare) | $(mode_name pipe) | $(u "XDEL @$Q_LARGE (bare)|pipe") | $(fmt0 "$(o "XDEL @$Q_LARGE (bare)|pipe")") | |"
   echo
+  echo "## The event log (EVENTS $EVENTS_LOG against none, same run)"
+  echo
+  echo "| command | mode | usec/call, log off | usec/call, log on | on/off | goal |"
+  echo "|---|---|---:|---:|---:|---|"
+  for m in "$P" P1; do
+    echo "| TQ.ENQUEUE (a join logs nothing) | $(mode_name "$m") | $(u "TQ.ENQUEUE|$m") | $(u "TQ.ENQUEUE (EVENTS on)|$m") | $(ratio "$(u "TQ.ENQUEUE (EVENTS on)|$m")" "$(u "TQ.ENQUEUE|$m")") | <= $GOAL_LOG_ENQ |"
+  done
+  echo "| TQ.ENTER (an \`admitted\` entry each), $Q_LARGE waiting | $(mode_name pipe) | $(u "TQ.ENTER @$Q_LARGE|pipe") | $(u "TQ.ENTER (EVENTS on)|pipe") | $(ratio "$(u "TQ.ENTER (EVENTS on)|pipe")" "$(u "TQ.ENTER @$Q_LARGE|pipe")") | <= $GOAL_LOG_ENTER |"
+  echo
   echo "## Memory"
   echo
   echo "used_memory delta per waiting entry (each with its own user and DEDUPE id), and the MEMORY USAGE"
@@ -781,6 +804,11 @@ g="$(max2 "$(ratio "$(u "TQ.POSITION @$Q_LARGE|$P")" "$(u "TQ.POSITION @$Q_SMALL
 goal "TQ.POSITION at $Q_LARGE <= ${GOAL_POS_GROWTH}x its cost at $Q_SMALL (worse mode: ${g}x)" "a <= $GOAL_POS_GROWTH" "$g"
 e="$(u "TQ.ENTER @$Q_LARGE|pipe")"
 goal "TQ.ENTER at $Q_LARGE waiting <= $GOAL_ENTER_US us ($e us)" "a <= $GOAL_ENTER_US" "$e"
+r="$(max2 "$(ratio "$(u "TQ.ENQUEUE (EVENTS on)|$P")" "$(u "TQ.ENQUEUE|$P")")" \
+  "$(ratio "$(u "TQ.ENQUEUE (EVENTS on)|P1")" "$(u "TQ.ENQUEUE|P1")")")"
+goal "TQ.ENQUEUE with EVENTS on costs no more than with it off (worse mode: ${r}x)" "a <= $GOAL_LOG_ENQ" "$r"
+r="$(ratio "$(u "TQ.ENTER (EVENTS on)|pipe")" "$e")"
+goal "TQ.ENTER with EVENTS on <= ${GOAL_LOG_ENTER}x with it off (${r}x)" "a <= $GOAL_LOG_ENTER" "$r"
 for shape in $MEM_SHAPES; do
   m="$(max2 "${MEM[$shape:tq|$MEM_SMALL|total]}" "${MEM[$shape:tq|$MEM_LARGE|total]}")"
   if [ "$shape" = short ]; then

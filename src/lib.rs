@@ -6,10 +6,10 @@ pub mod domain;
 pub mod glue;
 
 use glue::config::{
-    BURST, BURST_DEFAULT, DEDUPE_TTL, DEDUPE_TTL_DEFAULT, HEARTBEAT, HEARTBEAT_DEFAULT, HOLD_TTL,
-    HOLD_TTL_DEFAULT, MAX_ACTIVE, MAX_ACTIVE_DEFAULT, MAX_ENTRIES, MAX_ENTRIES_DEFAULT, MAX_SEATS,
-    MAX_SEATS_DEFAULT, RATE, RATE_DEFAULT, REQUIRE_PASS, REQUIRE_PASS_DEFAULT, SESSION,
-    SESSION_DEFAULT,
+    BURST, BURST_DEFAULT, DEDUPE_TTL, DEDUPE_TTL_DEFAULT, EVENTS, EVENTS_DEFAULT, HEARTBEAT,
+    HEARTBEAT_DEFAULT, HOLD_TTL, HOLD_TTL_DEFAULT, MAX_ACTIVE, MAX_ACTIVE_DEFAULT, MAX_ENTRIES,
+    MAX_ENTRIES_DEFAULT, MAX_SEATS, MAX_SEATS_DEFAULT, RATE, RATE_DEFAULT, REQUIRE_PASS,
+    REQUIRE_PASS_DEFAULT, SESSION, SESSION_DEFAULT,
 };
 use glue::init;
 use glue::state_type::STATE_TYPE;
@@ -41,7 +41,7 @@ const COUNT: i64 = MAX_COUNT_SETTING as i64;
 
 redis_module! {
     name: "tq",
-    version: 4,
+    version: 5,
     allocator: (ModuleAlloc, MODULE_ALLOC),
     data_types: [STATE_TYPE],
     init: init,
@@ -58,6 +58,7 @@ redis_module! {
             ["require-pass", &REQUIRE_PASS, REQUIRE_PASS_DEFAULT, 0, 1, ConfigurationFlags::DEFAULT, None],
             ["max-seats", &MAX_SEATS, MAX_SEATS_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
             ["max-entries", &MAX_ENTRIES, MAX_ENTRIES_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
+            ["events", &EVENTS, EVENTS_DEFAULT, 0, COUNT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [],
         bool: [],

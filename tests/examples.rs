@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use redis::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,17 +15,27 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
-/// Runs `program args` with REDIS_HOST/REDIS_PORT pointing at `server`;
-/// returns stdout, failing the test on a non-zero exit or a hang.
-fn run_example(server: &Server, program: &str, args: &[&str]) -> String {
-    let mut child = Command::new(program)
+/// Starts `program args` with REDIS_HOST/REDIS_PORT pointing at `server`.
+fn spawn_example(server: &Server, program: &str, args: &[&str]) -> std::process::Child {
+    Command::new(program)
         .args(args)
         .env("REDIS_HOST", "127.0.0.1")
         .env("REDIS_PORT", server.port.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? `make deps`)"));
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? `make deps`)"))
+}
+
+/// Runs `program args` with REDIS_HOST/REDIS_PORT pointing at `server`;
+/// returns stdout, failing the test on a non-zero exit or a hang.
+fn run_example(server: &Server, program: &str, args: &[&str]) -> String {
+    finish_example(spawn_example(server, program, args), program, args)
+}
+
+/// Waits for a started example; its stdout, failing the test on a
+/// non-zero exit or a hang.
+fn finish_example(mut child: std::process::Child, program: &str, args: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -130,16 +141,20 @@ fn flow_sh_runs_the_whole_flow_with_redis_cli() {
     assert_ne!(first, second);
 }
 
-#[test]
-fn flow_py_runs_the_whole_flow_with_redis_py() {
+fn require_redis_py() {
     match Command::new("python3").arg("-c").arg("import redis").output() {
-        Err(e) => panic!("python3 not found ({e}): examples/flow.py needs Python 3 with redis-py"),
+        Err(e) => panic!("python3 not found ({e}): the Python examples need Python 3 with redis-py"),
         Ok(o) if !o.status.success() => panic!(
             "redis-py is not installed for python3 (`make deps`, or `python3 -m pip install redis`):\n{}",
             String::from_utf8_lossy(&o.stderr)
         ),
         Ok(_) => {}
     }
+}
+
+#[test]
+fn flow_py_runs_the_whole_flow_with_redis_py() {
+    require_redis_py();
     let server = Server::start();
     let script = examples_dir().join("flow.py");
     let first = check_flow(
@@ -179,4 +194,50 @@ fn flow_go_is_a_go_redis_main_package() {
         );
     }
     assert!(src.contains("REDIS_HOST") && src.contains("REDIS_PORT"));
+}
+
+/// The worker reads the event log with a consumer group while a fan goes
+/// through the sale: it sees each change, the hold that ran out with
+/// nobody touching the event too, and acknowledges all it handled.
+#[test]
+fn worker_py_handles_the_event_log_with_a_consumer_group() {
+    require_redis_py();
+    let server = Server::start();
+    let mut con = server.client();
+    tq!(&mut con, "TQ.CONFIG", "gig", "EVENTS", 1000).unwrap();
+    tq!(&mut con, "TQ.INVENTORY", "gig", "SET", 2).unwrap();
+    let script = examples_dir().join("worker.py");
+    let args = [
+        script.to_str().unwrap(),
+        "gig",
+        "--until",
+        "sold_out",
+        "--timeout",
+        "20",
+    ];
+    let worker = spawn_example(&server, "python3", &args);
+    tq!(&mut con, "TQ.ENQUEUE", "gig", "fan-1", "tok-1").unwrap();
+    let pass = text_field(&tq!(&mut con, "TQ.ENTER", "gig", "tok-1").unwrap(), "pass");
+    tq!(&mut con, "TQ.HOLD", "gig", "A-1", "fan-1", "TTL", 1).unwrap();
+    // Nobody touches the event while the hold runs out.
+    std::thread::sleep(Duration::from_millis(1600));
+    tq!(&mut con, "TQ.HOLD", "gig", "A-1", "fan-1", "WITH", "A-2").unwrap();
+    tq!(&mut con, "TQ.CONFIRM", "gig", "A-1", "fan-1", "WITH", "A-2").unwrap();
+    let out = finish_example(worker, "python3", &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("admitted token=tok-1 user=fan-1 pass={pass}").as_str(),
+            "held seat=A-1 user=fan-1",
+            "hold_expired seat=A-1 user=fan-1",
+            "held seat=A-1 user=fan-1",
+            "held seat=A-2 user=fan-1",
+            "confirmed seat=A-1 user=fan-1",
+            "confirmed seat=A-2 user=fan-1",
+            "sold_out",
+        ]
+    );
+    let pending: Vec<Value> = redis_query(&mut con, &["XPENDING", &log_key("gig"), "workers"]);
+    assert_eq!(int(&pending[0]), 0, "every entry acknowledged: {pending:?}");
 }

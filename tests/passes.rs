@@ -426,7 +426,8 @@ fn settings_of_passes_and_limits_in_tq_config_and_module_configs() {
         (vec!["MAX-ACTIVE", "-1"], "ERR"),
         (vec!["MAX-ENTRIES", "2147483649"], "ERR"),
         (vec!["OPENS-AT", "1"], "ERR"),
-        (vec!["EVENTS", "100"], "ERR"),
+        (vec!["EVENTS", "-1"], "ERR"),
+        (vec!["EVENTS", "2147483649"], "ERR"),
         (vec!["SESSION", "5", "SESSION", "6"], "ERR"),
     ] {
         let mut cmd = vec!["TQ.CONFIG", "ev"];

@@ -10,7 +10,7 @@
 //! Layout (integers are LEB128 varints, names are a varint length then the
 //! bytes), in this order:
 //! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl, session,
-//!   max_active, require_pass, max_seats, max_entries
+//!   max_active, require_pass, max_seats, max_entries, events
 //! - counters: inventory, inventory_set (0|1), sold, admitted, duplicates,
 //!   abandoned, holds_expired, joined, left, trimmed
 //! - bucket: 0, or 1 then milli_tokens, at_ms
@@ -28,9 +28,10 @@
 //!   (16 bytes), expires_ms. The seats each user holds and bought are counted from the
 //!   seats when decoding, not stored.
 //!
-//! Version 1 (tq 0.3) has the first five settings only, no passes, and
-//! writes the queue's tokens and users as names (length, bytes) and each
-//! dedupe key with its length (16); `decode_version` reads both.
+//! Version 2 (tq 0.4) has no `events` setting. Version 1 (tq 0.3) has
+//! the first five settings only, no passes, and writes the queue's tokens
+//! and users as names (length, bytes) and each dedupe key with its length
+//! (16). `decode_version` reads all three.
 
 use std::fmt;
 
@@ -45,7 +46,7 @@ use super::settings::{Setting, Settings};
 
 /// The RDB encoding version of the module type (its `encver`): the
 /// version `encode` writes.
-pub const ENCODING_VERSION: i32 = 2;
+pub const ENCODING_VERSION: i32 = 3;
 /// The oldest version `decode_version` reads.
 pub const OLDEST_VERSION: i32 = 1;
 
@@ -67,7 +68,7 @@ const MAX_COUNT: u64 = 1 << 56;
 
 /// The event's fixed figures in stored order: its settings, then its
 /// counters (`decode` reads them back in this order).
-fn figures(event: &Event) -> [u64; 20] {
+fn figures(event: &Event) -> [u64; 21] {
     let (s, c) = (&event.settings, &event.counters);
     [
         s.rate,
@@ -80,6 +81,7 @@ fn figures(event: &Event) -> [u64; 20] {
         s.require_pass,
         s.max_seats,
         s.max_entries,
+        s.events,
         c.inventory,
         u64::from(c.inventory_set),
         c.sold,
@@ -185,10 +187,10 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
         names_as_text: version == 1,
     };
     let mut settings = Settings::DEFAULT;
-    let stored: &[Setting] = if version == 1 {
-        &Setting::FIRST
-    } else {
-        &Setting::ALL
+    let stored: &[Setting] = match version {
+        1 => &Setting::FIRST,
+        2 => &Setting::SECOND,
+        _ => &Setting::ALL,
     };
     for &setting in stored {
         let v = r.int()?;

@@ -15,7 +15,7 @@ use super::codec::{
 };
 use super::entry_id::EntryId;
 use super::error::TqError;
-use super::event::{Event, Step};
+use super::event::{Event, PassAction, Step};
 use super::names::{digest_of, NameDigest};
 use super::rules_tests::{apply, random_cmd, Lcg, T0};
 use super::settings::{Setting, Settings, SettingsChange, MAX_RATE, MAX_SECONDS};
@@ -170,9 +170,10 @@ fn exercise(mut e: Event, seed: u64) {
 }
 
 #[test]
-fn the_encoding_version_is_the_second_of_the_module_type() {
-    // 1: tq 0.3; 2: tokens and users of the queue as digests.
-    assert_eq!((OLDEST_VERSION, ENCODING_VERSION), (1, 2));
+fn the_encoding_version_is_the_third_of_the_module_type() {
+    // 1: tq 0.3; 2: tokens and users of the queue as digests, passes;
+    // 3: the event log's setting.
+    assert_eq!((OLDEST_VERSION, ENCODING_VERSION), (1, 3));
 }
 
 #[test]
@@ -303,14 +304,14 @@ proptest! {
 /// A hand-written payload, field by field, in the layout of `codec.rs`.
 #[derive(Debug, Clone)]
 struct Forge {
-    /// The encoding version written: 2 writes the queue's names and the
-    /// dedupe keys as 16 raw bytes (tokens and users: their digests), 1 as
-    /// length-prefixed names.
+    /// The encoding version written: 2 and later write the queue's names
+    /// and the dedupe keys as 16 raw bytes (tokens and users: their
+    /// digests), 1 as length-prefixed names.
     version: i32,
     settings: [u64; 5],
-    /// Written by version 2 only: session, max_active, require_pass,
-    /// max_seats, max_entries.
-    more_settings: [u64; 5],
+    /// Written from version 2 on: session, max_active, require_pass,
+    /// max_seats, max_entries; and from version 3 on: events.
+    more_settings: [u64; 6],
     counters: [u64; 10],
     bucket: Option<(u64, u64)>,
     /// Written instead of the bucket's tag.
@@ -365,7 +366,7 @@ impl Forge {
         Forge {
             version: ENCODING_VERSION,
             settings: [50, 500, 300, 300, 300],
-            more_settings: [600, 0, 0, 0, 0],
+            more_settings: [600, 0, 0, 0, 0, 0],
             //          inv set sold adm dup abn exp joined left trim
             counters: [5, 1, 1, 2, 0, 0, 0, 5, 0, 0],
             bucket: Some((498_000, T0)),
@@ -395,10 +396,10 @@ impl Forge {
 
     fn bytes(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
-        let more: &[u64] = if self.version == 1 {
-            &[]
-        } else {
-            &self.more_settings
+        let more: &[u64] = match self.version {
+            1 => &[],
+            2 => &self.more_settings[..5],
+            _ => &self.more_settings,
         };
         for &v in self.settings.iter().chain(more).chain(&self.counters) {
             w.int(v);
@@ -506,7 +507,7 @@ fn refused(forge: &Forge, why: &str) {
 
 #[test]
 fn the_forged_valid_state_decodes_to_what_it_says() {
-    for version in [1, 2] {
+    for version in [1, 2, 3] {
         forged_valid_state_decodes(version);
     }
 }
@@ -584,6 +585,54 @@ fn a_version_1_state_loads() {
     let current = decode(&encode(&e)).unwrap();
     assert_eq!(current.digest(), e.digest());
 }
+
+/// A state stored by tq 0.4 (encoding version 2, written by its encoder)
+/// loads with its settings, queue, seats and passes.
+#[test]
+fn a_version_2_state_loads() {
+    let e = decode_version(&hex(VERSION_2_STATE), 2).expect("tq 0.4's state loads");
+    let s = &e.settings;
+    assert_eq!(
+        (s.rate, s.burst, s.session_s, s.max_seats, s.events),
+        (7, 3, 900, 4, 0)
+    );
+    let now = T0 + 50;
+    let stats = e.stats(now);
+    assert_eq!(
+        (
+            stats.waiting,
+            stats.admitted,
+            stats.inventory,
+            stats.held,
+            stats.sold,
+            stats.active
+        ),
+        (3, 1, 7, 2, 1, 1)
+    );
+    let mut e = e;
+    let mut step = Step::testing(now);
+    let alice = e.pass(&mut step, b"alice", PassAction::Show).unwrap();
+    assert_eq!(
+        (alice.held, alice.bought, alice.pass.map(|p| p.expires_ms)),
+        (1, 0, Some(T0 + 40 + 900_000))
+    );
+    let bob = e.pass(&mut step, b"bob", PassAction::Show).unwrap();
+    assert_eq!((bob.held, bob.bought, bob.pass), (1, 1, None));
+    assert_eq!(e.position(&mut step, b"tok-c").unwrap().position, 3);
+    let again = e.enqueue(&mut step, b"x", b"new", Some(b"order-1"), None);
+    assert!(matches!(again, Err(TqError::Duplicate(id)) if id == format!("{T0}-0")));
+    // Written anew in the current version, it is the same state.
+    let current = decode(&encode(&e)).unwrap();
+    assert_eq!(current.digest(), e.digest());
+}
+
+/// What tq 0.4's encoder wrote for: RATE 7, BURST 3, SESSION 900,
+/// MAX-SEATS 4; alice joins with tok-a (DEDUPE order-1, TTL 900) at T0,
+/// bob with a UUID token and alice with tok-a2 at T0+5, carol (a long
+/// name) with tok-c (DEDUPE "binary\0id") at T0+9; tok-a enters at T0+20
+/// (alice's pass); inventory 10 at T0+30; alice holds A1 (TTL 3000) at
+/// T0+40, bob holds A2 and A3 at T0+41 and confirms A2 at T0+42.
+const VERSION_2_STATE: &str = include_str!("../../tests/fixtures/tq-0.4-state.hex");
 
 /// What tq 0.3's encoder wrote for: alice joins with tok-a (DEDUPE order-1,
 /// TTL 900) at T0, bob with a UUID token and alice with tok-a2 at T0+5,
@@ -677,6 +726,7 @@ fn forged_numbers_out_of_range_are_refused() {
         ("max_entries past 2^31", |f| {
             f.more_settings[4] = (1 << 31) + 1
         }),
+        ("events past 2^31", |f| f.more_settings[5] = (1 << 31) + 1),
     ];
     for (why, forge) in cases {
         let mut f = Forge::valid();
@@ -758,7 +808,7 @@ fn forged_inconsistencies_are_refused() {
     let e = f.decode().expect("two users, a pass each");
     assert_eq!(e.stats(T0 - 1).active, 2);
     // An unknown version.
-    for version in [0, 3, -1] {
+    for version in [0, 4, -1] {
         assert!(decode_version(&Forge::valid().bytes(), version).is_err());
     }
     // A name whose length runs past the end.

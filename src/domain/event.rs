@@ -16,6 +16,7 @@ use super::buyers::{Buyers, Pass, PassId};
 use super::dedupe::Dedupe;
 use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
+use super::happenings::{Happening, Log};
 use super::names::{digest_of, NameDigest};
 use super::queue::Queue;
 use super::seats::{Seat, Seats};
@@ -40,6 +41,9 @@ pub struct Step {
     pub draws: Draws,
     /// The draws the step took, in order: what a replica must be given.
     pub drawn: Vec<[u8; 16]>,
+    /// What happened, for the event log: kept only while the event has
+    /// one (`Event::open_log`).
+    pub log: Option<Log>,
 }
 
 /// Where a rule's random draws (a new pass's id) come from. The rules
@@ -105,6 +109,23 @@ impl Step {
         };
         self.drawn.push(value);
         Ok(value)
+    }
+
+    /// Notes what happened, if the event keeps a log (`make` runs only
+    /// then).
+    pub fn note(&mut self, make: impl FnOnce() -> Happening) {
+        if let Some(log) = &mut self.log {
+            log.notes.push(make());
+        }
+    }
+
+    /// Notes what happened to each entry removed from `from` on in
+    /// `removed`.
+    fn note_removed(&mut self, from: usize, make: fn(EntryId) -> Happening) {
+        if let Some(log) = &mut self.log {
+            log.notes
+                .extend(self.removed[from..].iter().map(|&entry| make(entry)));
+        }
     }
 }
 
@@ -264,6 +285,28 @@ impl Event {
         self.queue.len()
     }
 
+    // ---- the event log ---------------------------------------------------
+
+    /// Starts the step's notes if the event keeps a log (`events` > 0).
+    pub fn open_log(&self, step: &mut Step) {
+        if self.settings.events > 0 {
+            step.log = Some(Log {
+                notes: Vec::new(),
+                sold_out_before: self.sold_out(step.now_ms),
+            });
+        }
+    }
+
+    /// The step's notes, ending with `sold_out` if the step made the event
+    /// sold out. `None` if the event keeps no log.
+    pub fn close_log(&self, step: &mut Step) -> Option<Vec<Happening>> {
+        let mut log = step.log.take()?;
+        if !log.sold_out_before && self.sold_out(step.now_ms) {
+            log.notes.push(Happening::SoldOut);
+        }
+        Some(log.notes)
+    }
+
     // ---- time ----------------------------------------------------------
 
     /// Brings the event up to `step.now_ms`: at most `STEP_BUDGET` of each
@@ -271,8 +314,8 @@ impl Event {
     pub fn advance(&mut self, step: &mut Step) -> bool {
         let now = step.now_ms;
         let abandoned = self.abandon(step);
-        let expired = self.expire_holds(now);
-        let lapsed = self.lapse_passes(now);
+        let expired = self.expire_holds(step);
+        let lapsed = self.lapse_passes(step);
         let forgotten = self.dedupe.purge(now, STEP_BUDGET);
         if abandoned + expired + lapsed + forgotten > 0 {
             step.changed = true;
@@ -337,27 +380,31 @@ impl Event {
                 .map(|slot| (self.queue.entry(slot).beat_ms + lapse, slot)),
             step.now_ms,
         );
+        let first = step.removed.len();
         self.queue.remove_all(&due, &mut step.removed);
+        step.note_removed(first, |entry| Happening::Abandoned { entry });
         self.counters.abandoned += due.len() as u64;
         due.len()
     }
 
-    fn expire_holds(&mut self, now_ms: u64) -> usize {
-        let due: Vec<Box<[u8]>> = within_budget(self.seats.due_holds(now_ms), now_ms)
+    fn expire_holds(&mut self, step: &mut Step) -> usize {
+        let now = step.now_ms;
+        let due: Vec<Box<[u8]>> = within_budget(self.seats.due_holds(now), now)
             .into_iter()
             .map(Box::from)
             .collect();
         for seat in &due {
-            self.give_back(seat);
+            self.give_back(step, seat, hold_expired);
         }
         self.counters.holds_expired += due.len() as u64;
         due.len()
     }
 
     /// A held seat is available again: out of its holder's count, back in
-    /// the inventory.
-    fn give_back(&mut self, seat: &[u8]) {
+    /// the inventory; `happened` says why, for the log.
+    fn give_back(&mut self, step: &mut Step, seat: &[u8], happened: SeatHappening) {
         if let Some(Seat::Held { user, .. }) = self.seats.get(seat) {
+            step.note(|| happened(seat.into(), user[..].into()));
             let holder = digest_of(user);
             self.buyers.held_one_fewer(&holder);
         }
@@ -366,10 +413,12 @@ impl Event {
     }
 
     /// Passes lapse `session` seconds after their last renewal.
-    fn lapse_passes(&mut self, now_ms: u64) -> usize {
-        let due = within_budget(self.buyers.due_passes(now_ms), now_ms);
+    fn lapse_passes(&mut self, step: &mut Step) -> usize {
+        let due = within_budget(self.buyers.due_passes(step.now_ms), step.now_ms);
         for user in &due {
-            self.buyers.end_pass(user);
+            if let Some(pass) = self.buyers.end_pass(user) {
+                step.note(|| Happening::PassLapsed { pass: pass.id });
+            }
         }
         due.len()
     }
@@ -559,7 +608,9 @@ impl Event {
             milli_tokens: milli - 1000,
             at_ms: now,
         });
-        step.removed.push(self.queue.remove(slot));
+        let entry = self.queue.remove(slot);
+        step.removed.push(entry);
+        step.note(|| Happening::Admitted { entry, pass: id });
         self.counters.admitted += 1;
         self.admissions.record(now);
         step.changed = true;
@@ -594,8 +645,9 @@ impl Event {
             }
             (PassAction::Touch, _, _) => return Err(TqError::NoPass),
             (PassAction::Revoke, ended, _) => {
-                if ended.is_some() {
+                if let Some(pass) = ended {
                     self.buyers.end_pass(&user);
+                    step.note(|| Happening::PassRevoked { pass: pass.id });
                     step.changed = true;
                 }
                 return Ok(PassView {
@@ -622,7 +674,9 @@ impl Event {
         let Some(slot) = self.find_waiting(step, &digest_of(token)) else {
             return false;
         };
-        step.removed.push(self.queue.remove(slot));
+        let entry = self.queue.remove(slot);
+        step.removed.push(entry);
+        step.note(|| Happening::Left { entry });
         self.counters.left += 1;
         step.changed = true;
         true
@@ -636,7 +690,9 @@ impl Event {
         if self.queue.entry(slot).beat_ms + lapse_ms(&self.settings) > step.now_ms {
             return Some(slot);
         }
-        step.removed.push(self.queue.remove(slot));
+        let entry = self.queue.remove(slot);
+        step.removed.push(entry);
+        step.note(|| Happening::Abandoned { entry });
         self.counters.abandoned += 1;
         step.changed = true;
         None
@@ -652,7 +708,9 @@ impl Event {
             .in_order()
             .take_while(|&slot| self.queue.entry(slot).id < min_id)
             .collect();
+        let first = step.removed.len();
         self.queue.remove_all(&old, &mut step.removed);
+        step.note_removed(first, |entry| Happening::Trimmed { entry });
         self.counters.trimmed += old.len() as u64;
         step.changed |= !old.is_empty();
         old.len() as u64
@@ -778,6 +836,10 @@ impl Event {
         let ttl_s = ttl_s.unwrap_or(self.settings.hold_ttl_s);
         for seat in seats {
             self.seats.hold(seat, user, now + ttl_s * 1000);
+            step.note(|| Happening::Held {
+                seat: (*seat).into(),
+                user: user.into(),
+            });
         }
         let slot = match buyer {
             Some(slot) => slot,
@@ -826,7 +888,7 @@ impl Event {
         self.advance(step);
         self.expire_seat(step, seat);
         self.check_holder(seat, user)?;
-        self.give_back(seat);
+        self.give_back(step, seat, |seat, user| Happening::Released { seat, user });
         step.changed = true;
         Ok(self.inventory(step.now_ms))
     }
@@ -845,6 +907,10 @@ impl Event {
         for seat in seats {
             self.seats.sell(seat, user);
             self.buyers.sold_at(buyer);
+            step.note(|| Happening::Confirmed {
+                seat: (*seat).into(),
+                user: user.into(),
+            });
         }
         self.counters.sold += seats.len() as u64;
         self.renew_pass_at(step, buyer);
@@ -858,7 +924,7 @@ impl Event {
     fn expire_seat(&mut self, step: &mut Step, seat: &[u8]) -> bool {
         match self.seats.get(seat) {
             Some(Seat::Held { expires_ms, .. }) if *expires_ms <= step.now_ms => {
-                self.give_back(seat);
+                self.give_back(step, seat, hold_expired);
                 self.counters.holds_expired += 1;
                 step.changed = true;
                 true
@@ -955,6 +1021,13 @@ impl Event {
             + self.buyers.memory_usage()
             + self.admissions.per_second.capacity() * 16
     }
+}
+
+/// Makes the log's note of a seat given back, from the seat and its holder.
+type SeatHappening = fn(Box<[u8]>, Box<[u8]>) -> Happening;
+
+fn hold_expired(seat: Box<[u8]>, user: Box<[u8]>) -> Happening {
+    Happening::HoldExpired { seat, user }
 }
 
 /// The items (deadline, item) of a deadline-ordered run that are due by

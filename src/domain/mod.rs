@@ -16,6 +16,7 @@ pub mod dedupe;
 pub mod entry_id;
 pub mod error;
 pub mod event;
+pub mod happenings;
 pub mod names;
 pub mod queue;
 pub mod ranks;

@@ -2088,3 +2088,147 @@ fn extend_renews_the_holders_pass() {
     let view = pass_of(&mut e, T0 + 40_000, "u1", PassAction::Show).unwrap();
     assert_eq!(view.pass.unwrap().expires_ms, T0 + 100_000);
 }
+
+// ---- the event log -------------------------------------------------------
+
+/// Runs `rule` as the Redis side does for an event with a log, and returns
+/// the notes' types with what they name.
+fn logged<T>(
+    e: &mut Event,
+    now: u64,
+    rule: impl FnOnce(&mut Event, &mut Step) -> T,
+) -> (T, Vec<String>) {
+    let mut step = Step::testing(now);
+    e.open_log(&mut step);
+    let out = rule(e, &mut step);
+    let notes = e.close_log(&mut step).unwrap_or_default();
+    let told = notes
+        .iter()
+        .map(|note| {
+            let s = note.subject();
+            let mut text = note.kind().to_string();
+            if let Some(entry) = s.entry {
+                text += &format!(" entry={}", String::from_utf8_lossy(&entry.text()));
+            }
+            for (name, value) in [("seat", s.seat), ("user", s.user)] {
+                if let Some(v) = value {
+                    text += &format!(" {name}={}", String::from_utf8_lossy(v));
+                }
+            }
+            if s.pass.is_some() {
+                text += " pass";
+            }
+            text
+        })
+        .collect();
+    (out, told)
+}
+
+#[test]
+fn every_change_is_noted_for_the_event_log_by_the_step_that_made_it() {
+    let mut e = Event::new(settings(|s| {
+        s.events = 100;
+        s.heartbeat_s = 10;
+        s.session_s = 20;
+    }));
+    let (_, told) = logged(&mut e, T0, |e, step| {
+        e.enqueue(step, b"ann", b"t1", None, None).unwrap();
+        e.enqueue(step, b"bo", b"t2", None, None).unwrap();
+        e.enqueue(step, b"cy", b"t3", None, None).unwrap();
+    });
+    assert!(told.is_empty(), "joins are not logged: {told:?}");
+    logged(&mut e, T0 + 500, |e, step| {
+        e.enqueue(step, b"di", b"t4", None, None).unwrap()
+    });
+    let (_, told) = logged(&mut e, T0 + 1, |e, step| e.enter(step, b"t1").unwrap());
+    assert_eq!(told, [format!("admitted entry={T0}-0 pass")]);
+    let (_, told) = logged(&mut e, T0 + 2, |e, step| e.leave(step, b"t2"));
+    assert_eq!(told, [format!("left entry={T0}-1")]);
+    let (_, told) = logged(&mut e, T0 + 1_001, |e, step| e.trim(step, 1));
+    assert_eq!(told, [format!("trimmed entry={T0}-2")]);
+    // t4 lapses with nobody polling.
+    let (_, told) = logged(&mut e, T0 + 11_501, |e, step| e.advance(step));
+    assert_eq!(told, [format!("abandoned entry={}-0", T0 + 500)]);
+    let now = T0 + 12_000;
+    logged(&mut e, now, |e, step| e.set_inventory(step, 3));
+    let (_, told) = logged(&mut e, now, |e, step| {
+        e.hold(step, &[b"A1", b"A2"], b"ann", Some(5)).unwrap()
+    });
+    assert_eq!(told, ["held seat=A1 user=ann", "held seat=A2 user=ann"]);
+    let (_, told) = logged(&mut e, now, |e, step| e.release(step, b"A2", None).unwrap());
+    assert_eq!(told, ["released seat=A2 user=ann"]);
+    let (_, told) = logged(&mut e, now, |e, step| {
+        e.hold(step, &[b"B1"], b"bo", None).unwrap();
+        e.confirm(step, &[b"B1"], b"bo").unwrap()
+    });
+    assert_eq!(told, ["held seat=B1 user=bo", "confirmed seat=B1 user=bo"]);
+    // A1's hold runs out, and ann's pass (renewed by her hold) lapses.
+    let (_, told) = logged(&mut e, now + 5_000, |e, step| e.advance(step));
+    assert_eq!(told, ["hold_expired seat=A1 user=ann"]);
+    let (_, told) = logged(&mut e, now + 20_000, |e, step| e.advance(step));
+    assert_eq!(told, ["pass_lapsed pass"]);
+    // The last two seats go: the event becomes sold out, once.
+    let (_, told) = logged(&mut e, now + 20_001, |e, step| {
+        e.hold(step, &[b"C1", b"C2"], b"cy", None).unwrap()
+    });
+    assert_eq!(
+        told,
+        ["held seat=C1 user=cy", "held seat=C2 user=cy"],
+        "held seats can come back: not sold out yet"
+    );
+    let (_, told) = logged(&mut e, now + 20_002, |e, step| {
+        e.confirm(step, &[b"C1", b"C2"], b"cy").unwrap()
+    });
+    assert_eq!(
+        told,
+        [
+            "confirmed seat=C1 user=cy",
+            "confirmed seat=C2 user=cy",
+            "sold_out"
+        ]
+    );
+    let (_, told) = logged(&mut e, now + 20_003, |e, step| e.set_inventory(step, 0));
+    assert!(told.is_empty(), "{told:?}");
+}
+
+#[test]
+fn a_revoke_and_an_expired_hold_met_by_a_command_are_noted() {
+    let mut e = Event::new(settings(|s| s.events = 10));
+    logged(&mut e, T0, |e, step| {
+        e.enqueue(step, b"ann", b"t1", None, None).unwrap();
+        e.enter(step, b"t1").unwrap();
+        e.set_inventory(step, 5);
+        e.hold(step, &[b"A1"], b"ann", Some(1)).unwrap()
+    });
+    let (_, told) = logged(&mut e, T0 + 5, |e, step| {
+        e.pass(step, b"ann", PassAction::Revoke).unwrap()
+    });
+    assert_eq!(told, ["pass_revoked pass"]);
+    let (_, told) = logged(&mut e, T0 + 5, |e, step| {
+        e.pass(step, b"ann", PassAction::Revoke).unwrap()
+    });
+    assert!(told.is_empty(), "no live pass, nothing ended: {told:?}");
+    // The hold ran out; the next hold of the seat meets it first.
+    let mut crowd = e.clone();
+    let (_, told) = logged(&mut crowd, T0 + 1_000, |e, step| {
+        e.hold(step, &[b"A1"], b"bo", None).unwrap()
+    });
+    assert_eq!(
+        told,
+        ["hold_expired seat=A1 user=ann", "held seat=A1 user=bo"]
+    );
+}
+
+#[test]
+fn an_event_without_a_log_notes_nothing() {
+    let mut e = Event::new(Settings::DEFAULT);
+    let mut step = Step::testing(T0);
+    e.open_log(&mut step);
+    e.enqueue(&mut step, b"ann", b"t1", None, None).unwrap();
+    e.enter(&mut step, b"t1").unwrap();
+    e.set_inventory(&mut step, 1);
+    e.hold(&mut step, &[b"A1"], b"ann", None).unwrap();
+    e.confirm(&mut step, &[b"A1"], b"ann").unwrap();
+    assert!(step.log.is_none());
+    assert_eq!(e.close_log(&mut step), None);
+}

@@ -35,6 +35,8 @@ pub struct Settings {
     pub max_seats: u64,
     /// Most entries a user may have waiting (0: no limit).
     pub max_entries: u64,
+    /// Length the event log is kept near (0: no log).
+    pub events: u64,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
         require_pass: 0,
         max_seats: 0,
         max_entries: 0,
+        events: 0,
     };
 
     pub fn heartbeat_ms(&self) -> u64 {
@@ -78,6 +81,7 @@ impl Settings {
             Setting::RequirePass => &mut self.require_pass,
             Setting::MaxSeats => &mut self.max_seats,
             Setting::MaxEntries => &mut self.max_entries,
+            Setting::Events => &mut self.events,
         }
     }
 
@@ -105,11 +109,27 @@ pub enum Setting {
     RequirePass,
     MaxSeats,
     MaxEntries,
+    Events,
 }
 
 impl Setting {
     /// In the order of the stored form and of TQ.CONFIG's reply.
-    pub const ALL: [Setting; 10] = [
+    pub const ALL: [Setting; 11] = [
+        Setting::Rate,
+        Setting::Burst,
+        Setting::Heartbeat,
+        Setting::HoldTtl,
+        Setting::DedupeTtl,
+        Setting::Session,
+        Setting::MaxActive,
+        Setting::RequirePass,
+        Setting::MaxSeats,
+        Setting::MaxEntries,
+        Setting::Events,
+    ];
+
+    /// The settings of tq 0.4 (encoding version 2 stores these only).
+    pub const SECOND: [Setting; 10] = [
         Setting::Rate,
         Setting::Burst,
         Setting::Heartbeat,
@@ -143,6 +163,7 @@ impl Setting {
             Setting::RequirePass => "REQUIRE-PASS",
             Setting::MaxSeats => "MAX-SEATS",
             Setting::MaxEntries => "MAX-ENTRIES",
+            Setting::Events => "EVENTS",
         }
     }
 
@@ -159,6 +180,7 @@ impl Setting {
             Setting::RequirePass => "require_pass",
             Setting::MaxSeats => "max_seats",
             Setting::MaxEntries => "max_entries",
+            Setting::Events => "events",
         }
     }
 
@@ -167,7 +189,9 @@ impl Setting {
             Setting::Rate => (0, MAX_RATE),
             Setting::Burst => (1, MAX_BURST),
             Setting::RequirePass => (0, 1),
-            Setting::MaxActive | Setting::MaxSeats | Setting::MaxEntries => (0, MAX_COUNT_SETTING),
+            Setting::MaxActive | Setting::MaxSeats | Setting::MaxEntries | Setting::Events => {
+                (0, MAX_COUNT_SETTING)
+            }
             Setting::Heartbeat | Setting::HoldTtl | Setting::DedupeTtl | Setting::Session => {
                 (1, MAX_SECONDS)
             }

@@ -1,7 +1,7 @@
 //! Module-wide defaults, registered as module configs `tq.rate`,
 //! `tq.burst`, `tq.heartbeat`, `tq.hold-ttl`, `tq.dedupe-ttl`,
 //! `tq.session`, `tq.max-active`, `tq.require-pass`, `tq.max-seats`,
-//! `tq.max-entries` (CONFIG GET/SET, and `--loadmodule ... rate 100`
+//! `tq.max-entries`, `tq.events` (CONFIG GET/SET, and `--loadmodule ... rate 100`
 //! arguments). Redis validates the
 //! range on every change and keeps the old value when it is refused.
 //! They are the defaults of events created from then on.
@@ -22,6 +22,7 @@ pub const MAX_ACTIVE_DEFAULT: i64 = Settings::DEFAULT.max_active as i64;
 pub const REQUIRE_PASS_DEFAULT: i64 = Settings::DEFAULT.require_pass as i64;
 pub const MAX_SEATS_DEFAULT: i64 = Settings::DEFAULT.max_seats as i64;
 pub const MAX_ENTRIES_DEFAULT: i64 = Settings::DEFAULT.max_entries as i64;
+pub const EVENTS_DEFAULT: i64 = Settings::DEFAULT.events as i64;
 
 pub static RATE: AtomicI64 = AtomicI64::new(RATE_DEFAULT);
 pub static BURST: AtomicI64 = AtomicI64::new(BURST_DEFAULT);
@@ -33,6 +34,7 @@ pub static MAX_ACTIVE: AtomicI64 = AtomicI64::new(MAX_ACTIVE_DEFAULT);
 pub static REQUIRE_PASS: AtomicI64 = AtomicI64::new(REQUIRE_PASS_DEFAULT);
 pub static MAX_SEATS: AtomicI64 = AtomicI64::new(MAX_SEATS_DEFAULT);
 pub static MAX_ENTRIES: AtomicI64 = AtomicI64::new(MAX_ENTRIES_DEFAULT);
+pub static EVENTS: AtomicI64 = AtomicI64::new(EVENTS_DEFAULT);
 
 /// The settings a new event starts with: it keeps them (replicas and AOF
 /// replays get them in the record that creates it), so changing a default
@@ -60,6 +62,7 @@ fn variable(setting: Setting) -> &'static AtomicI64 {
         Setting::RequirePass => &REQUIRE_PASS,
         Setting::MaxSeats => &MAX_SEATS,
         Setting::MaxEntries => &MAX_ENTRIES,
+        Setting::Events => &EVENTS,
     }
 }
 

@@ -14,7 +14,7 @@ pub const CONFIG: Command = Command {
     // Not `write`: without options it is a read (see TQ.INVENTORY).
     flags: "may-replicate",
     doc: Doc {
-        summary: "Returns or sets the event's settings: admission rate and burst, heartbeat, hold and dedupe TTLs, passes and per-user limits",
+        summary: "Returns or sets the event's settings: admission rate and burst, heartbeat, hold and dedupe TTLs, passes, per-user limits and the event log",
         complexity: "O(1)",
         arity: -2,
         key_flags: RW | ACCESS | UPDATE,
@@ -30,6 +30,7 @@ pub const CONFIG: Command = Command {
             option("REQUIRE-PASS", "flag", Integer),
             option("MAX-SEATS", "n", Integer),
             option("MAX-ENTRIES", "n", Integer),
+            option("EVENTS", "n", Integer),
         ],
     },
     handler: config,
@@ -49,8 +50,7 @@ fn config(call: &Call) -> TqResult<Reply> {
             }
             fields.push((setting.field(), Reply::uint(settings.get(setting))));
         }
-        // No event log (EVENTS) and no scheduled opening in this version.
-        fields.push(("events", Reply::Int(0)));
+        // No scheduled opening in this version.
         fields.push(("shuffle_seed", Reply::Null));
         return Ok(Reply::Map(fields));
     }

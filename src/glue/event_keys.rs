@@ -11,11 +11,12 @@ use std::ffi::c_int;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 use redis_module::{raw, ContextFlags};
+use smallvec::SmallVec;
 
 use super::background;
 use super::commands::{Call, Origin};
 use super::config::defaults;
-use super::keys::{field_names, Holds, Key, RStr};
+use super::keys::{field_names, word, Holds, Key, RStr};
 use super::legacy;
 use super::metrics;
 use crate::domain::buyers::id_text;
@@ -23,6 +24,7 @@ use crate::domain::decimal::Decimal;
 use crate::domain::entry_id::EntryId;
 use crate::domain::error::{TqError, TqResult};
 use crate::domain::event::{Counters, Draws, Event, Step};
+use crate::domain::happenings::Happening;
 use crate::domain::settings::{Setting, Settings};
 
 /// A write command's usual course: open the event, run `rule` on it, make
@@ -44,6 +46,8 @@ pub struct OpenEvent<'c> {
     call: &'c Call<'c>,
     queue: Key<'c>,
     state: Key<'c>,
+    /// The event log's stream, open while the event keeps a log.
+    log: Option<Key<'c>>,
     /// The state of an event that has none stored yet; stored by `finish`
     /// if the command changed it.
     fresh: Option<Box<Event>>,
@@ -61,7 +65,8 @@ pub struct OpenEvent<'c> {
 }
 
 impl<'c> OpenEvent<'c> {
-    pub fn for_write(call: &'c Call<'c>, event: &[u8]) -> TqResult<OpenEvent<'c>> {
+    pub fn for_write(call: &'c Call<'c>, event_name: &[u8]) -> TqResult<OpenEvent<'c>> {
+        let event = event_name;
         let mut queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
         let mut state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
         if state.holds() == Holds::Nothing
@@ -90,6 +95,7 @@ impl<'c> OpenEvent<'c> {
             call,
             queue,
             state,
+            log: None,
             created_with: fresh.as_ref().map(|e| e.settings),
             fresh,
             step: Step {
@@ -104,6 +110,15 @@ impl<'c> OpenEvent<'c> {
             counters_before: Counters::default(),
         };
         open.counters_before = open.event().counters;
+        let (event, step) = open.parts();
+        event.open_log(step);
+        if step.log.is_some() {
+            let log = Key::open(call.ctx, RStr::key_name(event_name, "events"), true);
+            if !matches!(log.holds(), Holds::Nothing | Holds::Stream) {
+                return Err(TqError::WrongType);
+            }
+            open.log = Some(log);
+        }
         let resume = match call.origin {
             Origin::Client => open.event().restarted,
             Origin::Record => call.resumed,
@@ -148,8 +163,8 @@ impl<'c> OpenEvent<'c> {
         user: *mut raw::RedisModuleString,
     ) -> TqResult<()> {
         let [token_field, user_field] = field_names();
-        let fields = [token_field.ptr(), token, user_field.ptr(), user];
-        if !self.queue.stream_add(id, fields) {
+        let mut fields = [token_field.ptr(), token, user_field.ptr(), user];
+        if !self.queue.stream_add(id, &mut fields) {
             return Err(TqError::Damaged(
                 "queue already holds a later entry than its state",
             ));
@@ -162,6 +177,11 @@ impl<'c> OpenEvent<'c> {
     /// left, a new event's state is stored, and the command reaches
     /// replicas and the AOF as one record, if anything changed.
     pub fn finish(mut self) {
+        let (event, step) = self.parts();
+        if let Some(notes) = event.close_log(step) {
+            // Before the stream loses the entries the notes name.
+            self.write_log(&notes);
+        }
         let removed = std::mem::take(&mut self.step.removed);
         if !removed.is_empty() {
             self.delete_from_stream(&removed);
@@ -204,6 +224,61 @@ impl<'c> OpenEvent<'c> {
         // SAFETY: valid context of the running command.
         let db = unsafe { raw::RedisModule_GetSelectedDb.unwrap()(self.call.ctx.ctx) };
         background::schedule(db, self.call.args[0], due);
+    }
+
+    /// Appends the step's notes to the event log, each entry naming its
+    /// subject, with ids made from the step's time, so that a replica or an
+    /// AOF replay appends the very same entries; then keeps the log between
+    /// `events` and a tenth more entries (exact trims, so every copy keeps
+    /// the same ones, whatever its stream node sizes).
+    fn write_log(&mut self, notes: &[Happening]) {
+        let keep = self.event().settings.events;
+        let Some(log) = self.log.as_ref().filter(|_| !notes.is_empty()) else {
+            return;
+        };
+        let now = self.step.now_ms;
+        let mut last = log.stream_last_id();
+        for note in notes {
+            let subject = note.subject();
+            // The strings made for this entry, alive until it is added.
+            let mut made: SmallVec<[RStr; 4]> = SmallVec::new();
+            let mut fields: SmallVec<[*mut raw::RedisModuleString; 10]> =
+                smallvec::smallvec![word("type"), word(note.kind())];
+            if let Some(strings) = subject.entry.and_then(|e| self.queue.stream_entry(e)) {
+                // The entry's own `token` and `user` fields and values.
+                fields.extend(strings.iter().map(|s| s.ptr));
+                made.extend(strings);
+            }
+            let pass = subject.pass.map(id_text);
+            let named = [
+                ("seat", subject.seat),
+                ("user", subject.user),
+                ("pass", pass.as_ref().map(|p| &p[..])),
+            ];
+            for (name, value) in named {
+                if let Some(value) = value {
+                    let value = RStr::new(value);
+                    fields.extend([word(name), value.ptr]);
+                    made.push(value);
+                }
+            }
+            let id = EntryId::next_after(last, now);
+            if !log.stream_add(id, &mut fields) {
+                // Only an entry written into the log by hand at a later id
+                // can refuse this one.
+                super::log::warning(
+                    "tq: the event log holds a later entry than now; a note was lost",
+                );
+                continue;
+            }
+            last = Some(id);
+        }
+        log.notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xadd");
+        if log.value_length() > keep + (keep / 10).max(1) {
+            log.stream_trim_to(keep);
+            log.notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xtrim");
+        }
+        log.signal_modified();
     }
 
     /// Entries that left: a few are deleted one by one; a crowd that is a

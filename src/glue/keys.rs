@@ -10,6 +10,7 @@ use std::ffi::{c_int, CStr};
 use std::ptr;
 
 use redis_module::{raw, Context};
+use smallvec::SmallVec;
 
 use super::state_type::STATE_TYPE;
 use crate::domain::args::MAX_EVENT_LEN;
@@ -75,18 +76,53 @@ impl ModuleString {
     }
 }
 
-/// The field names of a queue entry: `token`, `user`.
-pub fn field_names() -> &'static [ModuleString; 2] {
-    static NAMES: std::sync::OnceLock<[ModuleString; 2]> = std::sync::OnceLock::new();
-    NAMES.get_or_init(|| {
-        let made = |name: &[u8]| {
-            let s = RStr::new(name);
+/// The words tq writes into streams again and again: the field names of
+/// a queue entry (`token`, `user`, first) and of a log entry, and the log's
+/// types.
+const WORDS: [&str; 17] = [
+    "token",
+    "user",
+    "type",
+    "seat",
+    "pass",
+    "admitted",
+    "abandoned",
+    "left",
+    "trimmed",
+    "held",
+    "released",
+    "hold_expired",
+    "confirmed",
+    "pass_lapsed",
+    "pass_revoked",
+    "opened",
+    "sold_out",
+];
+
+fn words() -> &'static [ModuleString; WORDS.len()] {
+    static MADE: std::sync::OnceLock<[ModuleString; WORDS.len()]> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        WORDS.map(|word| {
+            let s = RStr::new(word.as_bytes());
             let ptr = s.ptr;
             std::mem::forget(s); // kept for the module's life
             ModuleString(ptr)
-        };
-        [made(b"token"), made(b"user")]
+        })
     })
+}
+
+/// The field names of a queue entry: `token`, `user`.
+pub fn field_names() -> &'static [ModuleString; 2] {
+    words()[..2].try_into().expect("the first two words")
+}
+
+/// One of `WORDS` as a Redis string that lives as long as the module.
+pub fn word(text: &str) -> *mut raw::RedisModuleString {
+    let at = WORDS
+        .iter()
+        .position(|w| *w == text)
+        .expect("a word tq writes is in WORDS");
+    words()[at].ptr()
 }
 
 /// What an event key holds.
@@ -181,7 +217,7 @@ impl<'c> Key<'c> {
 
     /// Appends stream entry `id` with these field/value pairs; false if the
     /// stream refused the id (not after its last one).
-    pub fn stream_add(&self, id: EntryId, mut argv: [*mut raw::RedisModuleString; 4]) -> bool {
+    pub fn stream_add(&self, id: EntryId, argv: &mut [*mut raw::RedisModuleString]) -> bool {
         let mut sid = raw::RedisModuleStreamID {
             ms: id.ms,
             seq: id.seq,
@@ -232,6 +268,17 @@ impl<'c> Key<'c> {
     /// The value of `field` in stream entry `id`, if the entry exists and
     /// has that field.
     pub fn stream_field(&self, id: EntryId, field: &[u8]) -> Option<Vec<u8>> {
+        let entry = self.stream_entry(id)?;
+        entry.chunks_exact(2).find_map(|pair| {
+            // SAFETY: strings owned by `entry`, which outlives this use.
+            let (name, value) = unsafe { (string_bytes(pair[0].ptr), string_bytes(pair[1].ptr)) };
+            (name == Some(field)).then(|| value.unwrap_or_default().to_vec())
+        })
+    }
+
+    /// The field and value strings of stream entry `id`, in order, if the
+    /// entry exists.
+    pub fn stream_entry(&self, id: EntryId) -> Option<SmallVec<[RStr; 4]>> {
         if self.holds() != Holds::Stream {
             return None;
         }
@@ -240,35 +287,74 @@ impl<'c> Key<'c> {
             seq: id.seq,
         };
         let ok = raw::REDISMODULE_OK as c_int;
-        let mut found = None;
+        let mut strings = SmallVec::new();
         // SAFETY: open stream key; the iterator, started and stopped here
         // (RM_StreamIteratorStop: RM_StreamIteratorDelete would delete the
-        // entry), covers the one id; each field and value string it hands out is
-        // ours to free (no automatic memory), once, after being read.
+        // entry), covers the one id; each field and value string it hands
+        // out is ours to free (no automatic memory): an `RStr` frees it once.
         unsafe {
             if raw::RedisModule_StreamIteratorStart.unwrap()(self.ptr, 0, &mut at, &mut at) != ok {
                 return None;
             }
             let mut seen = raw::RedisModuleStreamID { ms: 0, seq: 0 };
             let mut fields: std::ffi::c_long = 0;
-            if raw::RedisModule_StreamIteratorNextID.unwrap()(self.ptr, &mut seen, &mut fields)
-                == ok
-            {
+            let found =
+                raw::RedisModule_StreamIteratorNextID.unwrap()(self.ptr, &mut seen, &mut fields)
+                    == ok;
+            if found {
                 let (mut name, mut value) = (ptr::null_mut(), ptr::null_mut());
                 while raw::RedisModule_StreamIteratorNextField.unwrap()(
                     self.ptr, &mut name, &mut value,
                 ) == ok
                 {
-                    if found.is_none() && string_bytes(name) == Some(field) {
-                        found = string_bytes(value).map(<[u8]>::to_vec);
-                    }
-                    raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), name);
-                    raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), value);
+                    strings.push(RStr { ptr: name });
+                    strings.push(RStr { ptr: value });
                 }
             }
             raw::RedisModule_StreamIteratorStop.unwrap()(self.ptr);
+            found.then_some(strings)
         }
-        found
+    }
+
+    /// The id of the stream's last entry, if it has any.
+    pub fn stream_last_id(&self) -> Option<EntryId> {
+        if self.holds() != Holds::Stream {
+            return None;
+        }
+        let ok = raw::REDISMODULE_OK as c_int;
+        let mut last = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+        // SAFETY: open stream key; a reverse iterator over the whole
+        // stream, started and stopped here, read for its first id only.
+        unsafe {
+            let flags = raw::REDISMODULE_STREAM_ITERATOR_REVERSE as c_int;
+            let start = raw::RedisModule_StreamIteratorStart.unwrap()(
+                self.ptr,
+                flags,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            if start != ok {
+                return None;
+            }
+            let mut fields: std::ffi::c_long = 0;
+            let found =
+                raw::RedisModule_StreamIteratorNextID.unwrap()(self.ptr, &mut last, &mut fields)
+                    == ok;
+            raw::RedisModule_StreamIteratorStop.unwrap()(self.ptr);
+            found.then(|| EntryId::new(last.ms, last.seq))
+        }
+    }
+
+    /// Deletes the oldest entries until `len` are left (exact XTRIM
+    /// MAXLEN); how many.
+    pub fn stream_trim_to(&self, len: u64) -> u64 {
+        if self.holds() != Holds::Stream {
+            return 0;
+        }
+        let len = len.min(i64::MAX as u64) as i64;
+        // SAFETY: stream key open for writing; flags 0 is an exact trim.
+        let trimmed = unsafe { raw::RedisModule_StreamTrimByLength.unwrap()(self.ptr, 0, len) };
+        trimmed.max(0) as u64
     }
 
     /// Fires keyspace event `event` of class `class` for this key, as the

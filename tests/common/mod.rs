@@ -542,18 +542,26 @@ pub fn digest_value(con: &mut redis::Connection, key: &str) -> String {
 pub const NO_DIGEST: &str = "0000000000000000000000000000000000000000";
 
 /// The digests that say an event's data is the same: `DEBUG DIGEST-VALUE`
-/// of its two keys (the state through the type's digest callback).
+/// of its keys (the state through the type's digest callback; the event
+/// log's stream `NO_DIGEST` while the event keeps none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDigests {
     pub queue: String,
     pub state: String,
+    pub log: String,
 }
 
 pub fn event_digests(con: &mut redis::Connection, event: &str) -> EventDigests {
     EventDigests {
         queue: digest_value(con, &queue_key(event)),
         state: digest_value(con, &state_key(event)),
+        log: digest_value(con, &log_key(event)),
     }
+}
+
+/// `tq:{E}:events`, the event log's stream.
+pub fn log_key(event: &str) -> String {
+    format!("tq:{{{event}}}:events")
 }
 
 /// The names of the stored keys of `event` (`tq:{E}:*`), sorted.
@@ -572,15 +580,16 @@ pub fn key_type(con: &mut redis::Connection, key: &str) -> String {
         .unwrap_or_else(|e| panic!("TYPE {key}: {e}"))
 }
 
-/// Asserts the 0.3 layout of `event`: its state key exists with tq's type,
-/// and no key but `tq:{E}:queue` (a stream, when present) and
-/// `tq:{E}:state` exists under `tq:{E}:`.
+/// Asserts the layout of `event`: its state key exists with tq's type,
+/// and no key but `tq:{E}:queue` (a stream, when present), `tq:{E}:state`
+/// and `tq:{E}:events` (a stream, when the event keeps a log) exists under
+/// `tq:{E}:`.
 pub fn assert_event_layout(con: &mut redis::Connection, event: &str) {
-    let (queue, state) = (queue_key(event), state_key(event));
+    let (queue, state, log) = (queue_key(event), state_key(event), log_key(event));
     let keys = event_keys(con, event);
     let stray: Vec<&String> = keys
         .iter()
-        .filter(|k| **k != queue && **k != state)
+        .filter(|k| **k != queue && **k != state && **k != log)
         .collect();
     assert!(
         stray.is_empty(),
@@ -588,8 +597,10 @@ pub fn assert_event_layout(con: &mut redis::Connection, event: &str) {
     );
     assert!(keys.contains(&state), "{event}: no {state} among {keys:?}");
     assert_eq!(key_type(con, &state), STATE_TYPE, "TYPE {state}");
-    if keys.contains(&queue) {
-        assert_eq!(key_type(con, &queue), "stream", "TYPE {queue}");
+    for stream in [queue, log] {
+        if keys.contains(&stream) {
+            assert_eq!(key_type(con, &stream), "stream", "TYPE {stream}");
+        }
     }
 }
 
@@ -760,7 +771,7 @@ pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
     if words[at].eq_ignore_ascii_case("NEW") {
         at += 1;
         // `<SETTING> <value>` pairs (tq 0.3: bare values).
-        const SETTINGS: [&str; 10] = [
+        const SETTINGS: [&str; 11] = [
             "RATE",
             "BURST",
             "HEARTBEAT",
@@ -771,6 +782,7 @@ pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
             "REQUIRE-PASS",
             "MAX-SEATS",
             "MAX-ENTRIES",
+            "EVENTS",
         ];
         loop {
             let word = words.get(at)?;
