@@ -333,11 +333,31 @@ fn a_log_key_of_another_type_is_refused_and_nothing_changes() {
     for words in [
         vec!["TQ.HOLD", "gig", "A2", "ann"],
         vec!["TQ.RELEASE", "gig", "A1"],
-        vec!["TQ.ENQUEUE", "gig", "ann", "t1"],
         vec!["TQ.INVENTORY", "gig", "ADD", "1"],
+        vec!["TQ.PASS", "gig", "ann", "REVOKE"],
     ] {
         assert_eq!(code(&run(&mut con, &words)), "WRONGTYPE", "{words:?}");
     }
+    assert_eq!(event_digests(&mut con, "gig"), before);
+    // A join or a poll writes nothing to the log itself: it does not look
+    // at the key...
+    tq!(&mut con, "TQ.ENQUEUE", "gig", "ann", "t1").unwrap();
+    tq!(&mut con, "TQ.POSITION", "gig", "t1").unwrap();
+    // ... unless something falls due before it (here a hold that ran out,
+    // which the background step could not log either).
+    tq!(&mut con, "TQ.CONFIG", "gig", "EVENTS", 0).unwrap();
+    tq!(&mut con, "TQ.HOLD", "gig", "B1", "bo", "TTL", 1).unwrap();
+    tq!(&mut con, "TQ.CONFIG", "gig", "EVENTS", 10).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = event_digests(&mut con, "gig");
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.ENQUEUE", "gig", "bo", "t2")),
+        "WRONGTYPE"
+    );
+    assert_eq!(
+        code(&tq!(&mut con, "TQ.POSITION", "gig", "t1")),
+        "WRONGTYPE"
+    );
     assert_eq!(event_digests(&mut con, "gig"), before);
     // Reads are not concerned.
     let seat = tq!(&mut con, "TQ.SEAT", "gig", "A1").unwrap();

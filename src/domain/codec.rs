@@ -27,8 +27,9 @@
 //! - passes: count, then, by user, the user (its 16-byte digest), pass id
 //!   (16 bytes), expires_ms. The seats each user holds and bought are counted from the
 //!   seats when decoding, not stored.
+//! - the event log's last id: 0, or 1 then ms, seq
 //!
-//! Version 2 (tq 0.4) has no `events` setting. Version 1 (tq 0.3) has
+//! Version 2 (tq 0.4) has no `events` setting and no log id. Version 1 (tq 0.3) has
 //! the first five settings only, no passes, and writes the queue's tokens
 //! and users as names (length, bytes) and each dedupe key with its length
 //! (16). `decode_version` reads all three.
@@ -169,6 +170,13 @@ pub fn encode(event: &Event) -> Vec<u8> {
         out.0.extend_from_slice(&pass.id);
         out.int(pass.expires_ms);
     }
+    match event.log_last_id {
+        None => out.int(0),
+        Some(id) => {
+            out.int(1);
+            out.id(id);
+        }
+    }
     out.0
 }
 
@@ -280,6 +288,13 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
             }
             event.buyers.give_pass_at(slot, Pass { id, expires_ms });
         }
+    }
+    if version >= 3 {
+        event.log_last_id = match r.int()? {
+            0 => None,
+            1 => Some(r.id()?),
+            _ => return Err(DecodeError("bad log id tag")),
+        };
     }
     if !r.rest.is_empty() {
         return Err(DecodeError("bytes after the end"));
@@ -508,6 +523,8 @@ impl Event {
         let q = &self.queue;
         let last = q.last_id.map_or((0, 0), |id| (id.ms + 1, id.seq));
         head.int(last.0).int(last.1).int(q.len());
+        let log = self.log_last_id.map_or((0, 0), |id| (id.ms + 1, id.seq));
+        head.int(log.0).int(log.1);
         let mut sum = head.finish();
         // Places, not order numbers: those are an in-memory detail.
         for (place, slot) in q.in_order().enumerate() {

@@ -329,6 +329,8 @@ struct Forge {
     /// Written by version 2 only: (user, pass id, expires_ms), the user
     /// as a name (written as its digest).
     passes: Vec<(Vec<u8>, [u8; 16], u64)>,
+    /// Written from version 3 on: the event log's last id.
+    log_last_id: Option<(u64, u64)>,
     trailing: Vec<u8>,
 }
 
@@ -390,6 +392,7 @@ impl Forge {
                 (b"A2".to_vec(), ForgedSeat::Sold(b"v".to_vec())),
             ],
             passes: vec![(b"w".to_vec(), [7; 16], T0 + 600_000)],
+            log_last_id: Some((T0 + 1, 2)),
             trailing: vec![],
         }
     }
@@ -475,6 +478,16 @@ impl Forge {
                 w.0.extend_from_slice(&digest_of(user));
                 w.0.extend_from_slice(id);
                 w.int(*expires);
+            }
+        }
+        if self.version >= 3 {
+            match self.log_last_id {
+                None => w.int(0),
+                Some((ms, seq)) => {
+                    w.int(1);
+                    w.int(ms);
+                    w.int(seq);
+                }
             }
         }
         w.0.extend_from_slice(&self.trailing);
@@ -653,22 +666,24 @@ fn hex(text: &str) -> Vec<u8> {
 fn forged_counts_are_refused_before_allocating() {
     let huge = [1u64 << 40, 1 << 62, u64::MAX];
     for n in huge {
-        // Counts far beyond the data: the last four bytes of a state with
-        // no entries, dedupe ids, seats or passes are those four counts.
+        // Counts far beyond the data: the last five bytes of a state with
+        // no entries, dedupe ids, seats, passes or log id are those four
+        // counts and the log id's tag.
         let f = Forge {
             entries: vec![],
             dedupe: vec![],
             seats: vec![],
             passes: vec![],
+            log_last_id: None,
             ..Forge::valid()
         };
         let valid = f.bytes();
         let mut w = Writer(Vec::new());
         w.int(n);
         for (i, what) in ["entry", "dedupe", "seat", "pass"].iter().enumerate() {
-            let mut bytes = valid[..valid.len() - 4 + i].to_vec();
+            let mut bytes = valid[..valid.len() - 5 + i].to_vec();
             bytes.extend_from_slice(&w.0);
-            bytes.extend(std::iter::repeat_n(0, 3 - i));
+            bytes.extend(std::iter::repeat_n(0, 4 - i));
             assert!(decode(&bytes).is_err(), "{what} count {n}");
         }
     }
@@ -727,6 +742,7 @@ fn forged_numbers_out_of_range_are_refused() {
             f.more_settings[4] = (1 << 31) + 1
         }),
         ("events past 2^31", |f| f.more_settings[5] = (1 << 31) + 1),
+        ("a log id past 2^48", |f| f.log_last_id = Some((1 << 49, 0))),
     ];
     for (why, forge) in cases {
         let mut f = Forge::valid();

@@ -158,6 +158,10 @@ pub struct Event {
     pub bucket: Option<BucketState>,
     pub admissions: Admissions,
     pub counters: Counters,
+    /// The id of the newest entry of the event log: tq chooses each log
+    /// entry's id itself, as it does the queue's (`Queue::last_id`), so
+    /// that every copy of the event appends the same ones.
+    pub log_last_id: Option<EntryId>,
     /// Not stored: set when this state was loaded from disk at a restart,
     /// until the master's first step on it gives the fans whose heartbeat
     /// lapsed during the downtime a full period (`resume`).
@@ -275,6 +279,7 @@ impl Event {
             bucket: None,
             admissions: Admissions::default(),
             counters: Counters::default(),
+            log_last_id: None,
             restarted: false,
             due_told: None,
         }
@@ -298,13 +303,23 @@ impl Event {
     }
 
     /// The step's notes, ending with `sold_out` if the step made the event
-    /// sold out. `None` if the event keeps no log.
-    pub fn close_log(&self, step: &mut Step) -> Option<Vec<Happening>> {
+    /// sold out, each with the id of its log entry. `None` if the event
+    /// keeps no log.
+    pub fn close_log(&mut self, step: &mut Step) -> Option<Vec<(EntryId, Happening)>> {
         let mut log = step.log.take()?;
         if !log.sold_out_before && self.sold_out(step.now_ms) {
             log.notes.push(Happening::SoldOut);
         }
-        Some(log.notes)
+        let notes = log
+            .notes
+            .into_iter()
+            .map(|note| {
+                let id = EntryId::next_after(self.log_last_id, step.now_ms);
+                self.log_last_id = Some(id);
+                (id, note)
+            })
+            .collect();
+        Some(notes)
     }
 
     // ---- time ----------------------------------------------------------

@@ -2102,9 +2102,14 @@ fn logged<T>(
     e.open_log(&mut step);
     let out = rule(e, &mut step);
     let notes = e.close_log(&mut step).unwrap_or_default();
+    // Log ids follow the step's time and only grow.
+    let ids: Vec<EntryId> = notes.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(ids.first().is_none_or(|id| id.ms >= now));
+    assert!(ids.last().is_none_or(|id| e.log_last_id == Some(*id)));
     let told = notes
         .iter()
-        .map(|note| {
+        .map(|(_, note)| {
             let s = note.subject();
             let mut text = note.kind().to_string();
             if let Some(entry) = s.entry {
@@ -2231,4 +2236,5 @@ fn an_event_without_a_log_notes_nothing() {
     e.confirm(&mut step, &[b"A1"], b"ann").unwrap();
     assert!(step.log.is_none());
     assert_eq!(e.close_log(&mut step), None);
+    assert_eq!(e.log_last_id, None);
 }

@@ -112,12 +112,14 @@ impl<'c> OpenEvent<'c> {
         open.counters_before = open.event().counters;
         let (event, step) = open.parts();
         event.open_log(step);
-        if step.log.is_some() {
-            let log = Key::open(call.ctx, RStr::key_name(event_name, "events"), true);
-            if !matches!(log.holds(), Holds::Nothing | Holds::Stream) {
-                return Err(TqError::WrongType);
-            }
-            open.log = Some(log);
+        // Joins, polls and settings write to the log only through the
+        // removals due before them: they open it only then. (Joins and
+        // polls are most of a sale's commands; and an operator can still
+        // turn the log off when its key was overwritten.)
+        let may_write = !matches!(call.verb, "enqueue" | "position" | "config")
+            || event.next_due_ms().is_some_and(|at| at <= call.now_ms);
+        if step.log.is_some() && may_write {
+            open.log = Some(open_log(call, event_name)?);
         }
         let resume = match call.origin {
             Origin::Client => open.event().restarted,
@@ -177,12 +179,13 @@ impl<'c> OpenEvent<'c> {
     /// left, a new event's state is stored, and the command reaches
     /// replicas and the AOF as one record, if anything changed.
     pub fn finish(mut self) {
+        let mut removed = std::mem::take(&mut self.step.removed);
+        let left_queue = !removed.is_empty();
         let (event, step) = self.parts();
         if let Some(notes) = event.close_log(step) {
-            // Before the stream loses the entries the notes name.
-            self.write_log(&notes);
+            // Takes the entries it names out of the queue's stream.
+            self.write_log(&notes, &mut removed);
         }
-        let removed = std::mem::take(&mut self.step.removed);
         if !removed.is_empty() {
             self.delete_from_stream(&removed);
         }
@@ -190,7 +193,7 @@ impl<'c> OpenEvent<'c> {
             self.queue
                 .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xadd");
         }
-        if self.appended || !removed.is_empty() {
+        if self.appended || left_queue {
             self.queue.signal_modified();
         }
         if !self.step.changed {
@@ -227,27 +230,44 @@ impl<'c> OpenEvent<'c> {
     }
 
     /// Appends the step's notes to the event log, each entry naming its
-    /// subject, with ids made from the step's time, so that a replica or an
-    /// AOF replay appends the very same entries; then keeps the log between
+    /// subject, with the ids the event chose (`Event::close_log`), so that
+    /// a replica or an AOF replay appends the very same entries; then keeps the log between
     /// `events` and a tenth more entries (exact trims, so every copy keeps
     /// the same ones, whatever its stream node sizes).
-    fn write_log(&mut self, notes: &[Happening]) {
-        let keep = self.event().settings.events;
-        let Some(log) = self.log.as_ref().filter(|_| !notes.is_empty()) else {
+    ///
+    /// A note that names a waiting entry takes its `token` and `user` from
+    /// the queue's stream, deleting the entry in the same pass: such
+    /// entries leave `removed`.
+    fn write_log(&mut self, notes: &[(EntryId, Happening)], removed: &mut Vec<EntryId>) {
+        if notes.is_empty() {
             return;
+        }
+        let keep = self.event().settings.events;
+        let log = match self.log.take() {
+            Some(log) => log,
+            // Not foreseen at the start (`for_write`): opened now.
+            None => match open_log(self.call, self.call.args[0]) {
+                Ok(log) => log,
+                Err(_) => {
+                    super::log::warning("tq: the event log's key holds another type; notes lost");
+                    return;
+                }
+            },
         };
-        let now = self.step.now_ms;
-        let mut last = log.stream_last_id();
-        for note in notes {
+        let mut taken = Vec::new();
+        for (id, note) in notes {
             let subject = note.subject();
             // The strings made for this entry, alive until it is added.
             let mut made: SmallVec<[RStr; 4]> = SmallVec::new();
             let mut fields: SmallVec<[*mut raw::RedisModuleString; 10]> =
                 smallvec::smallvec![word("type"), word(note.kind())];
-            if let Some(strings) = subject.entry.and_then(|e| self.queue.stream_entry(e)) {
+            if let Some(entry) = subject.entry {
                 // The entry's own `token` and `user` fields and values.
-                fields.extend(strings.iter().map(|s| s.ptr));
-                made.extend(strings);
+                if let Some(strings) = self.queue.stream_take(entry) {
+                    fields.extend(strings.iter().map(|s| s.ptr));
+                    made.extend(strings);
+                    taken.push(entry);
+                }
             }
             let pass = subject.pass.map(id_text);
             let named = [
@@ -262,16 +282,13 @@ impl<'c> OpenEvent<'c> {
                     made.push(value);
                 }
             }
-            let id = EntryId::next_after(last, now);
-            if !log.stream_add(id, &mut fields) {
+            if !log.stream_add(*id, &mut fields) {
                 // Only an entry written into the log by hand at a later id
                 // can refuse this one.
                 super::log::warning(
-                    "tq: the event log holds a later entry than now; a note was lost",
+                    "tq: the event log holds a later entry than tq wrote; a note was lost",
                 );
-                continue;
             }
-            last = Some(id);
         }
         log.notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xadd");
         if log.value_length() > keep + (keep / 10).max(1) {
@@ -279,6 +296,12 @@ impl<'c> OpenEvent<'c> {
             log.notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xtrim");
         }
         log.signal_modified();
+        if !taken.is_empty() {
+            taken.sort_unstable();
+            removed.retain(|id| taken.binary_search(id).is_err());
+            self.queue
+                .notify(raw::REDISMODULE_NOTIFY_STREAM as c_int, c"xdel");
+        }
     }
 
     /// Entries that left: a few are deleted one by one; a crowd that is a
@@ -370,6 +393,16 @@ impl<'c> OpenEvent<'c> {
                 );
             }
         }
+    }
+}
+
+/// The event log's stream key, open for writing; `WRONGTYPE` if the key
+/// holds anything but a stream.
+fn open_log<'c>(call: &'c Call<'c>, event: &[u8]) -> TqResult<Key<'c>> {
+    let log = Key::open(call.ctx, RStr::key_name(event, "events"), true);
+    match log.holds() {
+        Holds::Nothing | Holds::Stream => Ok(log),
+        _ => Err(TqError::WrongType),
     }
 }
 

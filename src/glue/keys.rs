@@ -279,6 +279,16 @@ impl<'c> Key<'c> {
     /// The field and value strings of stream entry `id`, in order, if the
     /// entry exists.
     pub fn stream_entry(&self, id: EntryId) -> Option<SmallVec<[RStr; 4]>> {
+        self.stream_read(id, false)
+    }
+
+    /// As `stream_entry`, and deletes the entry in the same pass (one
+    /// seek, where a read and then a deletion would walk to it twice).
+    pub fn stream_take(&self, id: EntryId) -> Option<SmallVec<[RStr; 4]>> {
+        self.stream_read(id, true)
+    }
+
+    fn stream_read(&self, id: EntryId, delete: bool) -> Option<SmallVec<[RStr; 4]>> {
         if self.holds() != Holds::Stream {
             return None;
         }
@@ -288,10 +298,11 @@ impl<'c> Key<'c> {
         };
         let ok = raw::REDISMODULE_OK as c_int;
         let mut strings = SmallVec::new();
-        // SAFETY: open stream key; the iterator, started and stopped here
-        // (RM_StreamIteratorStop: RM_StreamIteratorDelete would delete the
-        // entry), covers the one id; each field and value string it hands
-        // out is ours to free (no automatic memory): an `RStr` frees it once.
+        // SAFETY: open stream key (for writing if `delete`); the iterator,
+        // started and stopped here, covers the one id and deletes its entry
+        // only if asked, after its fields were read; each field and value
+        // string it hands out is ours to free (no automatic memory): an
+        // `RStr` frees it once.
         unsafe {
             if raw::RedisModule_StreamIteratorStart.unwrap()(self.ptr, 0, &mut at, &mut at) != ok {
                 return None;
@@ -310,38 +321,12 @@ impl<'c> Key<'c> {
                     strings.push(RStr { ptr: name });
                     strings.push(RStr { ptr: value });
                 }
+                if delete {
+                    raw::RedisModule_StreamIteratorDelete.unwrap()(self.ptr);
+                }
             }
             raw::RedisModule_StreamIteratorStop.unwrap()(self.ptr);
             found.then_some(strings)
-        }
-    }
-
-    /// The id of the stream's last entry, if it has any.
-    pub fn stream_last_id(&self) -> Option<EntryId> {
-        if self.holds() != Holds::Stream {
-            return None;
-        }
-        let ok = raw::REDISMODULE_OK as c_int;
-        let mut last = raw::RedisModuleStreamID { ms: 0, seq: 0 };
-        // SAFETY: open stream key; a reverse iterator over the whole
-        // stream, started and stopped here, read for its first id only.
-        unsafe {
-            let flags = raw::REDISMODULE_STREAM_ITERATOR_REVERSE as c_int;
-            let start = raw::RedisModule_StreamIteratorStart.unwrap()(
-                self.ptr,
-                flags,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            );
-            if start != ok {
-                return None;
-            }
-            let mut fields: std::ffi::c_long = 0;
-            let found =
-                raw::RedisModule_StreamIteratorNextID.unwrap()(self.ptr, &mut last, &mut fields)
-                    == ok;
-            raw::RedisModule_StreamIteratorStop.unwrap()(self.ptr);
-            found.then(|| EntryId::new(last.ms, last.seq))
         }
     }
 
