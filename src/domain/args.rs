@@ -326,11 +326,6 @@ pub fn parse_config<'a>(args: &[Bytes<'a>]) -> TqResult<Config<'a>> {
     let mut change = SettingsChange::default();
     let mut options = Options::new(options);
     while let Some(keyword) = options.next_keyword()? {
-        if keyword.eq_ignore_ascii_case(b"OPENS-AT") {
-            return Err(TqError::syntax(
-                "OPENS-AT is not available in this version of tq",
-            ));
-        }
         let setting = Setting::from_keyword(keyword).ok_or_else(|| unknown_option(keyword))?;
         once(!change.contains(setting), setting.keyword())?;
         let (min, max) = setting.range();

@@ -9,18 +9,23 @@
 //!
 //! Layout (integers are LEB128 varints, names are a varint length then the
 //! bytes), in this order:
-//! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl, session,
-//!   max_active, require_pass, max_seats, max_entries, events
+//! - settings: rate, burst, heartbeat, hold_ttl, dedupe_ttl, opens_at,
+//!   session, max_active, require_pass, max_seats, max_entries, events
 //! - counters: inventory, inventory_set (0|1), sold, admitted, duplicates,
 //!   abandoned, holds_expired, joined, left, trimmed
 //! - bucket: 0, or 1 then milli_tokens, at_ms
 //! - admissions: first_ms + 1 (0: none), count, then (second, n) pairs
+//! - opening: 0, or 1 then the seed (16 bytes), the pre-queue's joins,
+//!   done (0|1)
 //! - queue: last_id (0, or 1 then ms, seq), next order number, count, then
 //!   per entry in queue order: id ms, id seq, order number, beat_ms, token,
 //!   user (each its 16-byte digest, `names`). Order numbers are written as
 //!   0, 1, 2... (the next one is the count); any increasing numbers below
 //!   the next one are read, and are numbered anew, so that a gap in them
-//!   never costs memory.
+//!   never costs memory. With an opening, a pre-queue entry's number is
+//!   its place in the pre-queue (below `joins`, kept as it is: the
+//!   shuffle's later draws depend on the empty places too), and the others
+//!   are numbered from `joins` on.
 //! - dedupe: count, then key (its 16-byte digest), id ms, id seq,
 //!   expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
@@ -29,7 +34,8 @@
 //!   seats when decoding, not stored.
 //! - the event log's last id: 0, or 1 then ms, seq
 //!
-//! Version 2 (tq 0.4) has no `events` setting and no log id. Version 1 (tq 0.3) has
+//! Version 2 (tq 0.4) has no `opens_at` or `events` setting, no opening
+//! and no log id. Version 1 (tq 0.3) has
 //! the first five settings only, no passes, and writes the queue's tokens
 //! and users as names (length, bytes) and each dedupe key with its length
 //! (16). `decode_version` reads all three.
@@ -42,6 +48,7 @@ use super::buyers::Pass;
 use super::entry_id::EntryId;
 use super::event::{Counters, Event};
 use super::names::{digest_of, NameDigest};
+use super::opening::{Opening, MAX_PREQUEUE_JOINS};
 use super::seats::Seat;
 use super::settings::{Setting, Settings};
 
@@ -69,7 +76,7 @@ const MAX_COUNT: u64 = 1 << 56;
 
 /// The event's fixed figures in stored order: its settings, then its
 /// counters (`decode` reads them back in this order).
-fn figures(event: &Event) -> [u64; 21] {
+fn figures(event: &Event) -> [u64; 22] {
     let (s, c) = (&event.settings, &event.counters);
     [
         s.rate,
@@ -77,6 +84,7 @@ fn figures(event: &Event) -> [u64; 21] {
         s.heartbeat_s,
         s.hold_ttl_s,
         s.dedupe_ttl_s,
+        s.opens_at_ms,
         s.session_s,
         s.max_active,
         s.require_pass,
@@ -116,6 +124,15 @@ pub fn encode(event: &Event) -> Vec<u8> {
         out.int(second);
         out.int(n);
     }
+    match event.opening {
+        None => out.int(0),
+        Some(o) => {
+            out.int(1);
+            out.0.extend_from_slice(&o.seed);
+            out.int(o.joins);
+            out.int(u64::from(o.done));
+        }
+    }
     let q = &event.queue;
     match q.last_id {
         None => out.int(0),
@@ -124,12 +141,13 @@ pub fn encode(event: &Event) -> Vec<u8> {
             out.id(id);
         }
     }
+    let numbers = stored_numbers(event);
+    out.int(numbers.1);
     out.int(q.len());
-    out.int(q.len());
-    for (number, slot) in q.in_order().enumerate() {
+    for (number, slot) in numbers.0.into_iter().zip(q.in_order()) {
         let e = q.entry(slot);
         out.id(e.id);
-        out.int(number as u64);
+        out.int(number);
         out.int(e.beat_ms);
         out.0.extend_from_slice(&e.token);
         out.0.extend_from_slice(q.user_of(slot));
@@ -178,6 +196,30 @@ pub fn encode(event: &Event) -> Vec<u8> {
         }
     }
     out.0
+}
+
+/// The order numbers the stored form gives the waiting entries, in queue
+/// order, and the next one: places (0, 1, 2, ...), but for a pre-queue's
+/// entries, whose number is their place in the pre-queue.
+fn stored_numbers(event: &Event) -> (Vec<u64>, u64) {
+    let q = &event.queue;
+    let Some(o) = event.opening else {
+        return ((0..q.len()).collect(), q.len());
+    };
+    let mut next = o.joins;
+    let numbers = q
+        .in_order()
+        .map(|slot| {
+            let number = q.number(slot);
+            if o.holds(number) {
+                number - o.base
+            } else {
+                next += 1;
+                next - 1
+            }
+        })
+        .collect();
+    (numbers, next)
 }
 
 /// Decodes what `encode` writes.
@@ -235,6 +277,22 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Decoded<Event> {
         _ => return Err(DecodeError("bad bucket tag")),
     };
     event.admissions = decode_admissions(&mut r)?;
+    if version >= 3 {
+        event.opening = match r.int()? {
+            0 => None,
+            1 => Some(Opening {
+                seed: r.digest()?,
+                base: 0,
+                joins: r.bounded(MAX_PREQUEUE_JOINS)?,
+                done: match r.int()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError("opening done is not 0 or 1")),
+                },
+            }),
+            _ => return Err(DecodeError("bad opening tag")),
+        };
+    }
     decode_queue(&mut r, &mut event)?;
     let records = r.count(19)?;
     for _ in 0..records {
@@ -330,9 +388,12 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
     };
     let next_number = r.bounded(MAX_COUNT)?;
     let n = r.count(if r.names_as_text { 6 } else { 36 })?;
+    let opening = event.opening;
     let queue = &mut event.queue;
     let mut previous: Option<u64> = None;
     let mut previous_id: Option<EntryId> = None;
+    // Numbers for the entries after a pre-queue.
+    let mut next_after = opening.map_or(0, |o| o.joins);
     for place in 0..n as u64 {
         let id = r.id()?;
         let number = r.int()?;
@@ -344,17 +405,36 @@ fn decode_queue(r: &mut Reader, event: &mut Event) -> Decoded<()> {
         if last_id.is_none_or(|last| id > last) {
             return Err(DecodeError("an entry id is after the last id"));
         }
-        // Ids rise with the order: the stream is trimmed below the front's
-        // id when a run leaves the front.
-        if previous_id.is_some_and(|p| id <= p) {
-            return Err(DecodeError("entry ids do not rise with the queue order"));
+        let pre_queue = opening.is_some_and(|o| o.holds(number));
+        if opening.is_some_and(|o| !o.done) && !pre_queue {
+            return Err(DecodeError(
+                "an entry past the pre-queue before the opening",
+            ));
+        }
+        // Ids rise with the order (the stream is trimmed below the front's
+        // id when a run leaves the front), but for a shuffled pre-queue's.
+        if !pre_queue {
+            if previous_id.is_some_and(|p| id <= p) {
+                return Err(DecodeError("entry ids do not rise with the queue order"));
+            }
+            previous_id = Some(id);
         }
         if queue.find(&token).is_some() {
             return Err(DecodeError("a token appears twice"));
         }
         previous = Some(number);
-        previous_id = Some(id);
-        queue.insert(id, token, &user, beat_ms, place);
+        let number = match opening {
+            None => place,
+            Some(_) if pre_queue => number,
+            Some(_) => {
+                next_after += 1;
+                next_after - 1
+            }
+        };
+        queue.insert(id, token, &user, beat_ms, number);
+    }
+    if let Some(o) = opening {
+        queue.skip_numbers_to(o.joins);
     }
     queue.last_id = last_id;
     queue.sort_beats();
@@ -525,6 +605,9 @@ impl Event {
         head.int(last.0).int(last.1).int(q.len());
         let log = self.log_last_id.map_or((0, 0), |id| (id.ms + 1, id.seq));
         head.int(log.0).int(log.1);
+        if let Some(o) = self.opening {
+            head.bytes(&o.seed).int(o.joins).int(u64::from(o.done));
+        }
         let mut sum = head.finish();
         // Places, not order numbers: those are an in-memory detail.
         for (place, slot) in q.in_order().enumerate() {
@@ -532,6 +615,10 @@ impl Event {
             let mut h = Fnv::new();
             h.int(1).int(e.id.ms).int(e.id.seq).int(place as u64);
             h.int(e.beat_ms).bytes(&e.token).bytes(q.user_of(slot));
+            // A pre-queue's places, empty ones between them included.
+            if let Some(o) = self.opening.filter(|o| o.holds(q.number(slot))) {
+                h.int(q.number(slot) - o.base);
+            }
             sum = sum.wrapping_add(h.finish());
         }
         for r in self.dedupe.records() {

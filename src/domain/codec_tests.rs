@@ -17,7 +17,7 @@ use super::entry_id::EntryId;
 use super::error::TqError;
 use super::event::{Event, PassAction, Step};
 use super::names::{digest_of, NameDigest};
-use super::rules_tests::{apply, random_cmd, Lcg, T0};
+use super::rules_tests::{apply, random_cmd, Cmd, Lcg, T0};
 use super::settings::{Setting, Settings, SettingsChange, MAX_RATE, MAX_SECONDS};
 
 fn config(cases: u32, seed: u64) -> ProptestConfig {
@@ -40,6 +40,10 @@ fn random_event(seed: u64, len: usize) -> (Event, u64) {
     s.dedupe_ttl_s = 1 + rng.below(8);
     let mut e = Event::new(s);
     let mut now = T0 + rng.below(1_000_000);
+    if rng.chance(30) {
+        // A scheduled opening: a pre-queue first.
+        apply(&mut e, now, &Cmd::OpensAt(rng.below(60_000)));
+    }
     for _ in 0..len {
         now += if rng.chance(3) {
             rng.below(20_000)
@@ -151,7 +155,7 @@ fn exercise(mut e: Event, seed: u64) {
             let mut change = SettingsChange::default();
             change.set(Setting::Burst, 1 + rng.below(10));
             change.set(Setting::Heartbeat, 1 + rng.below(MAX_SECONDS));
-            e.configure(s, &change);
+            let _ = e.configure(s, &change);
         }
         for _ in 0..3 {
             if !e.advance(s) {
@@ -309,6 +313,8 @@ struct Forge {
     /// digests), 1 as length-prefixed names.
     version: i32,
     settings: [u64; 5],
+    /// Written from version 3 on, after the first five settings.
+    opens_at: u64,
     /// Written from version 2 on: session, max_active, require_pass,
     /// max_seats, max_entries; and from version 3 on: events.
     more_settings: [u64; 6],
@@ -319,6 +325,8 @@ struct Forge {
     /// first_ms + 1 (0: none)
     first_admission: u64,
     admissions: Vec<(u64, u64)>,
+    /// Written from version 3 on: seed, joins, done.
+    opening: Option<([u8; 16], u64, u64)>,
     last_id: Option<(u64, u64)>,
     /// Written instead of the last id's tag.
     last_id_tag: Option<u64>,
@@ -368,6 +376,7 @@ impl Forge {
         Forge {
             version: ENCODING_VERSION,
             settings: [50, 500, 300, 300, 300],
+            opens_at: 0,
             more_settings: [600, 0, 0, 0, 0, 0],
             //          inv set sold adm dup abn exp joined left trim
             counters: [5, 1, 1, 2, 0, 0, 0, 5, 0, 0],
@@ -375,6 +384,7 @@ impl Forge {
             bucket_tag: None,
             first_admission: T0 + 1,
             admissions: vec![(T0 / 1000, 2)],
+            opening: None,
             last_id: Some((T0 + 2, 0)),
             last_id_tag: None,
             next_number: 5,
@@ -404,7 +414,18 @@ impl Forge {
             2 => &self.more_settings[..5],
             _ => &self.more_settings,
         };
-        for &v in self.settings.iter().chain(more).chain(&self.counters) {
+        let opens_at: &[u64] = if self.version >= 3 {
+            &[self.opens_at]
+        } else {
+            &[]
+        };
+        for &v in self
+            .settings
+            .iter()
+            .chain(opens_at)
+            .chain(more)
+            .chain(&self.counters)
+        {
             w.int(v);
         }
         match (self.bucket_tag, self.bucket) {
@@ -421,6 +442,17 @@ impl Forge {
         for &(second, n) in &self.admissions {
             w.int(second);
             w.int(n);
+        }
+        if self.version >= 3 {
+            match self.opening {
+                None => w.int(0),
+                Some((seed, joins, done)) => {
+                    w.int(1);
+                    w.0.extend_from_slice(&seed);
+                    w.int(joins);
+                    w.int(done);
+                }
+            }
         }
         match (self.last_id_tag, self.last_id) {
             (Some(tag), _) => w.int(tag),

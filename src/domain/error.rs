@@ -16,6 +16,8 @@ pub enum TqError {
     NotQueued,
     /// Not admitted yet: carries the current position.
     NotReady(u64),
+    /// Before the scheduled opening: carries the ms until it.
+    NotOpen(u64),
     /// Carries the seat's name.
     SeatUnavailable(Vec<u8>),
     SoldOut,
@@ -56,6 +58,7 @@ impl TqError {
             TqError::Duplicate(_) => "DUPLICATE",
             TqError::NotQueued => "NOT_QUEUED",
             TqError::NotReady(_) => "NOT_READY",
+            TqError::NotOpen(_) => "NOT_OPEN",
             TqError::SeatUnavailable(_) => "SEAT_UNAVAILABLE",
             TqError::SoldOut => "SOLD_OUT",
             TqError::NotHeld(_) => "NOT_HELD",
@@ -104,6 +107,7 @@ impl fmt::Display for TqError {
             }
             TqError::Duplicate(id) => write!(f, "{code} {id}"),
             TqError::NotReady(position) => write!(f, "{code} {position}"),
+            TqError::NotOpen(ms) => write!(f, "{code} {ms}"),
             TqError::NotQueued => write!(f, "{code} token is not waiting"),
             TqError::SeatUnavailable(seat) => write!(f, "{code} {} is held or sold", Shown(seat)),
             TqError::SoldOut => write!(f, "{code} no seats left"),
@@ -139,6 +143,7 @@ mod tests {
             TqError::Duplicate("1-0".into()),
             TqError::NotQueued,
             TqError::NotReady(3),
+            TqError::NotOpen(1500),
             TqError::SeatUnavailable(b"A1".to_vec()),
             TqError::SoldOut,
             TqError::NotHeld(b"\r\n\xff".to_vec()),

@@ -18,9 +18,10 @@ use super::entry_id::EntryId;
 use super::error::{TqError, TqResult};
 use super::happenings::{Happening, Log};
 use super::names::{digest_of, NameDigest};
+use super::opening::{shuffle_place, Opening, MAX_PREQUEUE_JOINS};
 use super::queue::Queue;
 use super::seats::{Seat, Seats};
-use super::settings::{Settings, SettingsChange, MAX_INVENTORY};
+use super::settings::{Setting, Settings, SettingsChange, MAX_INVENTORY};
 
 /// Most removals of each kind (abandoned entries, expired holds, closed
 /// dedupe windows) in one step, so that no step holds Redis' thread for
@@ -162,6 +163,8 @@ pub struct Event {
     /// entry's id itself, as it does the queue's (`Queue::last_id`), so
     /// that every copy of the event appends the same ones.
     pub log_last_id: Option<EntryId>,
+    /// The scheduled opening, once OPENS-AT was set (`opening`).
+    pub opening: Option<Opening>,
     /// Not stored: set when this state was loaded from disk at a restart,
     /// until the master's first step on it gives the fans whose heartbeat
     /// lapsed during the downtime a full period (`resume`).
@@ -188,6 +191,8 @@ pub struct PositionInfo {
     pub eta_ms: i64,
     pub waited_ms: u64,
     pub sold_out: bool,
+    /// Until the scheduled opening (0 once open).
+    pub opens_in_ms: u64,
 }
 
 /// What TQ.ENTER gives.
@@ -247,6 +252,7 @@ pub struct Stats {
     /// Inventory set at least once, and no seat available or held: none
     /// can come back.
     pub sold_out: bool,
+    pub opens_in_ms: u64,
     pub joined: u64,
     pub left: u64,
     pub trimmed: u64,
@@ -280,6 +286,7 @@ impl Event {
             admissions: Admissions::default(),
             counters: Counters::default(),
             log_last_id: None,
+            opening: None,
             restarted: false,
             due_told: None,
         }
@@ -328,6 +335,7 @@ impl Event {
     /// kind of due removal. Returns whether more is due already.
     pub fn advance(&mut self, step: &mut Step) -> bool {
         let now = step.now_ms;
+        self.open_if_due(step);
         let abandoned = self.abandon(step);
         let expired = self.expire_holds(step);
         let lapsed = self.lapse_passes(step);
@@ -345,11 +353,16 @@ impl Event {
             .by_beat()
             .next()
             .map(|slot| self.queue.entry(slot).beat_ms + lapse_ms(&self.settings));
+        let opening = self
+            .opening
+            .filter(|o| !o.done)
+            .map(|_| self.settings.opens_at_ms);
         [
             lapse,
             self.seats.next_due_ms(),
             self.buyers.next_due_ms(),
             self.dedupe.next_due_ms(),
+            opening,
         ]
         .into_iter()
         .flatten()
@@ -480,6 +493,72 @@ impl Event {
         }
     }
 
+    // ---- scheduled opening ----------------------------------------------
+
+    /// Milliseconds until the scheduled opening as of `now_ms`; 0 once the
+    /// event is open (or has no opening).
+    pub fn opens_in_ms(&self, now_ms: u64) -> u64 {
+        match self.opening {
+            Some(o) if !o.done => self.settings.opens_at_ms.saturating_sub(now_ms),
+            _ => 0,
+        }
+    }
+
+    /// The shuffle's seed, once the event has opened (as of `now_ms`).
+    pub fn shuffle_seed(&self, now_ms: u64) -> Option<[u8; 16]> {
+        let o = self.opening?;
+        (o.done || self.settings.opens_at_ms <= now_ms).then_some(o.seed)
+    }
+
+    /// The opening happens at its moment: the pre-queue's order is already
+    /// final (`opening`), so it only flips the event open, with a full
+    /// bucket.
+    fn open_if_due(&mut self, step: &mut Step) {
+        let Some(opening) = self.opening.as_mut().filter(|o| !o.done) else {
+            return;
+        };
+        if self.settings.opens_at_ms > step.now_ms {
+            return;
+        }
+        opening.done = true;
+        self.bucket = None;
+        step.note(|| Happening::Opened);
+        step.changed = true;
+    }
+
+    /// OPENS-AT: only before the opening, which for an event without one
+    /// is its first join. The first one draws the shuffle's seed.
+    fn schedule_opening(&mut self, step: &mut Step, at_ms: u64) -> TqResult<()> {
+        let before = match self.opening {
+            Some(o) => !o.done,
+            None => self.counters.joined == 0,
+        };
+        if !before {
+            return Err(TqError::syntax(
+                "OPENS-AT can be changed only before the event opens",
+            ));
+        }
+        if self.opening.is_none() && at_ms > 0 {
+            let seed = step.draw(self.counters.joined)?;
+            self.opening = Some(Opening::new(seed, self.queue.next_number()));
+            step.changed = true;
+        }
+        Ok(())
+    }
+
+    /// Whether waiting entries' stream ids rise with their places: always,
+    /// but while entries of a pre-queue (shuffled) still wait.
+    pub fn ids_follow_order(&self) -> bool {
+        match self.opening {
+            None => true,
+            Some(o) => self
+                .queue
+                .in_order()
+                .next()
+                .is_none_or(|front| !o.holds(self.queue.number(front))),
+        }
+    }
+
     // ---- waiting room --------------------------------------------------
 
     /// TQ.ENQUEUE.
@@ -524,15 +603,41 @@ impl Event {
                 return Err(TqError::Limit(max_entries));
             }
         }
+        let pre_queue = self.opening.filter(|o| !o.done);
+        if pre_queue.is_some_and(|o| o.joins >= MAX_PREQUEUE_JOINS) {
+            return Err(TqError::Limit(MAX_PREQUEUE_JOINS));
+        }
         let id = self.queue.next_id(now);
         let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
-        let slot = self.queue.append(id, token, &user, beat);
+        let slot = match pre_queue {
+            None => self.queue.append(id, token, &user, beat),
+            Some(o) => {
+                // Join i takes place r; whoever held r moves to i (`opening`).
+                let i = o.joins;
+                let r = shuffle_place(&o.seed, i);
+                if let Some(holder) = self.queue.slot_at(o.base + r).filter(|_| r < i) {
+                    self.queue.renumber(holder, o.base + i);
+                }
+                let slot = self.queue.insert(id, token, &user, beat, o.base + r);
+                self.queue.skip_numbers_to(o.base + i + 1);
+                self.opening = Some(Opening { joins: i + 1, ..o });
+                slot
+            }
+        };
         if let Some(key) = dedupe_key {
             let ttl_s = ttl_s.unwrap_or(self.settings.dedupe_ttl_s);
             self.dedupe.record(key, id, now + ttl_s * 1000);
         }
         self.counters.joined += 1;
         step.changed = true;
+        if pre_queue.is_some() {
+            // No place is shown before the opening.
+            return Ok(Enqueued {
+                id,
+                position: 0,
+                user_position: 0,
+            });
+        }
         // The new entry is at the tail of both orders.
         Ok(Enqueued {
             id,
@@ -548,6 +653,20 @@ impl Event {
         let slot = self
             .find_waiting(step, &digest_of(token))
             .ok_or(TqError::NotQueued)?;
+        let opens_in_ms = self.opens_in_ms(now);
+        if opens_in_ms > 0 {
+            let waited_ms = now.saturating_sub(self.queue.entry(slot).id.ms);
+            self.record_beat(step, slot);
+            return Ok(PositionInfo {
+                position: 0,
+                user_position: 0,
+                ready: false,
+                eta_ms: -1,
+                waited_ms,
+                sold_out: self.sold_out(now),
+                opens_in_ms,
+            });
+        }
         let position = self.queue.position(slot);
         let tokens = bucket::whole_tokens(self.milli_tokens(now));
         let room = self.room(now);
@@ -560,13 +679,8 @@ impl Event {
         } else {
             self.admissions.rate(now)
         };
-        let entry = self.queue.entry(slot);
-        let (joined_ms, beat_ms) = (entry.id.ms, entry.beat_ms);
-        if now >= beat_ms + beat_step_ms(&self.settings) {
-            let beat = now.max(self.queue.newest_beat_ms().unwrap_or(0));
-            self.queue.touch(slot, beat);
-            step.changed = true;
-        }
+        let joined_ms = self.queue.entry(slot).id.ms;
+        self.record_beat(step, slot);
         // Under the cap, when a place frees depends on passes lapsing or
         // being revoked: no estimate.
         let eta_ms = if capped || sold_out {
@@ -581,7 +695,18 @@ impl Event {
             eta_ms,
             waited_ms: now.saturating_sub(joined_ms),
             sold_out,
+            opens_in_ms: 0,
         })
+    }
+
+    /// A poll is the entry's heartbeat, recorded once the recorded one is
+    /// a tenth of the period old.
+    fn record_beat(&mut self, step: &mut Step, slot: u32) {
+        if step.now_ms >= self.queue.entry(slot).beat_ms + beat_step_ms(&self.settings) {
+            let beat = step.now_ms.max(self.queue.newest_beat_ms().unwrap_or(0));
+            self.queue.touch(slot, beat);
+            step.changed = true;
+        }
     }
 
     /// TQ.ENTER: admits `token` if its position is within the whole tokens
@@ -594,6 +719,10 @@ impl Event {
         let slot = self
             .find_waiting(step, &digest_of(token))
             .ok_or(TqError::NotQueued)?;
+        let opens_in_ms = self.opens_in_ms(now);
+        if opens_in_ms > 0 {
+            return Err(TqError::NotOpen(opens_in_ms));
+        }
         if self.sold_out(now) {
             return Err(TqError::SoldOut);
         }
@@ -718,11 +847,13 @@ impl Event {
     pub fn trim(&mut self, step: &mut Step, max_age_s: u64) -> u64 {
         self.advance(step);
         let min_id = EntryId::new(step.now_ms.saturating_sub(max_age_s * 1000), 0);
-        let old: Vec<u32> = self
-            .queue
-            .in_order()
-            .take_while(|&slot| self.queue.entry(slot).id < min_id)
-            .collect();
+        let older = |slot: &u32| self.queue.entry(*slot).id < min_id;
+        let old: Vec<u32> = if self.ids_follow_order() {
+            self.queue.in_order().take_while(older).collect()
+        } else {
+            // A shuffled pre-queue: the old ones are anywhere.
+            self.queue.in_order().filter(older).collect()
+        };
         let first = step.removed.len();
         self.queue.remove_all(&old, &mut step.removed);
         step.note_removed(first, |entry| Happening::Trimmed { entry });
@@ -734,13 +865,27 @@ impl Event {
     /// TQ.USER (read-only): the user's entries that still count as of
     /// `now_ms`, oldest first.
     pub fn user_entries(&self, now_ms: u64, user: &[u8]) -> Vec<UserEntry> {
+        if self.opens_in_ms(now_ms) > 0 {
+            // No place is shown before the opening.
+            let lapse = lapse_ms(&self.settings);
+            return self
+                .queue
+                .user_entries(&digest_of(user))
+                .filter(|&slot| self.restarted || self.queue.entry(slot).beat_ms + lapse > now_ms)
+                .map(|slot| UserEntry {
+                    id: self.queue.entry(slot).id,
+                    position: 0,
+                })
+                .collect();
+        }
         let mut lapsed: Vec<u64> = self
             .lapsed(now_ms)
             .into_iter()
             .map(|slot| self.queue.position(slot))
             .collect();
         lapsed.sort_unstable();
-        self.queue
+        let mut listed: Vec<UserEntry> = self
+            .queue
             .user_entries(&digest_of(user))
             .filter_map(|slot| {
                 let position = self.queue.position(slot);
@@ -753,7 +898,10 @@ impl Event {
                     position: position - ahead,
                 })
             })
-            .collect()
+            .collect();
+        // In queue order (a shuffled pre-queue's is not join order).
+        listed.sort_unstable_by_key(|e| e.position);
+        listed
     }
 
     fn milli_tokens(&self, now_ms: u64) -> u64 {
@@ -984,12 +1132,15 @@ impl Event {
 
     /// TQ.CONFIG with options. The bucket keeps the tokens it holds (capped
     /// at the new burst), so a reconfiguration never lets a burst in.
-    pub fn configure(&mut self, step: &mut Step, change: &SettingsChange) {
+    pub fn configure(&mut self, step: &mut Step, change: &SettingsChange) -> TqResult<()> {
         self.advance(step);
         let now = step.now_ms;
+        if let Some(at_ms) = change.get(Setting::OpensAt) {
+            self.schedule_opening(step, at_ms)?;
+        }
         let settings = self.settings.apply(change);
         if settings == self.settings {
-            return;
+            return Ok(());
         }
         // A full bucket (`None`) stays full only if the burst did not grow.
         let full = self.bucket.is_none() && settings.burst <= self.settings.burst;
@@ -1002,6 +1153,9 @@ impl Event {
         self.settings = settings;
         self.bucket = bucket;
         step.changed = true;
+        // An OPENS-AT at or before now opens the event at once.
+        self.open_if_due(step);
+        Ok(())
     }
 
     /// TQ.STATS (read-only): as of `now_ms`, counting entries and holds due
@@ -1022,6 +1176,7 @@ impl Event {
             holds_expired: c.holds_expired + expired,
             active: self.active(now_ms),
             sold_out: self.sold_out(now_ms),
+            opens_in_ms: self.opens_in_ms(now_ms),
             joined: c.joined,
             left: c.left,
             trimmed: c.trimmed,

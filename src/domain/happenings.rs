@@ -52,6 +52,8 @@ pub enum Happening {
     PassRevoked {
         pass: PassId,
     },
+    /// The scheduled opening happened.
+    Opened,
     /// The event became sold out.
     SoldOut,
 }
@@ -81,6 +83,7 @@ impl Happening {
             Happening::Confirmed { .. } => "confirmed",
             Happening::PassLapsed { .. } => "pass_lapsed",
             Happening::PassRevoked { .. } => "pass_revoked",
+            Happening::Opened => "opened",
             Happening::SoldOut => "sold_out",
         }
     }
@@ -111,7 +114,7 @@ impl Happening {
                 pass: Some(pass),
                 ..none
             },
-            Happening::SoldOut => none,
+            Happening::Opened | Happening::SoldOut => none,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod happenings;
 pub mod names;
+pub mod opening;
 pub mod queue;
 pub mod ranks;
 pub mod seats;

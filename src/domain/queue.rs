@@ -96,8 +96,8 @@ impl Queue {
         self.insert(id, token, user, beat_ms, number)
     }
 
-    /// Adds an entry with a given order number (at or after every number in
-    /// use); `append` and decoding use it.
+    /// Adds an entry with a given order number, which no waiting entry
+    /// holds; `append`, a pre-queue join and decoding use it.
     pub fn insert(
         &mut self,
         id: EntryId,
@@ -202,16 +202,19 @@ impl Queue {
         self.ranks.rank(self.entries.at(slot).number) + 1
     }
 
-    /// 1-based place among the user's waiting entries.
+    /// 1-based place among the user's waiting entries, in queue order
+    /// (which a scheduled opening's shuffle makes differ from join order).
     pub fn user_position(&self, slot: u32) -> u64 {
-        let user = self.users.at(self.entries.at(slot).user);
+        let entry = self.entries.at(slot);
+        let user = self.users.at(entry.user);
         let mut at = user.first;
-        let mut place = 1;
-        while at != slot && at != NONE {
-            at = self.entries.at(at).next_of_user;
-            place += 1;
+        let mut ahead = 0;
+        while at != NONE {
+            let other = self.entries.at(at);
+            ahead += u64::from(other.number < entry.number);
+            at = other.next_of_user;
         }
-        place
+        ahead + 1
     }
 
     /// How many entries the user of the entry in `slot` has waiting.
@@ -283,9 +286,27 @@ impl Queue {
         self.ranks.entries().map(|(_, slot)| slot)
     }
 
-    /// The order number of an entry (for encoding).
+    /// The order number of an entry.
     pub fn number(&self, slot: u32) -> u64 {
         self.entries.at(slot).number
+    }
+
+    /// The entry holding order number `number`, if it waits.
+    pub fn slot_at(&self, number: u64) -> Option<u32> {
+        self.ranks.entry_at(number)
+    }
+
+    /// Gives the entry in `slot` the free order number `number`.
+    pub fn renumber(&mut self, slot: u32, number: u64) {
+        let entry = self.entries.at_mut(slot);
+        let old = std::mem::replace(&mut entry.number, number);
+        self.ranks.remove(old);
+        self.ranks.place(number, slot);
+    }
+
+    /// Order numbers below `next` are handed out or skipped from now on.
+    pub fn skip_numbers_to(&mut self, next: u64) {
+        self.ranks.skip_to(next);
     }
 
     /// The next order number to hand out (for encoding).

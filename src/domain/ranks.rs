@@ -1,7 +1,8 @@
 //! Exact places in the waiting order.
 //!
-//! Every entry gets an order number when it takes its place; numbers only
-//! grow. The numbers in use form a window, cut into blocks of `BLOCK`
+//! Every entry gets an order number when it takes its place: the next
+//! one (the tail), or, in a scheduled opening's pre-queue, a free number
+//! inside the pre-queue's window (`opening`). The numbers in use form a window, cut into blocks of `BLOCK`
 //! numbers: a block has one bit per number (set while that entry waits) and
 //! the entry each number belongs to. A Fenwick tree over the blocks' live
 //! counts gives how many wait in the blocks before a given one, so a rank
@@ -32,7 +33,9 @@ impl Block {
         Block {
             live: 0,
             bits: [0; WORDS],
-            entries: Some(vec![NONE; BLOCK].into_boxed_slice()),
+            // Made by the first `place` in it: a sparse window costs
+            // little.
+            entries: None,
         }
     }
 
@@ -80,15 +83,23 @@ impl Ranks {
         number
     }
 
-    /// Gives `entry` the number `number`, which must be at or after the
-    /// next one (numbers skipped stay unused). Used when rebuilding from
-    /// stored numbers.
+    /// Gives `entry` the number `number`, which no waiting entry holds:
+    /// at or after the next one (numbers skipped stay unused), or a free
+    /// one before it.
     pub fn place(&mut self, number: u64, entry: u32) {
-        debug_assert!(number >= self.next);
         if self.live == 0 {
             self.blocks.clear();
             self.tree.clear();
             self.base = number - number % BLOCK as u64;
+        }
+        if number < self.base {
+            // Blocks left empty at the front were dropped: bring them back.
+            let first = number - number % BLOCK as u64;
+            for _ in 0..(self.base - first) / BLOCK as u64 {
+                self.blocks.push_front(Block::new());
+            }
+            self.base = first;
+            self.rebuild_tree();
         }
         let offset = (number - self.base) as usize;
         while self.blocks.len() <= offset / BLOCK {
@@ -97,6 +108,7 @@ impl Ranks {
         }
         let block = &mut self.blocks[offset / BLOCK];
         let at = offset % BLOCK;
+        debug_assert!(block.bits[at / 64] & (1 << (at % 64)) == 0, "number taken");
         block.bits[at / 64] |= 1 << (at % 64);
         block
             .entries
@@ -104,7 +116,12 @@ impl Ranks {
         block.live += 1;
         self.tree_add(offset / BLOCK, 1);
         self.live += 1;
-        self.next = number + 1;
+        self.next = self.next.max(number + 1);
+    }
+
+    /// Numbers below `next` are handed out or skipped from now on.
+    pub fn skip_to(&mut self, next: u64) {
+        self.next = self.next.max(next);
     }
 
     /// How many waiting entries have a number below `number`.
@@ -118,7 +135,6 @@ impl Ranks {
     }
 
     /// The entry holding `number`, if it still waits.
-    #[cfg(test)]
     pub fn entry_at(&self, number: u64) -> Option<u32> {
         let offset = number.checked_sub(self.base)? as usize;
         let block = self.blocks.get(offset / BLOCK)?;
@@ -308,5 +324,47 @@ mod tests {
         assert_eq!(ranks.rank(7000), 1);
         assert_eq!(ranks.entry_at(5000), Some(1));
         assert_eq!(ranks.next_number(), 7001);
+    }
+
+    /// Free numbers taken anywhere in the window, below the next one too,
+    /// even before blocks dropped from the front: ranks stay exact.
+    #[test]
+    fn numbers_placed_anywhere_rank_like_a_sorted_list() {
+        let mut ranks = Ranks::default();
+        let mut model: Vec<(u64, u32)> = Vec::new();
+        let mut seed = 11u64;
+        let mut rand = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n.max(1)
+        };
+        let window = 6 * BLOCK as u64;
+        for step in 0..30_000u32 {
+            let number = rand(window);
+            let taken = model.iter().position(|&(n, _)| n == number);
+            match taken {
+                Some(i) if rand(3) > 0 => {
+                    model.remove(i);
+                    ranks.remove(number);
+                }
+                Some(_) => {}
+                None => {
+                    ranks.place(number, step);
+                    let at = model.partition_point(|&(n, _)| n < number);
+                    model.insert(at, (number, step));
+                }
+            }
+            if step % 211 == 0 {
+                for (i, &(n, e)) in model.iter().enumerate() {
+                    assert_eq!(ranks.rank(n), i as u64);
+                    assert_eq!(ranks.entry_at(n), Some(e));
+                }
+                assert_eq!(ranks.entries().collect::<Vec<_>>(), model);
+                assert_eq!(ranks.first(), model.first().map(|&(_, e)| e));
+            }
+            assert_eq!(ranks.len(), model.len() as u64);
+            assert!(ranks.next_number() > model.last().map_or(0, |&(n, _)| n) || model.is_empty());
+        }
     }
 }

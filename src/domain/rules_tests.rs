@@ -1146,12 +1146,12 @@ fn commands_that_change_nothing_report_no_change() {
                 change.set(Setting::Rate, 50);
                 change.set(Setting::Burst, 500);
                 change.set(Setting::Heartbeat, 10);
-                e.configure(s, &change)
+                e.configure(s, &change).unwrap()
             }),
         ),
         (
             "CONFIG nothing",
-            check(|e, s| e.configure(s, &SettingsChange::default())),
+            check(|e, s| e.configure(s, &SettingsChange::default()).unwrap()),
         ),
     ];
     for (what, check) in &checks {
@@ -1199,7 +1199,7 @@ fn commands_that_change_nothing_report_no_change() {
             check(|e, s| {
                 let mut change = SettingsChange::default();
                 change.set(Setting::HoldTtl, 9);
-                e.configure(s, &change)
+                e.configure(s, &change).unwrap()
             }),
         ),
     ];
@@ -1394,6 +1394,8 @@ pub(super) enum Cmd {
         user: u64,
     },
     Configure(Vec<(Setting, u64)>),
+    /// TQ.CONFIG OPENS-AT, this many ms after now.
+    OpensAt(u64),
     Advance,
     User(u64),
     Stats,
@@ -1406,7 +1408,7 @@ pub(super) fn random_cmd(rng: &mut Lcg) -> Cmd {
     let user = rng.below(5);
     let seat = rng.below(24);
     let ttl = |rng: &mut Lcg| rng.chance(50).then(|| 1 + rng.below(4));
-    match rng.below(40) {
+    match rng.below(41) {
         0..=9 => Cmd::Enqueue {
             user,
             token,
@@ -1447,6 +1449,7 @@ pub(super) fn random_cmd(rng: &mut Lcg) -> Cmd {
         35 => Cmd::User(user),
         36 => Cmd::Stats,
         37..=38 => Cmd::Seat(seat),
+        39 => Cmd::OpensAt(rng.below(5_000)),
         _ => Cmd::Inventory,
     }
 }
@@ -1501,8 +1504,12 @@ pub(super) fn apply(e: &mut Event, now: u64, cmd: &Cmd) -> (String, Vec<EntryId>
             for &(setting, value) in values {
                 change.set(setting, value);
             }
-            e.configure(s, &change);
-            format!("{:?}", e.settings)
+            format!("{:?} {:?}", e.configure(s, &change), e.settings)
+        }
+        Cmd::OpensAt(after) => {
+            let mut change = SettingsChange::default();
+            change.set(Setting::OpensAt, now + after);
+            format!("{:?} {:?}", e.configure(s, &change), e.opening)
         }
         Cmd::Advance => format!("{:?}", e.advance(s)),
         Cmd::User(u) => format!("{:?}", e.user_entries(now, &name("u", *u))),
@@ -2237,4 +2244,189 @@ fn an_event_without_a_log_notes_nothing() {
     assert!(step.log.is_none());
     assert_eq!(e.close_log(&mut step), None);
     assert_eq!(e.log_last_id, None);
+}
+
+// ---- scheduled opening -----------------------------------------------------
+
+fn opens_at(e: &mut Event, now: u64, at: u64) -> TqResult<()> {
+    let mut change = SettingsChange::default();
+    change.set(Setting::OpensAt, at);
+    run(e, now, |e, s| e.configure(s, &change)).0
+}
+
+/// The pre-queue's order by the README's rule, recomputed from the seed
+/// and the join log alone: tokens by place, departed ones left out.
+fn order_by_the_rule(seed: &[u8; 16], joins: &[&str], departed: &[&str]) -> Vec<String> {
+    let mut places: Vec<Option<String>> = Vec::new();
+    for (i, token) in joins.iter().enumerate() {
+        let r = super::opening::shuffle_place(seed, i as u64) as usize;
+        places.push(None);
+        places.swap(r, i);
+        places[r] = Some(token.to_string());
+    }
+    places
+        .into_iter()
+        .flatten()
+        .filter(|t| !departed.contains(&t.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_and_opens_by_itself() {
+    let mut e = Event::new(settings(|s| {
+        s.burst = 5;
+        s.rate = 0;
+    }));
+    let open = T0 + 60_000;
+    opens_at(&mut e, T0, open).unwrap();
+    let tokens: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+    let mut joins: Vec<&str> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let joined = join(&mut e, T0 + i as u64, &format!("u{}", i % 7), t).unwrap();
+        assert_eq!(
+            (joined.position, joined.user_position),
+            (0, 0),
+            "no place shown"
+        );
+        joins.push(t);
+        if i % 9 == 4 {
+            assert!(leave(&mut e, T0 + i as u64, t));
+        }
+    }
+    let departed: Vec<&str> = joins
+        .iter()
+        .copied()
+        .filter(|t| {
+            let i: usize = t[1..].parse().unwrap();
+            i % 9 == 4
+        })
+        .collect();
+    // Before the opening: no place, no entry, no seed.
+    let now = T0 + 1_000;
+    let p = pos(&mut e, now, "p3").unwrap();
+    assert_eq!(
+        (
+            p.position,
+            p.user_position,
+            p.ready,
+            p.eta_ms,
+            p.opens_in_ms
+        ),
+        (0, 0, false, -1, open - now)
+    );
+    assert_eq!(
+        refused(&mut e, now, |e, s| e.enter(s, b"p3")),
+        TqError::NotOpen(open - now)
+    );
+    assert!(e.user_entries(now, b"u3").iter().all(|x| x.position == 0));
+    assert_eq!(e.shuffle_seed(now), None);
+    assert_eq!(e.stats(now).opens_in_ms, open - now);
+    // The opening happens by itself, at its moment.
+    assert_eq!(e.next_due_ms(), Some(open));
+    let (_, step) = run(&mut e, open, |e, s| e.advance(s));
+    assert!(step.changed);
+    let seed = e.shuffle_seed(open).expect("shown once open");
+    assert_eq!(e.bucket, None, "the bucket is full at the opening");
+    let expected = order_by_the_rule(&seed, &joins, &departed);
+    assert_eq!(
+        tokens_of(&e, open, &["u0", "u1", "u2", "u3", "u4", "u5", "u6"])
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>(),
+        expected
+    );
+    for (place, t) in expected.iter().enumerate() {
+        assert_eq!(
+            pos(&mut e, open, t).unwrap().position,
+            place as u64 + 1,
+            "{t}"
+        );
+    }
+    // A user's entries in queue order, their user positions with them.
+    let listed = e.user_entries(open, b"u3");
+    assert!(listed.windows(2).all(|w| w[0].position < w[1].position));
+    // Joins after the opening queue behind the whole pre-queue.
+    let late = join(&mut e, open + 1, "late", "l1").unwrap();
+    assert_eq!(late.position, expected.len() as u64 + 1);
+    // The front enters first, as in any queue.
+    assert_eq!(enter(&mut e, open + 2, &expected[0]).unwrap(), 1);
+    let tenth = expected[9].clone();
+    assert_eq!(
+        refused(&mut e, open + 2, |e, s| e.enter(s, tenth.as_bytes())),
+        TqError::NotReady(9)
+    );
+}
+
+#[test]
+fn opens_at_changes_only_before_the_opening_and_a_past_time_opens_at_once() {
+    let mut e = Event::new(Settings::DEFAULT);
+    opens_at(&mut e, T0, T0 + 10_000).unwrap();
+    join(&mut e, T0, "u", "a").unwrap();
+    // Moved while pending: the same seed, still a pre-queue.
+    let seed = e.opening.unwrap().seed;
+    opens_at(&mut e, T0 + 1, T0 + 20_000).unwrap();
+    assert_eq!(e.opening.unwrap().seed, seed);
+    assert_eq!(pos(&mut e, T0 + 15_000, "a").unwrap().opens_in_ms, 5_000);
+    // A time already past opens it now.
+    opens_at(&mut e, T0 + 16_000, T0 + 1).unwrap();
+    assert!(e.opening.unwrap().done);
+    assert_eq!(pos(&mut e, T0 + 16_000, "a").unwrap().position, 1);
+    for at in [0, T0 + 99_000] {
+        let mut change = SettingsChange::default();
+        change.set(Setting::OpensAt, at);
+        assert_eq!(
+            refused(&mut e, T0 + 16_001, |e, s| e.configure(s, &change)),
+            TqError::syntax("OPENS-AT can be changed only before the event opens")
+        );
+    }
+    // An event open from its start (someone joined) cannot get one.
+    let mut f = Event::new(Settings::DEFAULT);
+    join(&mut f, T0, "u", "a").unwrap();
+    assert!(opens_at(&mut f, T0, T0 + 5_000).is_err());
+    assert_eq!(f.opening, None);
+    // OPENS-AT 0 on an event without one is nothing.
+    let mut g = Event::new(Settings::DEFAULT);
+    opens_at(&mut g, T0, 0).unwrap();
+    assert_eq!(g.opening, None);
+}
+
+#[test]
+fn a_stored_pre_queue_keeps_its_empty_places_and_draws_on_alike() {
+    let mut e = Event::new(Settings::DEFAULT);
+    opens_at(&mut e, T0, T0 + 100_000).unwrap();
+    for i in 0..300u64 {
+        join(&mut e, T0 + i, &format!("u{}", i % 11), &format!("t{i}")).unwrap();
+        if i % 3 == 0 {
+            leave(&mut e, T0 + i, &format!("t{}", i / 2));
+        }
+    }
+    let mut copy = decode(&encode(&e)).unwrap();
+    assert_eq!(copy.digest(), e.digest());
+    for i in 300..600u64 {
+        for ev in [&mut e, &mut copy] {
+            join(ev, T0 + i, &format!("u{}", i % 11), &format!("t{i}")).unwrap();
+        }
+    }
+    assert_eq!(copy.digest(), e.digest());
+    let open = T0 + 100_000;
+    settle(&mut e, open);
+    settle(&mut copy, open);
+    let users: Vec<String> = (0..11).map(|u| format!("u{u}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert_eq!(tokens_of(&copy, open, &users), tokens_of(&e, open, &users));
+    // Trimming a shuffled queue takes the old ones wherever they stand:
+    // those that joined before T0 + 300.
+    let min_id = EntryId::new(T0 + 300, 0);
+    let old = e
+        .queue
+        .in_order()
+        .filter(|&slot| e.queue.entry(slot).id < min_id)
+        .count() as u64;
+    assert!(old > 100);
+    let (trimmed, step) = run(&mut e, T0 + 100_300, |e, s| e.trim(s, 100));
+    assert_eq!((trimmed, step.removed.len() as u64), (old, old));
+    assert!(e
+        .queue
+        .in_order()
+        .all(|slot| e.queue.entry(slot).id >= min_id));
 }

@@ -8,8 +8,10 @@ pub const MAX_INVENTORY: u64 = 1 << 31;
 pub const MAX_RATE: u64 = 1_000_000;
 /// Largest token-bucket capacity.
 pub const MAX_BURST: u64 = 1_000_000_000;
-/// Largest count setting (MAX-ACTIVE, MAX-SEATS, MAX-ENTRIES).
+/// Largest count setting (MAX-ACTIVE, MAX-SEATS, MAX-ENTRIES, EVENTS).
 pub const MAX_COUNT_SETTING: u64 = 1 << 31;
+/// Largest OPENS-AT (unix ms, past the year 10000).
+pub const MAX_OPENS_AT: u64 = 1 << 48;
 
 /// The settings in force for one event: its own TQ.CONFIG values over the
 /// module-wide defaults (`tq.rate`, ...).
@@ -25,6 +27,9 @@ pub struct Settings {
     pub hold_ttl_s: u64,
     /// Default TQ.ENQUEUE DEDUPE window in seconds.
     pub dedupe_ttl_s: u64,
+    /// When a scheduled opening happens (unix ms; 0: none). Changed only
+    /// before the opening (`Event::configure`).
+    pub opens_at_ms: u64,
     /// Seconds a pass lives after its last renewal.
     pub session_s: u64,
     /// Most live passes at once (0: no cap).
@@ -46,6 +51,7 @@ impl Settings {
         heartbeat_s: 300,
         hold_ttl_s: 300,
         dedupe_ttl_s: 300,
+        opens_at_ms: 0,
         session_s: 600,
         max_active: 0,
         require_pass: 0,
@@ -76,6 +82,7 @@ impl Settings {
             Setting::Heartbeat => &mut self.heartbeat_s,
             Setting::HoldTtl => &mut self.hold_ttl_s,
             Setting::DedupeTtl => &mut self.dedupe_ttl_s,
+            Setting::OpensAt => &mut self.opens_at_ms,
             Setting::Session => &mut self.session_s,
             Setting::MaxActive => &mut self.max_active,
             Setting::RequirePass => &mut self.require_pass,
@@ -104,6 +111,7 @@ pub enum Setting {
     Heartbeat,
     HoldTtl,
     DedupeTtl,
+    OpensAt,
     Session,
     MaxActive,
     RequirePass,
@@ -114,12 +122,13 @@ pub enum Setting {
 
 impl Setting {
     /// In the order of the stored form and of TQ.CONFIG's reply.
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 12] = [
         Setting::Rate,
         Setting::Burst,
         Setting::Heartbeat,
         Setting::HoldTtl,
         Setting::DedupeTtl,
+        Setting::OpensAt,
         Setting::Session,
         Setting::MaxActive,
         Setting::RequirePass,
@@ -158,6 +167,7 @@ impl Setting {
             Setting::Heartbeat => "HEARTBEAT",
             Setting::HoldTtl => "HOLD-TTL",
             Setting::DedupeTtl => "DEDUPE-TTL",
+            Setting::OpensAt => "OPENS-AT",
             Setting::Session => "SESSION",
             Setting::MaxActive => "MAX-ACTIVE",
             Setting::RequirePass => "REQUIRE-PASS",
@@ -175,6 +185,7 @@ impl Setting {
             Setting::Heartbeat => "heartbeat",
             Setting::HoldTtl => "hold_ttl",
             Setting::DedupeTtl => "dedupe_ttl",
+            Setting::OpensAt => "opens_at",
             Setting::Session => "session",
             Setting::MaxActive => "max_active",
             Setting::RequirePass => "require_pass",
@@ -189,6 +200,7 @@ impl Setting {
             Setting::Rate => (0, MAX_RATE),
             Setting::Burst => (1, MAX_BURST),
             Setting::RequirePass => (0, 1),
+            Setting::OpensAt => (0, MAX_OPENS_AT),
             Setting::MaxActive | Setting::MaxSeats | Setting::MaxEntries | Setting::Events => {
                 (0, MAX_COUNT_SETTING)
             }
@@ -220,6 +232,10 @@ impl SettingsChange {
 
     pub fn contains(&self, setting: Setting) -> bool {
         self.values[setting as usize].is_some()
+    }
+
+    pub fn get(&self, setting: Setting) -> Option<u64> {
+        self.values[setting as usize]
     }
 
     pub fn set(&mut self, setting: Setting, value: u64) {

@@ -135,6 +135,7 @@ fn apply(call: &Call) -> TqResult<Reply> {
             TqError::Duplicate(_)
             | TqError::NotQueued
             | TqError::NotReady(_)
+            | TqError::NotOpen(_)
             | TqError::SeatUnavailable(_)
             | TqError::SoldOut
             | TqError::NotHeld(_)

@@ -42,16 +42,18 @@ pub static EVENTS: AtomicI64 = AtomicI64::new(EVENTS_DEFAULT);
 pub fn defaults() -> Settings {
     let mut settings = Settings::DEFAULT;
     for setting in Setting::ALL {
-        settings.set(
-            setting,
-            variable(setting).load(Ordering::Relaxed).max(0) as u64,
-        );
+        if let Some(value) = variable(setting) {
+            settings.set(setting, value.load(Ordering::Relaxed).max(0) as u64);
+        }
     }
     settings
 }
 
-fn variable(setting: Setting) -> &'static AtomicI64 {
-    match setting {
+/// The module config of a setting; none for OPENS-AT, a moment of one
+/// event.
+fn variable(setting: Setting) -> Option<&'static AtomicI64> {
+    Some(match setting {
+        Setting::OpensAt => return None,
         Setting::Rate => &RATE,
         Setting::Burst => &BURST,
         Setting::Heartbeat => &HEARTBEAT,
@@ -63,7 +65,7 @@ fn variable(setting: Setting) -> &'static AtomicI64 {
         Setting::MaxSeats => &MAX_SEATS,
         Setting::MaxEntries => &MAX_ENTRIES,
         Setting::Events => &EVENTS,
-    }
+    })
 }
 
 /// Values given as `--loadmodule` arguments become the configs' defaults,
@@ -72,7 +74,9 @@ fn variable(setting: Setting) -> &'static AtomicI64 {
 /// once.
 pub fn check_loaded() -> Result<(), String> {
     for setting in Setting::ALL {
-        let value = variable(setting).load(Ordering::Relaxed);
+        let Some(value) = variable(setting).map(|v| v.load(Ordering::Relaxed)) else {
+            continue;
+        };
         let (min, max) = setting.range();
         if value < min as i64 || value > max as i64 {
             return Err(format!(

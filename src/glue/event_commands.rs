@@ -6,6 +6,7 @@ use super::config::defaults;
 use super::event_keys::{refuse_write_here, write, ReadEvent};
 use super::reply::Reply;
 use crate::domain::args;
+use crate::domain::buyers::id_text;
 use crate::domain::error::TqResult;
 use crate::domain::settings::Setting;
 
@@ -14,7 +15,7 @@ pub const CONFIG: Command = Command {
     // Not `write`: without options it is a read (see TQ.INVENTORY).
     flags: "may-replicate",
     doc: Doc {
-        summary: "Returns or sets the event's settings: admission rate and burst, heartbeat, hold and dedupe TTLs, passes, per-user limits and the event log",
+        summary: "Returns or sets the event's settings: admission rate and burst, heartbeat, hold and dedupe TTLs, scheduled opening, passes, per-user limits and the event log",
         complexity: "O(1)",
         arity: -2,
         key_flags: RW | ACCESS | UPDATE,
@@ -25,6 +26,7 @@ pub const CONFIG: Command = Command {
             option("HEARTBEAT", "seconds", Integer),
             option("HOLD-TTL", "seconds", Integer),
             option("DEDUPE-TTL", "seconds", Integer),
+            option("OPENS-AT", "unix_ms", Integer),
             option("SESSION", "seconds", Integer),
             option("MAX-ACTIVE", "n", Integer),
             option("REQUIRE-PASS", "flag", Integer),
@@ -43,19 +45,17 @@ fn config(call: &Call) -> TqResult<Reply> {
         let settings = event.event().map_or_else(defaults, |e| e.settings);
         let mut fields: Vec<(&str, Reply)> = Vec::with_capacity(13);
         for setting in Setting::ALL {
-            if setting == Setting::Session {
-                // The contract's order puts it here. This version has no
-                // scheduled openings (OPENS-AT).
-                fields.push(("opens_at", Reply::Int(0)));
-            }
             fields.push((setting.field(), Reply::uint(settings.get(setting))));
         }
-        // No scheduled opening in this version.
-        fields.push(("shuffle_seed", Reply::Null));
+        let seed = event.event().and_then(|e| e.shuffle_seed(call.now_ms));
+        fields.push((
+            "shuffle_seed",
+            seed.map_or(Reply::Null, |s| Reply::Bulk(id_text(&s).to_vec())),
+        ));
         return Ok(Reply::Map(fields));
     }
     refuse_write_here(call)?;
-    write(call, req.event, |e, step| e.configure(step, &req.change))?;
+    write(call, req.event, |e, step| e.configure(step, &req.change))??;
     Ok(Reply::ok())
 }
 
@@ -91,9 +91,7 @@ fn stats(call: &Call) -> TqResult<Reply> {
         ("holds_expired", Reply::uint(s.holds_expired)),
         ("active", Reply::uint(s.active)),
         ("sold_out", Reply::bool(s.sold_out)),
-        // No scheduled openings (OPENS-AT) in this version: every event is
-        // open.
-        ("opens_in_ms", Reply::Int(0)),
+        ("opens_in_ms", Reply::uint(s.opens_in_ms)),
         ("joined", Reply::uint(s.joined)),
         ("left", Reply::uint(s.left)),
         ("trimmed", Reply::uint(s.trimmed)),

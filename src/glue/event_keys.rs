@@ -311,7 +311,10 @@ impl<'c> OpenEvent<'c> {
     fn delete_from_stream(&mut self, removed: &[EntryId]) {
         const ONE_BY_ONE: usize = 16;
         let event = self.event();
+        // The lowest id still waiting is the front's, unless a shuffled
+        // pre-queue waits: then no run is cut off.
         let limit = match event.queue.oldest_id() {
+            _ if !event.ids_follow_order() => EntryId::new(0, 0),
             Some(oldest) => oldest,
             None => event.queue.last_id.map_or(EntryId::new(0, 0), |last| {
                 EntryId::new(last.ms, last.seq.saturating_add(1))

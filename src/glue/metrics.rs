@@ -8,12 +8,13 @@ use super::commands::COMMANDS;
 use crate::domain::event::Counters;
 
 /// Error codes counted separately; anything else counts as `ERR`.
-pub const ERROR_CODES: [&str; 14] = [
+pub const ERROR_CODES: [&str; 15] = [
     "ERR",
     "WRONGTYPE",
     "DUPLICATE",
     "NOT_QUEUED",
     "NOT_READY",
+    "NOT_OPEN",
     "SEAT_UNAVAILABLE",
     "SOLD_OUT",
     "NOT_HELD",

@@ -71,8 +71,7 @@ fn position(call: &Call) -> TqResult<Reply> {
         ("ready", Reply::bool(p.ready)),
         ("eta_ms", Reply::Int(p.eta_ms)),
         ("waited_ms", Reply::uint(p.waited_ms)),
-        // No scheduled opening in this version: every event is open.
-        ("opens_in_ms", Reply::Int(0)),
+        ("opens_in_ms", Reply::uint(p.opens_in_ms)),
         ("sold_out", Reply::bool(p.sold_out)),
     ]))
 }
