@@ -24,6 +24,7 @@ N_POLLS="${BENCH_POLLS:-200}"          # TQ.POSITION polls of waiting fans, repl
 N_TRIM="${BENCH_TRIM_N:-100000}"       # entries one TQ.TRIM removes (and one XTRIM)
 N_LAPSE="${BENCH_LAPSE_N:-100000}"     # entries whose heartbeats lapse together
 N_EXPIRE="${BENCH_EXPIRE_N:-10000}"    # holds that expire together
+N_PREQUEUE="${BENCH_PREQUEUE_N:-1000000}" # fans pre-queued before a scheduled opening
 TTL=300                                # DEDUPE window of each join (TQ and script alike)
 STREAM_NODE="${BENCH_STREAM_NODE:-16}" # stream-node-max-entries, as in redis.conf.example
 #   TQ_MODULE   module to load   [target/release/libtq.so]
@@ -182,8 +183,8 @@ expect() {
 }
 
 # stats_field PORT FIELD: one field of TQ.STATS ev on that server.
-stats_field() {
-  redis-cli -p "$1" TQ.STATS ev | tr -d '\r' | awk -v f="$2" 'NR % 2 == 1 { k = $0 } NR % 2 == 0 && k == f { print; exit }'
+stats_field() { # PORT FIELD [EVENT]
+  redis-cli -p "$1" TQ.STATS "${3:-ev}" | tr -d '\r' | awk -v f="$2" 'NR % 2 == 1 { k = $0 } NR % 2 == 0 && k == f { print; exit }'
 }
 stats_of() { # PORT: "waiting W, inventory I, held H"
   echo "waiting $(stats_field "$1" waiting), inventory $(stats_field "$1" inventory), held $(stats_field "$1" held)"
@@ -636,6 +637,29 @@ STALL[holds|expired]="$(stats_field "$PORT" holds_expired)"
 probe_stop holds
 expect 100000000 TQ.INVENTORY ev
 
+# N_PREQUEUE fans join the pre-queue of a scheduled opening (OPENS-AT an
+# hour ahead), then the opening is moved to 2 s from now and happens by
+# itself (the timer), while a client pings all along. Then the front fan
+# and one from the middle must have their places, and the front enter.
+restart_server
+now_ms() { date +%s%3N; }
+expect OK TQ.CONFIG show HEARTBEAT 31536000 RATE 1000 BURST 1000 OPENS-AT $(($(now_ms) + 3600000))
+fill 0 $((N_PREQUEUE - 1)) TQ.ENQUEUE show "u:#" "p:#"
+probe_start
+expect OK CONFIG RESETSTAT
+t0=$(date +%s%N)
+expect OK TQ.CONFIG show OPENS-AT $(($(now_ms) + 2000))
+sleep 1.9
+while [ "$(stats_field "$PORT" opens_in_ms show)" != 0 ]; do sleep 0.01; done
+STALL[opening|drain_s]="$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') (set to 2 s ahead)"
+sleep 0.5
+probe_stop opening
+STALL[opening|cmd_us]="$(cmd_usec tq.config)"
+STALL[opening|left]="$(rcli XLEN 'tq:{show}:queue')"
+front="$(rcli TQ.USER show u:0 | sed -n '/^position$/{n;p}')"
+[ -n "$front" ] && [ "$front" -ge 1 ] || { echo "bench: no place after the opening" >&2; exit 1; }
+echo "  opening: $N_PREQUEUE pre-queued, the fan who joined first is now at $front"
+
 # --- report -------------------------------------------------------------------
 mode_name() { case $1 in P1) echo "-P 1 -c $CLIENTS" ;; pipe) echo "--pipe, 1 conn" ;; *) echo "-${1/P/P } -c $CLIENTS" ;; esac; }
 P="P$PIPELINE"
@@ -769,6 +793,7 @@ goal() {
   bg_row lapse "$N_LAPSE heartbeats lapse together (TQ.CONFIG HEARTBEAT, then TQ.LEAVE)" "$N_LAPSE"
   bg_row scattered "$N_LAPSE of $((2 * N_LAPSE)) lapse, scattered among live ones" "$N_LAPSE (${STALL[scattered|left]} left, want $N_LAPSE)"
   bg_row holds "$N_EXPIRE holds expire together" "${STALL[holds|expired]}"
+  bg_row opening "a scheduled opening of $N_PREQUEUE pre-queued fans (by itself, no command)" "${STALL[opening|left]} waiting, first joiner at $front"
   echo
   echo "\"one command's usec\": INFO commandstats (for the lapse rows the slower of the TQ.CONFIG that"
   echo "lowered the heartbeat and the TQ.LEAVE right after it); SLOWLOG: the slowest command of the case"
@@ -825,7 +850,7 @@ goal "$N_POLLS TQ.POSITION polls propagate (almost) nothing (${REPL[polls|total]
 tm="$(awk -v u="${STALL[trim|us]}" 'BEGIN { printf "%.1f", u / 1000 }')"
 goal "TQ.TRIM of $N_TRIM entries <= $GOAL_TRIM_MS ms in one call ($tm ms; XTRIM: $(awk -v u="${STALL[xtrim|us]}" 'BEGIN { printf "%.2f", u / 1000 }') ms)" \
   "a <= $GOAL_TRIM_MS && b == $N_TRIM" "$tm" "${STALL[trim|removed]}"
-for c in lapse scattered holds; do
+for c in lapse scattered holds opening; do
   s="${STALL[$c|step_us]}"
   goal "$c: longest background step <= $GOAL_STEP_MS ms ($s us)" "a <= $GOAL_STEP_MS * 1000" "$s"
   l="${STALL[$c|latency_ms]}"

@@ -425,7 +425,7 @@ fn settings_of_passes_and_limits_in_tq_config_and_module_configs() {
         (vec!["SESSION", "0"], "ERR"),
         (vec!["MAX-ACTIVE", "-1"], "ERR"),
         (vec!["MAX-ENTRIES", "2147483649"], "ERR"),
-        (vec!["OPENS-AT", "1"], "ERR"),
+        (vec!["OPENS-AT", "-1"], "ERR"),
         (vec!["EVENTS", "-1"], "ERR"),
         (vec!["EVENTS", "2147483649"], "ERR"),
         (vec!["SESSION", "5", "SESSION", "6"], "ERR"),
@@ -440,19 +440,6 @@ fn settings_of_passes_and_limits_in_tq_config_and_module_configs() {
         );
         assert_eq!(code(&got), expected, "{words:?}");
     }
-    let opens = call_args(
-        &mut con,
-        &[
-            b"TQ.CONFIG".to_vec(),
-            b"ev".to_vec(),
-            b"OPENS-AT".to_vec(),
-            b"1".to_vec(),
-        ],
-    );
-    assert_eq!(
-        error_text(&opens),
-        "ERR OPENS-AT is not available in this version of tq"
-    );
     assert_eq!(
         map(&tq!(&mut con, "TQ.CONFIG", "ev").unwrap()),
         map(&changed)

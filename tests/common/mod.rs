@@ -771,12 +771,13 @@ pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
     if words[at].eq_ignore_ascii_case("NEW") {
         at += 1;
         // `<SETTING> <value>` pairs (tq 0.3: bare values).
-        const SETTINGS: [&str; 11] = [
+        const SETTINGS: [&str; 12] = [
             "RATE",
             "BURST",
             "HEARTBEAT",
             "HOLD-TTL",
             "DEDUPE-TTL",
+            "OPENS-AT",
             "SESSION",
             "MAX-ACTIVE",
             "REQUIRE-PASS",
