@@ -294,11 +294,13 @@ impl Gen {
                     ("HEARTBEAT", false),
                     ("HOLD-TTL", false),
                     ("DEDUPE-TTL", false),
+                    ("OPENS-AT", true),
                     ("SESSION", false),
                     ("MAX-ACTIVE", true),
                     ("REQUIRE-PASS", true),
                     ("MAX-SEATS", true),
                     ("MAX-ENTRIES", true),
+                    ("EVENTS", true),
                 ] {
                     if self.rng.gen_bool(0.3) {
                         a.push(self.keyword(kw));
