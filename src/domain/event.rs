@@ -116,7 +116,7 @@ impl Step {
     /// then).
     pub fn note(&mut self, make: impl FnOnce() -> Happening) {
         if let Some(log) = &mut self.log {
-            log.notes.push(make());
+            log.note(make());
         }
     }
 
@@ -124,8 +124,9 @@ impl Step {
     /// `removed`.
     fn note_removed(&mut self, from: usize, make: fn(EntryId) -> Happening) {
         if let Some(log) = &mut self.log {
-            log.notes
-                .extend(self.removed[from..].iter().map(|&entry| make(entry)));
+            for &entry in &self.removed[from..] {
+                log.note(make(entry));
+            }
         }
     }
 }
@@ -304,6 +305,7 @@ impl Event {
         if self.settings.events > 0 {
             step.log = Some(Log {
                 notes: Vec::new(),
+                next_id: EntryId::next_after(self.log_last_id, step.now_ms),
                 sold_out_before: self.sold_out(step.now_ms),
             });
         }
@@ -315,18 +317,12 @@ impl Event {
     pub fn close_log(&mut self, step: &mut Step) -> Option<Vec<(EntryId, Happening)>> {
         let mut log = step.log.take()?;
         if !log.sold_out_before && self.sold_out(step.now_ms) {
-            log.notes.push(Happening::SoldOut);
+            log.note(Happening::SoldOut);
         }
-        let notes = log
-            .notes
-            .into_iter()
-            .map(|note| {
-                let id = EntryId::next_after(self.log_last_id, step.now_ms);
-                self.log_last_id = Some(id);
-                (id, note)
-            })
-            .collect();
-        Some(notes)
+        if let Some(&(last, _)) = log.notes.last() {
+            self.log_last_id = Some(last);
+        }
+        Some(log.notes)
     }
 
     // ---- time ----------------------------------------------------------

@@ -120,10 +120,22 @@ impl Happening {
 }
 
 /// The notes of one step, kept only for an event with a log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Log {
-    pub notes: Vec<Happening>,
+    /// Each with the id of its log entry.
+    pub notes: Vec<(EntryId, Happening)>,
+    /// The id the next note gets: after the log's last one, at the step's
+    /// time (`EntryId::next_after`).
+    pub next_id: EntryId,
     /// Whether the event was sold out when the step began: a step that
     /// ends it sold out notes so (`Event::close_log`).
     pub sold_out_before: bool,
+}
+
+impl Log {
+    pub fn note(&mut self, happening: Happening) {
+        let id = self.next_id;
+        self.next_id = EntryId::new(id.ms, id.seq + 1);
+        self.notes.push((id, happening));
+    }
 }

@@ -65,8 +65,7 @@ pub struct OpenEvent<'c> {
 }
 
 impl<'c> OpenEvent<'c> {
-    pub fn for_write(call: &'c Call<'c>, event_name: &[u8]) -> TqResult<OpenEvent<'c>> {
-        let event = event_name;
+    pub fn for_write(call: &'c Call<'c>, event: &[u8]) -> TqResult<OpenEvent<'c>> {
         let mut queue = Key::open(call.ctx, RStr::key_name(event, "queue"), true);
         let mut state = Key::open(call.ctx, RStr::key_name(event, "state"), true);
         if state.holds() == Holds::Nothing
@@ -109,18 +108,23 @@ impl<'c> OpenEvent<'c> {
             appended: false,
             counters_before: Counters::default(),
         };
-        open.counters_before = open.event().counters;
-        let (event, step) = open.parts();
-        event.open_log(step);
+        let (state, step) = open.parts();
+        let counters = state.counters;
+        state.open_log(step);
         // Joins, polls and settings write to the log only through the
         // removals due before them: they open it only then. (Joins and
         // polls are most of a sale's commands; and an operator can still
         // turn the log off when its key was overwritten.)
-        let may_write = !matches!(call.verb, "enqueue" | "position" | "config")
-            || event.next_due_ms().is_some_and(|at| at <= call.now_ms);
-        if step.log.is_some() && may_write {
-            open.log = Some(open_log(call, event_name)?);
-        }
+        let may_write = || {
+            !matches!(call.verb, "enqueue" | "position" | "config")
+                || state.next_due_ms().is_some_and(|at| at <= call.now_ms)
+        };
+        let log = match step.log.is_some() && may_write() {
+            true => Some(open_log(call, event)?),
+            false => None,
+        };
+        open.counters_before = counters;
+        open.log = log;
         let resume = match call.origin {
             Origin::Client => open.event().restarted,
             Origin::Record => call.resumed,
