@@ -168,34 +168,6 @@ fn flow_py_runs_the_whole_flow_with_redis_py() {
     assert_ne!(first, second);
 }
 
-/// The Go example can't run here (no Go toolchain or module proxy); at least
-/// keep it a main package that uses go-redis' Do for the TQ commands.
-#[test]
-fn flow_go_is_a_go_redis_main_package() {
-    let dir = examples_dir().join("go");
-    let gomod = std::fs::read_to_string(dir.join("go.mod")).expect("examples/go/go.mod");
-    assert!(
-        gomod.contains("require github.com/redis/go-redis/v9 "),
-        "{gomod}"
-    );
-    let src = std::fs::read_to_string(dir.join("flow.go")).expect("examples/go/flow.go");
-    assert!(src.contains("package main") && src.contains("func main()"));
-    for cmd in [
-        "TQ.INVENTORY",
-        "TQ.ENQUEUE",
-        "TQ.POSITION",
-        "TQ.ENTER",
-        "TQ.HOLD",
-        "TQ.CONFIRM",
-    ] {
-        assert!(
-            src.contains(&format!("\"{cmd}\"")),
-            "flow.go does not call {cmd}"
-        );
-    }
-    assert!(src.contains("REDIS_HOST") && src.contains("REDIS_PORT"));
-}
-
 /// The worker reads the event log with a consumer group while a fan goes
 /// through the sale: it sees each change, the hold that ran out with
 /// nobody touching the event too, and acknowledges all it handled.
