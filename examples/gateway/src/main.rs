@@ -1,0 +1,407 @@
+//! tq-gateway: a reference HTTP gateway for a ticket sale on Redis with
+//! the tq module. Each route is one or a few TQ commands; the sale's rules
+//! (fair admission, passes, holds that expire, group checkout) are tq's.
+//!
+//! Configuration (environment):
+//! - `TQ_REDIS_URL` (default `redis://127.0.0.1:6379`)
+//! - `TQ_GATEWAY_ADDR` (default `127.0.0.1:8080`)
+//! - `TQ_SEATS`: the seat layout, rows as `<row>:<seats>` separated by
+//!   commas (default `A:12,B:12,C:12,D:12`: seats `A-1` .. `D-12`).
+
+mod error;
+mod tq;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json_};
+
+use error::ApiError;
+use tq::{int, map_reply, Tq};
+
+struct App {
+    tq: Tq,
+    seats: Vec<String>,
+}
+
+type Shared = State<Arc<App>>;
+type Reply = Result<Json<Json_>, ApiError>;
+
+/// Most seats in one hold or confirm (tq's own limit).
+const MAX_GROUP: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let url = env_or("TQ_REDIS_URL", "redis://127.0.0.1:6379");
+    let addr = env_or("TQ_GATEWAY_ADDR", "127.0.0.1:8080");
+    let layout = env_or("TQ_SEATS", "A:12,B:12,C:12,D:12");
+    let seats = match seat_layout(&layout) {
+        Ok(seats) => seats,
+        Err(why) => fail(&format!("TQ_SEATS: {why}")),
+    };
+    let tq = Tq::new(&url).unwrap_or_else(|e| fail(&format!("TQ_REDIS_URL: {e}")));
+    let app = Arc::new(App { tq, seats });
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
+    println!("tq-gateway: http://{addr}/ (Redis {url})");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("tq-gateway: {why}");
+    std::process::exit(2)
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// `A:12,B:10` -> A-1 .. A-12, B-1 .. B-10.
+fn seat_layout(layout: &str) -> Result<Vec<String>, String> {
+    let mut seats = Vec::new();
+    for row in layout.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let (name, count) = row
+            .split_once(':')
+            .ok_or_else(|| format!("'{row}' is not <row>:<seats>"))?;
+        let count: usize = count
+            .parse()
+            .map_err(|_| format!("'{count}' is not a number of seats"))?;
+        if name.is_empty() || count == 0 || count > 1000 {
+            return Err(format!("'{row}': a row needs a name and 1..1000 seats"));
+        }
+        seats.extend((1..=count).map(|n| format!("{name}-{n}")));
+    }
+    if seats.is_empty() {
+        return Err("no seats".into());
+    }
+    Ok(seats)
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/v1/queue/join", post(join))
+        .route("/api/v1/queue/status", get(status))
+        .route("/api/v1/queue/enter", post(enter))
+        .route("/api/v1/queue/leave", delete(leave))
+        .route("/api/v1/seats/hold", post(hold))
+        .route("/api/v1/seats/confirm", post(confirm))
+        .route("/api/v1/seats/release", post(release))
+        .route("/api/v1/seats/extend", post(extend))
+        .route("/api/v1/events/:event/stats", get(stats))
+        .route("/api/v1/events/:event/seats", get(seats))
+        .with_state(app)
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload
+        .map(|Json(t)| t)
+        .map_err(|e| ApiError::bad_input(&e.body_text()))
+}
+
+/// A name the API takes (event, user, token, seat): 1..200 bytes here, tq
+/// checks the rest.
+fn name<'a>(what: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.is_empty() || value.len() > 200 {
+        return Err(ApiError::bad_input(&format!("{what} must be 1..200 bytes")));
+    }
+    Ok(value)
+}
+
+// ---- waiting room -----------------------------------------------------------
+
+#[derive(Deserialize)]
+struct JoinBody {
+    event: String,
+    user: String,
+}
+
+/// POST /api/v1/queue/join {event, user}; `Idempotency-Key` makes a retry
+/// of the same request a `duplicate` instead of a second place.
+async fn join(
+    State(app): Shared,
+    headers: HeaderMap,
+    payload: Result<Json<JoinBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Json_>), ApiError> {
+    let b = body(payload)?;
+    let token = uuid::Uuid::new_v4().to_string();
+    let mut words = vec![
+        "TQ.ENQUEUE",
+        name("event", &b.event)?,
+        name("user", &b.user)?,
+        &token,
+    ];
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_input("Idempotency-Key must be text"))
+        })
+        .transpose()?;
+    if let Some(key) = key {
+        words.extend(["DEDUPE", name("Idempotency-Key", key)?]);
+    }
+    let mut joined = map_reply(&app.tq.call(&words).await?)?;
+    joined.insert("token".into(), json!(token));
+    Ok((StatusCode::ACCEPTED, Json(Json_::Object(joined))))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    event: String,
+    token: String,
+}
+
+/// GET /api/v1/queue/status?event=&token=: TQ.POSITION, and how long the
+/// page should wait before asking again (`poll_ms`).
+async fn status(State(app): Shared, query: Result<Query<TokenQuery>, QueryRejection>) -> Reply {
+    let Query(q) = query.map_err(|e| ApiError::bad_input(&e.body_text()))?;
+    let words = [
+        "TQ.POSITION",
+        name("event", &q.event)?,
+        name("token", &q.token)?,
+    ];
+    let mut position = map_reply(&app.tq.call(&words).await?)?;
+    let poll_ms = poll_interval_ms(&position);
+    position.insert("poll_ms".into(), json!(poll_ms));
+    Ok(Json(Json_::Object(position)))
+}
+
+/// Often enough to see the wait move and to keep the token's heartbeat
+/// (tq's default heartbeat is minutes), seldom enough to spare the server:
+/// a quarter of the estimated wait, 1 to 5 seconds; up to the opening's
+/// moment before a scheduled opening.
+fn poll_interval_ms(position: &Map<String, Json_>) -> i64 {
+    let field = |name: &str| position.get(name).and_then(Json_::as_i64).unwrap_or(-1);
+    let (ready, eta, opens_in) = (field("ready"), field("eta_ms"), field("opens_in_ms"));
+    if opens_in > 0 {
+        return opens_in.clamp(250, 5_000);
+    }
+    if ready == 1 {
+        return 1_000;
+    }
+    if eta < 0 {
+        return 3_000;
+    }
+    (eta / 4).clamp(1_000, 5_000)
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    event: String,
+    token: String,
+}
+
+/// POST /api/v1/queue/enter {event, token}: {pass, expires_at, position_was}.
+async fn enter(State(app): Shared, payload: Result<Json<TokenBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    let words = [
+        "TQ.ENTER",
+        name("event", &b.event)?,
+        name("token", &b.token)?,
+    ];
+    let admitted = map_reply(&app.tq.call(&words).await?)?;
+    Ok(Json(json!({
+        "pass": admitted.get("pass"),
+        "expires_at": admitted.get("expires_at"),
+        "position_was": admitted.get("position_was"),
+    })))
+}
+
+/// DELETE /api/v1/queue/leave {event, token}: {left: true|false}.
+async fn leave(State(app): Shared, payload: Result<Json<TokenBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    let words = [
+        "TQ.LEAVE",
+        name("event", &b.event)?,
+        name("token", &b.token)?,
+    ];
+    let left = int(&app.tq.call(&words).await?)?;
+    Ok(Json(json!({ "left": left == 1 })))
+}
+
+// ---- seats ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct SeatsBody {
+    event: String,
+    user: String,
+    seats: Vec<String>,
+    ttl: Option<u64>,
+}
+
+impl SeatsBody {
+    /// `<VERB> event seat user [TTL ttl] [WITH seat...]`, the group's
+    /// checks first.
+    fn words(&self, verb: &'static str, ttl: Option<u64>) -> Result<Vec<String>, ApiError> {
+        if self.seats.is_empty() || self.seats.len() > MAX_GROUP {
+            return Err(ApiError::bad_input(&format!(
+                "seats must name 1..{MAX_GROUP} seats"
+            )));
+        }
+        for seat in &self.seats {
+            name("seat", seat)?;
+        }
+        let mut words = vec![
+            verb.to_string(),
+            name("event", &self.event)?.to_string(),
+            self.seats[0].clone(),
+            name("user", &self.user)?.to_string(),
+        ];
+        if let Some(ttl) = ttl {
+            words.extend(["TTL".to_string(), ttl.to_string()]);
+        }
+        if self.seats.len() > 1 {
+            words.push("WITH".into());
+            words.extend(self.seats[1..].iter().cloned());
+        }
+        Ok(words)
+    }
+}
+
+async fn call_words(app: &App, words: &[String]) -> Result<redis::Value, ApiError> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    app.tq.call(&words).await
+}
+
+/// POST /api/v1/seats/hold {event, user, seats, ttl?}: all or none;
+/// {inventory} left.
+async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    let words = b.words("TQ.HOLD", b.ttl)?;
+    let inventory = int(&call_words(&app, &words).await?)?;
+    Ok(Json(json!({ "held": b.seats, "inventory": inventory })))
+}
+
+/// POST /api/v1/seats/confirm {event, user, seats}: all or none.
+async fn confirm(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    let words = b.words("TQ.CONFIRM", None)?;
+    call_words(&app, &words).await?;
+    Ok(Json(json!({ "confirmed": b.seats })))
+}
+
+/// POST /api/v1/seats/extend {event, user, seats, ttl}: {ttl_ms} left.
+async fn extend(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    let ttl = b
+        .ttl
+        .ok_or_else(|| ApiError::bad_input("extend needs ttl (seconds)"))?;
+    let words = b.words("TQ.EXTEND", Some(ttl))?;
+    let ttl_ms = int(&call_words(&app, &words).await?)?;
+    Ok(Json(json!({ "extended": b.seats, "ttl_ms": ttl_ms })))
+}
+
+/// POST /api/v1/seats/release {event, user, seats}: each seat, in order,
+/// if `user` holds it; stops at the first that fails. {inventory} after.
+async fn release(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
+    let b = body(payload)?;
+    b.words("TQ.RELEASE", None)?; // the same checks as the others
+    let mut inventory = 0;
+    for seat in &b.seats {
+        let words = [
+            "TQ.RELEASE",
+            b.event.as_str(),
+            seat.as_str(),
+            b.user.as_str(),
+        ];
+        inventory = int(&app.tq.call(&words).await?)?;
+    }
+    Ok(Json(json!({ "released": b.seats, "inventory": inventory })))
+}
+
+// ---- figures ----------------------------------------------------------------
+
+/// GET /api/v1/events/{event}/stats: TQ.STATS.
+async fn stats(State(app): Shared, Path(event): Path<String>) -> Reply {
+    let words = ["TQ.STATS", name("event", &event)?];
+    Ok(Json(Json_::Object(map_reply(&app.tq.call(&words).await?)?)))
+}
+
+/// GET /api/v1/events/{event}/seats: every seat of the layout with its
+/// state, in one round trip; and the event's limit per user.
+async fn seats(State(app): Shared, Path(event): Path<String>) -> Reply {
+    let event = name("event", &event)?;
+    let mut commands: Vec<Vec<String>> = app
+        .seats
+        .iter()
+        .map(|seat| vec!["TQ.SEAT".into(), event.into(), seat.clone()])
+        .collect();
+    commands.push(vec!["TQ.CONFIG".into(), event.into()]);
+    commands.push(vec!["TQ.INVENTORY".into(), event.into()]);
+    let mut replies = app.tq.pipeline(&commands).await?;
+    let inventory = int(&replies.pop().expect("one reply per command"))?;
+    let config = map_reply(&replies.pop().expect("one reply per command"))?;
+    let mut listed = Vec::with_capacity(app.seats.len());
+    for (seat, reply) in app.seats.iter().zip(&replies) {
+        let mut view = map_reply(reply)?;
+        view.insert("seat".into(), json!(seat));
+        listed.push(Json_::Object(view));
+    }
+    Ok(Json(json!({
+        "seats": listed,
+        "inventory": inventory,
+        "max_seats": config.get("max_seats"),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_and_their_mistakes() {
+        assert_eq!(seat_layout("A:2, B:1").unwrap(), ["A-1", "A-2", "B-1"]);
+        for bad in ["", "A", "A:x", "A:0", ":3", "A:1001"] {
+            assert!(seat_layout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_poll_interval_follows_the_wait() {
+        let at = |ready: i64, eta: i64, opens_in: i64| {
+            let mut m = Map::new();
+            m.insert("ready".into(), json!(ready));
+            m.insert("eta_ms".into(), json!(eta));
+            m.insert("opens_in_ms".into(), json!(opens_in));
+            poll_interval_ms(&m)
+        };
+        assert_eq!(at(0, 60_000, 0), 5_000);
+        assert_eq!(at(0, 8_000, 0), 2_000);
+        assert_eq!(at(0, 100, 0), 1_000);
+        assert_eq!(at(0, -1, 0), 3_000);
+        assert_eq!(at(1, 0, 0), 1_000);
+        assert_eq!(at(0, -1, 1_200), 1_200);
+        assert_eq!(at(0, -1, 90_000), 5_000);
+    }
+
+    #[test]
+    fn tq_codes_map_to_statuses() {
+        use error::status_of;
+        for (code, status) in [
+            ("DUPLICATE", 409),
+            ("SEAT_UNAVAILABLE", 409),
+            ("LIMIT", 409),
+            ("NOT_READY", 403),
+            ("NO_PASS", 403),
+            ("NOT_OWNER", 403),
+            ("NOT_QUEUED", 404),
+            ("NOT_HELD", 404),
+            ("NOT_OPEN", 425),
+            ("SOLD_OUT", 410),
+            ("ERR", 400),
+        ] {
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The gateway's only way to Redis: TQ commands through one multiplexed
+//! connection, their errors as HTTP errors, their map replies as JSON.
+
+use redis::aio::ConnectionManager;
+use redis::Value;
+use serde_json::{Map, Value as Json};
+use tokio::sync::Mutex;
+
+use crate::error::ApiError;
+
+/// A connection made on first use and remade after Redis was away: the
+/// gateway starts (and answers 503) while Redis is down.
+pub struct Tq {
+    client: redis::Client,
+    connection: Mutex<Option<ConnectionManager>>,
+}
+
+impl Tq {
+    pub fn new(url: &str) -> Result<Tq, redis::RedisError> {
+        Ok(Tq {
+            client: redis::Client::open(url)?,
+            connection: Mutex::new(None),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, ApiError> {
+        let mut held = self.connection.lock().await;
+        if let Some(connection) = held.as_ref() {
+            return Ok(connection.clone());
+        }
+        let made = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            ConnectionManager::new(self.client.clone()),
+        )
+        .await
+        .map_err(|_| ApiError::unavailable("connecting to Redis timed out"))?
+        .map_err(|e| ApiError::unavailable(&e.to_string()))?;
+        *held = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Runs one command; a TQ error reply becomes the matching HTTP error.
+    pub async fn call(&self, words: &[&str]) -> Result<Value, ApiError> {
+        let mut connection = self.connection().await?;
+        let mut cmd = redis::cmd(words[0]);
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        cmd.query_async(&mut connection)
+            .await
+            .map_err(ApiError::from_redis)
+    }
+
+    /// Runs several commands in one round trip (not atomically); each
+    /// reply or error in order.
+    pub async fn pipeline(&self, commands: &[Vec<String>]) -> Result<Vec<Value>, ApiError> {
+        let mut connection = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for words in commands {
+            let mut cmd = redis::cmd(&words[0]);
+            for w in &words[1..] {
+                cmd.arg(w);
+            }
+            pipe.add_command(cmd);
+        }
+        pipe.query_async(&mut connection)
+            .await
+            .map_err(ApiError::from_redis)
+    }
+}
+
+/// A TQ map reply (a flat field/value array in RESP2) as a JSON object:
+/// integers as numbers, strings as strings, nil as null; the one double
+/// (`admission_rate`) as a number.
+pub fn map_reply(reply: &Value) -> Result<Map<String, Json>, ApiError> {
+    let Value::Array(items) = reply else {
+        return Err(ApiError::internal("expected a map reply"));
+    };
+    let mut out = Map::new();
+    for pair in items.chunks(2) {
+        let [name, value] = pair else {
+            return Err(ApiError::internal("a map reply of odd length"));
+        };
+        let name = text(name)?;
+        let value = match value {
+            Value::Int(n) => Json::from(*n),
+            Value::Nil => Json::Null,
+            other => {
+                let s = text(other)?;
+                match s.parse::<f64>() {
+                    Ok(x) if name == "admission_rate" => Json::from(x),
+                    _ => Json::from(s),
+                }
+            }
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+pub fn int(reply: &Value) -> Result<i64, ApiError> {
+    match reply {
+        Value::Int(n) => Ok(*n),
+        _ => Err(ApiError::internal("expected an integer reply")),
+    }
+}
+
+fn text(v: &Value) -> Result<String, ApiError> {
+    match v {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Okay => Ok("OK".into()),
+        _ => Err(ApiError::internal("expected a string")),
+    }
+}

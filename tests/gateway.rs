@@ -1,0 +1,367 @@
+//! The reference gateway (examples/gateway, `target/release/tq-gateway`)
+//! end to end: a real Redis with tq, the gateway in front of it, every
+//! route over HTTP and every error status.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway_binary() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tq-gateway");
+    assert!(
+        path.exists(),
+        "{} is missing: build it (make test builds the workspace)",
+        path.display()
+    );
+    path
+}
+
+impl Gateway {
+    fn start(server: &Server, seats: &str) -> Gateway {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(gateway_binary())
+            .env("TQ_REDIS_URL", format!("redis://127.0.0.1:{}", server.port))
+            .env("TQ_GATEWAY_ADDR", &addr)
+            .env("TQ_SEATS", seats)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tq-gateway runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tq-gateway never listened on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Gateway {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// (status, JSON body) of a request; `body` is sent as JSON when given.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, body, &[])
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = ureq::request(method, &format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        let result = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        (status, value)
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body))
+    }
+}
+
+/// The status and the `error` of an error reply, which must also have a
+/// `detail`.
+fn error(reply: (u16, Value)) -> (u16, String) {
+    let (status, body) = reply;
+    assert!(body["detail"].is_string(), "{body}");
+    (status, body["error"].as_str().unwrap_or("").to_string())
+}
+
+#[test]
+fn every_route_and_every_error_status() {
+    let server = Server::start();
+    let gw = Gateway::start(&server, "A:4,B:4");
+    let mut con = server.client();
+    let ev = "gig";
+    tq!(
+        &mut con,
+        "TQ.CONFIG",
+        ev,
+        "REQUIRE-PASS",
+        1,
+        "MAX-SEATS",
+        3,
+        "RATE",
+        0,
+        "BURST",
+        1
+    )
+    .unwrap();
+    tq!(&mut con, "TQ.INVENTORY", ev, "SET", 8).unwrap();
+
+    // Join: a UUID token, the places.
+    let (status, alice) = gw.post("/api/v1/queue/join", json!({"event": ev, "user": "alice"}));
+    assert_eq!(status, 202, "{alice}");
+    assert_eq!(alice["token"].as_str().unwrap().len(), 36);
+    assert_eq!(
+        (alice["position"].as_i64(), alice["user_position"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(alice["id"].as_str().unwrap().contains('-'));
+    let key = [("Idempotency-Key", "req-1")];
+    let (status, bob) = gw.call_with(
+        "POST",
+        "/api/v1/queue/join",
+        Some(json!({"event": ev, "user": "bob"})),
+        &key,
+    );
+    assert_eq!((status, bob["position"].as_i64()), (202, Some(2)));
+    let retry = gw.call_with(
+        "POST",
+        "/api/v1/queue/join",
+        Some(json!({"event": ev, "user": "bob"})),
+        &key,
+    );
+    assert_eq!(error(retry), (409, "duplicate".into()));
+    let (a, b) = (
+        alice["token"].as_str().unwrap(),
+        bob["token"].as_str().unwrap(),
+    );
+
+    // Status: TQ.POSITION's fields and a poll interval.
+    let (status, pos) = gw.call(
+        "GET",
+        &format!("/api/v1/queue/status?event={ev}&token={a}"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (pos["position"].as_i64(), pos["ready"].as_i64()),
+        (Some(1), Some(1))
+    );
+    for field in [
+        "user_position",
+        "eta_ms",
+        "waited_ms",
+        "opens_in_ms",
+        "sold_out",
+        "poll_ms",
+    ] {
+        assert!(pos[field].is_i64(), "{field}: {pos}");
+    }
+    let (_, pos) = gw.call(
+        "GET",
+        &format!("/api/v1/queue/status?event={ev}&token={b}"),
+        None,
+    );
+    assert_eq!(
+        (pos["position"].as_i64(), pos["ready"].as_i64()),
+        (Some(2), Some(0))
+    );
+    let unknown = gw.call(
+        "GET",
+        &format!("/api/v1/queue/status?event={ev}&token=nobody"),
+        None,
+    );
+    assert_eq!(error(unknown), (404, "not_queued".into()));
+    let missing = gw.call("GET", &format!("/api/v1/queue/status?event={ev}"), None);
+    assert_eq!(error(missing), (400, "bad_input".into()));
+
+    // Enter: only the front, once.
+    let not_yet = gw.post("/api/v1/queue/enter", json!({"event": ev, "token": b}));
+    assert_eq!(error(not_yet), (403, "not_ready".into()));
+    let (status, entered) = gw.post("/api/v1/queue/enter", json!({"event": ev, "token": a}));
+    assert_eq!(status, 200, "{entered}");
+    assert_eq!(entered["pass"].as_str().unwrap().len(), 32);
+    assert!(entered["expires_at"].as_i64().unwrap() > 0);
+    assert_eq!(entered["position_was"].as_i64(), Some(1));
+
+    // Seats: a pass is needed, groups are all or nothing, limits hold.
+    let hold = |user: &str, seats: Value| {
+        gw.post(
+            "/api/v1/seats/hold",
+            json!({"event": ev, "user": user, "seats": seats, "ttl": 120}),
+        )
+    };
+    assert_eq!(error(hold("bob", json!(["A-1"]))), (403, "no_pass".into()));
+    let (status, held) = hold("alice", json!(["A-1", "A-2"]));
+    assert_eq!(
+        (status, held["inventory"].as_i64()),
+        (200, Some(6)),
+        "{held}"
+    );
+    assert_eq!(
+        error(hold("alice", json!(["A-2"]))),
+        (409, "seat_unavailable".into())
+    );
+    assert_eq!(
+        error(hold("alice", json!(["A-3", "A-4"]))),
+        (409, "limit".into())
+    );
+    let (status, ext) = gw.post(
+        "/api/v1/seats/extend",
+        json!({"event": ev, "user": "alice", "seats": ["A-1", "A-2"], "ttl": 60}),
+    );
+    assert_eq!((status, ext["ttl_ms"].as_i64()), (200, Some(60_000)));
+    let no_ttl = gw.post(
+        "/api/v1/seats/extend",
+        json!({"event": ev, "user": "alice", "seats": ["A-1"]}),
+    );
+    assert_eq!(error(no_ttl), (400, "bad_input".into()));
+    let theirs = gw.post(
+        "/api/v1/seats/release",
+        json!({"event": ev, "user": "bob", "seats": ["A-2"]}),
+    );
+    assert_eq!(error(theirs), (403, "not_owner".into()));
+    let free = gw.post(
+        "/api/v1/seats/release",
+        json!({"event": ev, "user": "alice", "seats": ["B-1"]}),
+    );
+    assert_eq!(error(free), (404, "not_held".into()));
+    let (status, released) = gw.post(
+        "/api/v1/seats/release",
+        json!({"event": ev, "user": "alice", "seats": ["A-2"]}),
+    );
+    assert_eq!((status, released["inventory"].as_i64()), (200, Some(7)));
+    let (status, _) = gw.post(
+        "/api/v1/seats/confirm",
+        json!({"event": ev, "user": "alice", "seats": ["A-1"]}),
+    );
+    assert_eq!(status, 200);
+    let gone = gw.post(
+        "/api/v1/seats/confirm",
+        json!({"event": ev, "user": "alice", "seats": ["A-3"]}),
+    );
+    assert_eq!(error(gone), (404, "not_held".into()));
+
+    // Figures and the seat map.
+    let (status, stats) = gw.call("GET", &format!("/api/v1/events/{ev}/stats"), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            stats["waiting"].as_i64(),
+            stats["admitted"].as_i64(),
+            stats["sold"].as_i64(),
+            stats["inventory"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1), Some(7))
+    );
+    assert!(stats["admission_rate"].is_number(), "{stats}");
+    let (status, map) = gw.call("GET", &format!("/api/v1/events/{ev}/seats"), None);
+    assert_eq!(status, 200);
+    let seats = map["seats"].as_array().unwrap();
+    assert_eq!(seats.len(), 8);
+    assert_eq!(seats[0]["seat"], "A-1");
+    assert_eq!(
+        (seats[0]["state"].as_str(), seats[0]["user"].as_str()),
+        (Some("sold"), Some("alice"))
+    );
+    assert_eq!(seats[1]["state"], "available");
+    assert_eq!(
+        (map["inventory"].as_i64(), map["max_seats"].as_i64()),
+        (Some(7), Some(3))
+    );
+
+    // Leave.
+    let (status, left) = gw.call(
+        "DELETE",
+        "/api/v1/queue/leave",
+        Some(json!({"event": ev, "token": b})),
+    );
+    assert_eq!((status, left["left"].as_bool()), (200, Some(true)));
+    let (_, left) = gw.call(
+        "DELETE",
+        "/api/v1/queue/leave",
+        Some(json!({"event": ev, "token": b})),
+    );
+    assert_eq!(left["left"].as_bool(), Some(false));
+
+    // A scheduled opening: no place yet, and entering is too early.
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 600_000)
+        .to_string();
+    tq!(&mut con, "TQ.CONFIG", "drop", "OPENS-AT", later.as_str()).unwrap();
+    let (_, early) = gw.post("/api/v1/queue/join", json!({"event": "drop", "user": "cy"}));
+    assert_eq!(early["position"].as_i64(), Some(0));
+    let too_early = gw.post(
+        "/api/v1/queue/enter",
+        json!({"event": "drop", "token": early["token"]}),
+    );
+    assert_eq!(error(too_early), (425, "not_open".into()));
+
+    // Sold out.
+    tq!(&mut con, "TQ.INVENTORY", "tiny", "SET", 0).unwrap();
+    let sold_out = gw.post("/api/v1/queue/join", json!({"event": "tiny", "user": "di"}));
+    assert_eq!(error(sold_out), (410, "sold_out".into()));
+
+    // Bad input, refused by the gateway or by tq.
+    for (path, body) in [
+        ("/api/v1/queue/join", json!({"event": ev})),
+        ("/api/v1/queue/join", json!({"event": "", "user": "x"})),
+        ("/api/v1/queue/join", json!("not an object")),
+        (
+            "/api/v1/seats/hold",
+            json!({"event": ev, "user": "alice", "seats": []}),
+        ),
+        (
+            "/api/v1/seats/hold",
+            json!({"event": ev, "user": "alice", "seats": (0..101).map(|i| format!("S{i}")).collect::<Vec<_>>()}),
+        ),
+        (
+            "/api/v1/seats/hold",
+            json!({"event": ev, "user": "alice", "seats": ["B-1"], "ttl": -5}),
+        ),
+    ] {
+        assert_eq!(error(gw.post(path, body.clone())).0, 400, "{path} {body}");
+    }
+    let tq_refuses = gw.post(
+        "/api/v1/queue/join",
+        json!({"event": "bad{name}", "user": "x"}),
+    );
+    assert_eq!(error(tq_refuses), (400, "err".into()));
+    let repeated = gw.post(
+        "/api/v1/seats/hold",
+        json!({"event": ev, "user": "alice", "seats": ["B-1", "B-1"], "ttl": 60}),
+    );
+    assert_eq!(error(repeated), (400, "err".into()));
+}
+
+#[test]
+fn redis_unreachable_is_503() {
+    let mut server = Server::start();
+    let gw = Gateway::start(&server, "A:2");
+    let (status, _) = gw.call("GET", "/api/v1/events/gig/stats", None);
+    assert_eq!(status, 200);
+    server.kill9();
+    let down = gw.call("GET", "/api/v1/events/gig/stats", None);
+    assert_eq!(error(down), (503, "unavailable".into()));
+}
