@@ -498,3 +498,48 @@ fn tq_pass_refuses_bad_input_and_changes_nothing() {
         .unwrap();
     assert!(format!("{docs:?}").contains("REVOKE"), "{docs:?}");
 }
+
+/// `tq_passes_active` in INFO tq: the passes stored in the server's
+/// events, following admissions, revokes, lapses, copies, reloads and
+/// deletions.
+#[test]
+fn info_counts_the_passes_stored_across_events() {
+    let server = Server::start();
+    let mut con = server.client();
+    let active = |con: &mut Connection| -> i64 {
+        info_field(con, "tq", "tq_passes_active")
+            .expect("INFO tq has tq_passes_active")
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(active(&mut con), 0);
+    for (ev, n) in [("one", 3), ("two", 2)] {
+        for i in 0..n {
+            let token = format!("{ev}-{i}");
+            tq!(
+                &mut con,
+                "TQ.ENQUEUE",
+                ev,
+                format!("fan-{i}"),
+                token.as_str()
+            )
+            .unwrap();
+            tq!(&mut con, "TQ.ENTER", ev, token.as_str()).unwrap();
+        }
+    }
+    assert_eq!(active(&mut con), 5);
+    tq!(&mut con, "TQ.PASS", "one", "fan-0", "REVOKE").unwrap();
+    assert_eq!(active(&mut con), 4);
+    let _: i64 = redis_query(&mut con, &["COPY", &state_key("two"), "{two}copy"]);
+    assert_eq!(active(&mut con), 6);
+    let _: String = redis_query(&mut con, &["DEBUG", "RELOAD"]);
+    assert_eq!(active(&mut con), 6);
+    let _: i64 = redis_query(&mut con, &["DEL", "{two}copy", &state_key("one")]);
+    assert_eq!(active(&mut con), 2);
+    // Lapses, with nobody touching the event.
+    tq!(&mut con, "TQ.CONFIG", "three", "SESSION", 1).unwrap();
+    tq!(&mut con, "TQ.ENQUEUE", "three", "fan", "t").unwrap();
+    tq!(&mut con, "TQ.ENTER", "three", "t").unwrap();
+    assert_eq!(active(&mut con), 3);
+    assert!(eventually(Duration::from_secs(4), || active(&mut con) == 2));
+}

@@ -62,6 +62,7 @@ pub struct OpenEvent<'c> {
     created_with: Option<Settings>,
     /// For the module-wide totals of `INFO tq`.
     counters_before: Counters,
+    passes_before: u64,
 }
 
 impl<'c> OpenEvent<'c> {
@@ -107,9 +108,10 @@ impl<'c> OpenEvent<'c> {
             resumed: false,
             appended: false,
             counters_before: Counters::default(),
+            passes_before: 0,
         };
         let (state, step) = open.parts();
-        let counters = state.counters;
+        let (counters, passes) = (state.counters, state.buyers.passes());
         state.open_log(step);
         // Joins, polls and settings write to the log only through the
         // removals due before them: they open it only then. (Joins and
@@ -124,6 +126,7 @@ impl<'c> OpenEvent<'c> {
             false => None,
         };
         open.counters_before = counters;
+        open.passes_before = passes;
         open.log = log;
         let resume = match call.origin {
             Origin::Client => open.event().restarted,
@@ -207,6 +210,11 @@ impl<'c> OpenEvent<'c> {
         self.tell_due(next_due);
         let (before, after) = (self.counters_before, self.event().counters);
         metrics::record_totals(&before, &after);
+        if self.fresh.is_none() {
+            // A new state counts its passes as it is stored (`set_state`).
+            let passes = self.event().buyers.passes() as i64;
+            metrics::passes_stored(passes - self.passes_before as i64);
+        }
         let created = self.fresh.take().map(|event| {
             self.state.set_state(event);
             self.created_with.expect("set with the fresh state")

@@ -203,6 +203,7 @@ impl<'c> Key<'c> {
     /// Stores `event` here (the key must be open for writing and empty or
     /// hold a state, which is then freed by Redis).
     pub fn set_state(&mut self, event: Box<Event>) {
+        super::metrics::passes_stored(event.buyers.passes() as i64);
         let value = Box::into_raw(event);
         // SAFETY: writable key; Redis owns the value from here and frees it
         // through the type's `free` callback.

@@ -1,10 +1,13 @@
 //! Per-command figures for `INFO tq`: calls, failures by error code and a
 //! fixed-size latency histogram (O(1) per call, no allocation).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use parking_lot::Mutex;
 use redis_module::{InfoContext, RedisResult};
 
 use super::commands::COMMANDS;
+
 use crate::domain::event::Counters;
 
 /// Error codes counted separately; anything else counts as `ERR`.
@@ -161,6 +164,16 @@ pub fn record_totals(before: &Counters, after: &Counters) {
     t.holds_expired += grew(before.holds_expired, after.holds_expired);
 }
 
+/// Passes stored in this server's events (live ones, and lapsed ones until
+/// their removal, within about a second): changed by every state stored,
+/// loaded, copied or freed (possibly on the lazy-free thread), and by every
+/// step on a stored state.
+static PASSES_STORED: AtomicI64 = AtomicI64::new(0);
+
+pub fn passes_stored(delta: i64) {
+    PASSES_STORED.fetch_add(delta, Ordering::Relaxed);
+}
+
 /// Counts one background step and how long it held Redis' thread.
 pub fn record_background_step(ns: u64) {
     let mut figures = FIGURES.lock();
@@ -186,6 +199,10 @@ pub fn add_info(ctx: &InfoContext) -> RedisResult<()> {
         .field("admitted", t.admitted)?
         .field("abandoned", t.abandoned)?
         .field("holds_expired", t.holds_expired)?
+        .field(
+            "passes_active",
+            PASSES_STORED.load(Ordering::Relaxed).max(0),
+        )?
         .build_section()?
         .add_section("background")
         .field("background_steps", b.steps)?

@@ -22,6 +22,7 @@ use crate::domain::codec;
 use crate::domain::event::Event;
 use crate::glue::background;
 use crate::glue::keys::string_bytes;
+use crate::glue::metrics;
 
 /// The type's name, as TYPE shows it; Redis wants exactly nine characters.
 pub const TYPE_NAME: &str = "tq--state";
@@ -247,7 +248,10 @@ unsafe extern "C" fn rdb_load(io: *mut raw::RedisModuleIO, encver: c_int) -> *mu
     // SAFETY: Redis passes a valid handle for the duration of the call.
     let loaded = catch_unwind(AssertUnwindSafe(|| unsafe { load(io, encver) }));
     let reason = match loaded {
-        Ok(Ok(event)) => return Box::into_raw(event).cast(),
+        Ok(Ok(event)) => {
+            metrics::passes_stored(event.buyers.passes() as i64);
+            return Box::into_raw(event).cast();
+        }
         Ok(Err(reason)) => reason,
         Err(_) => "the decoder panicked".to_string(),
     };
@@ -396,7 +400,10 @@ unsafe extern "C" fn copy2(
         copy
     }));
     match copied {
-        Ok(copy) => Box::into_raw(copy).cast(),
+        Ok(copy) => {
+            metrics::passes_stored(copy.buyers.passes() as i64);
+            Box::into_raw(copy).cast()
+        }
         Err(_) => {
             super::log::warning("copying a state panicked; COPY answers an error");
             ptr::null_mut()
@@ -411,6 +418,7 @@ unsafe extern "C" fn free(value: *mut c_void) {
     }
     // SAFETY: Redis hands back the pointer `Box::into_raw` gave it, once.
     let event = unsafe { Box::from_raw(value.cast::<Event>()) };
+    metrics::passes_stored(-(event.buyers.passes() as i64));
     // A panic while dropping leaks the rest rather than unwinding into Redis.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(event)));
 }
