@@ -90,6 +90,9 @@ fn seat_layout(layout: &str) -> Result<Vec<String>, String> {
 
 fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/", get(|| page(INDEX, "text/html; charset=utf-8")))
+        .route("/app.js", get(|| page(APP_JS, "text/javascript; charset=utf-8")))
+        .route("/style.css", get(|| page(STYLE, "text/css; charset=utf-8")))
         .route("/api/v1/queue/join", post(join))
         .route("/api/v1/queue/status", get(status))
         .route("/api/v1/queue/enter", post(enter))
@@ -101,6 +104,24 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/v1/events/:event/stats", get(stats))
         .route("/api/v1/events/:event/seats", get(seats))
         .with_state(app)
+}
+
+// ---- the waiting-room page --------------------------------------------------
+
+// The page is three static files built into the binary: the event comes
+// from the address (`/?event=concert`), everything else from the API.
+const INDEX: &str = include_str!("../static/index.html");
+const APP_JS: &str = include_str!("../static/app.js");
+const STYLE: &str = include_str!("../static/style.css");
+
+async fn page(text: &'static str, content_type: &'static str) -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        text,
+    )
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

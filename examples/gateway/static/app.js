@@ -1,0 +1,231 @@
+// The waiting-room page: join, wait (the pre-queue's countdown, then the
+// place and the ETA), enter by itself when ready, pick seats, hold, confirm.
+// Everything goes through the gateway's JSON API (/api/v1/...).
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const event = params.get("event") || "demo";
+const saved = `tq:${event}`;
+const $ = (id) => document.getElementById(id);
+
+let state = JSON.parse(localStorage.getItem(saved) || "{}");
+let firstPosition = null;
+let chosen = [];
+let limit = 4;
+let holdTimer = null;
+
+function save() { localStorage.setItem(saved, JSON.stringify(state)); }
+function show(id) {
+  for (const card of ["join-card", "wait-card", "seat-card", "checkout-card", "done-card", "soldout-card"]) {
+    $(card).classList.toggle("hidden", card !== id);
+  }
+}
+function fail(text) { $("error").textContent = text; $("error").classList.remove("hidden"); }
+function clearError() { $("error").classList.add("hidden"); }
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await res.json().catch(() => ({ error: "bad_reply", detail: res.statusText }));
+  if (!res.ok) {
+    const err = new Error(data.detail || data.error);
+    err.code = data.error;
+    throw err;
+  }
+  return data;
+}
+
+function clock(ms) {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${two(m)}:${two(sec)}` : `${two(m)}:${two(sec)}`;
+}
+
+function soldOut() { state = {}; save(); show("soldout-card"); }
+
+// ---- waiting ---------------------------------------------------------------
+
+async function join(fan) {
+  const key = `${fan}:${event}:${Date.now()}`;
+  const res = await fetch("/api/v1/queue/join", {
+    method: "POST",
+    headers: { "content-type": "application/json", "idempotency-key": key },
+    body: JSON.stringify({ event, user: fan }),
+  });
+  const data = await res.json();
+  if (!res.ok) {
+    if (data.error === "sold_out") return soldOut();
+    return fail(data.detail || data.error);
+  }
+  state = { fan, token: data.token };
+  save();
+  show("wait-card");
+  poll();
+}
+
+async function poll() {
+  if (!state.token) return;
+  let s;
+  try {
+    s = await api("GET", `/api/v1/queue/status?event=${encodeURIComponent(event)}&token=${encodeURIComponent(state.token)}`);
+  } catch (e) {
+    if (e.code === "not_queued") { state = { fan: state.fan }; save(); show("join-card"); return fail("Your place in the queue has expired. Please join again."); }
+    fail("Connection problem, retrying...");
+    return setTimeout(poll, 3000);
+  }
+  clearError();
+  if (s.sold_out) return soldOut();
+  const opening = s.opens_in_ms > 0;
+  $("opening").classList.toggle("hidden", !opening);
+  $("queue").classList.toggle("hidden", opening);
+  if (opening) {
+    $("countdown").textContent = clock(s.opens_in_ms);
+  } else {
+    if (firstPosition === null || s.position > firstPosition) firstPosition = s.position;
+    $("position").textContent = s.position;
+    const done = firstPosition > 1 ? (firstPosition - s.position) / (firstPosition - 1) : 1;
+    $("progress-fill").style.width = `${Math.round(100 * Math.min(1, Math.max(0.03, done)))}%`;
+    $("progress").setAttribute("aria-valuenow", String(Math.round(100 * done)));
+    $("eta").textContent = s.ready ? "It's your turn!"
+      : s.eta_ms >= 0 ? `About ${clock(s.eta_ms)} to go` : "Waiting for a place to free up...";
+  }
+  if (s.ready) return enter();
+  setTimeout(poll, s.poll_ms || 2000);
+}
+
+async function enter() {
+  try {
+    const pass = await api("POST", "/api/v1/queue/enter", { event, token: state.token });
+    state.pass = pass.pass;
+    delete state.token;
+    save();
+    seats();
+  } catch (e) {
+    if (e.code === "sold_out") return soldOut();
+    if (e.code === "not_ready" || e.code === "not_open") return setTimeout(poll, 1000);
+    fail(e.message);
+  }
+}
+
+// ---- seats -----------------------------------------------------------------
+
+async function seats() {
+  show("seat-card");
+  const map = await api("GET", `/api/v1/events/${encodeURIComponent(event)}/seats`);
+  limit = map.max_seats > 0 ? map.max_seats : 4;
+  $("limit").textContent = limit;
+  chosen = chosen.filter((s) => map.seats.some((x) => x.seat === s && x.state === "available"));
+  const rows = new Map();
+  for (const s of map.seats) {
+    const row = s.seat.split("-")[0];
+    if (!rows.has(row)) rows.set(row, []);
+    rows.get(row).push(s);
+  }
+  const widest = Math.max(...[...rows.values()].map((r) => r.length));
+  const grid = $("seat-map");
+  grid.style.gridTemplateColumns = `24px repeat(${widest}, 30px)`;
+  grid.replaceChildren();
+  for (const [row, list] of rows) {
+    const label = document.createElement("div");
+    label.className = "row-label";
+    label.textContent = row;
+    grid.append(label);
+    for (let i = 0; i < widest; i++) {
+      const s = list[i];
+      if (!s) { grid.append(document.createElement("span")); continue; }
+      const free = s.state === "available";
+      const el = document.createElement(free ? "button" : "span");
+      el.className = `seat ${chosen.includes(s.seat) ? "chosen" : s.state}`;
+      el.title = `${s.seat}: ${s.state}`;
+      el.dataset.seat = s.seat;
+      el.textContent = s.seat.split("-")[1];
+      if (free) el.addEventListener("click", () => pick(s.seat));
+      grid.append(el);
+    }
+  }
+  $("hold-button").disabled = chosen.length === 0;
+  $("hold-button").textContent = chosen.length ? `Hold ${chosen.length} seat${chosen.length > 1 ? "s" : ""}` : "Hold seats";
+  if (map.inventory === 0 && chosen.length === 0) fail("No seat is free right now; held seats may come back.");
+}
+
+function pick(seat) {
+  clearError();
+  if (chosen.includes(seat)) chosen = chosen.filter((s) => s !== seat);
+  else if (chosen.length < limit) chosen.push(seat);
+  else return fail(`You can pick up to ${limit} seats.`);
+  seats();
+}
+
+async function hold() {
+  try {
+    await api("POST", "/api/v1/seats/hold", { event, user: state.fan, seats: chosen });
+    state.held = chosen.slice();
+    save();
+    checkout();
+  } catch (e) {
+    if (e.code === "sold_out") return soldOut();
+    fail(e.code === "seat_unavailable" ? `Sorry, ${e.message.split(" ")[0]} was just taken. Pick another.` : e.message);
+    chosen = [];
+    seats();
+  }
+}
+
+async function checkout() {
+  show("checkout-card");
+  $("held-seats").textContent = state.held.join(", ");
+  const map = await api("GET", `/api/v1/events/${encodeURIComponent(event)}/seats`);
+  const mine = map.seats.filter((s) => state.held.includes(s.seat) && s.state === "held");
+  const until = Date.now() + Math.min(...mine.map((s) => s.ttl_ms));
+  clearInterval(holdTimer);
+  const tick = () => {
+    const left = until - Date.now();
+    $("hold-countdown").textContent = clock(left);
+    if (left <= 0) { clearInterval(holdTimer); fail("Your hold ran out: the seats are back on sale."); state.held = []; save(); seats(); }
+  };
+  tick();
+  holdTimer = setInterval(tick, 250);
+}
+
+async function confirm() {
+  try {
+    await api("POST", "/api/v1/seats/confirm", { event, user: state.fan, seats: state.held });
+    clearInterval(holdTimer);
+    $("bought-seats").textContent = state.held.join(", ");
+    state = { fan: state.fan, bought: state.held };
+    save();
+    show("done-card");
+  } catch (e) {
+    fail(e.message);
+  }
+}
+
+async function release() {
+  await api("POST", "/api/v1/seats/release", { event, user: state.fan, seats: state.held }).catch(() => {});
+  clearInterval(holdTimer);
+  state.held = [];
+  chosen = [];
+  save();
+  seats();
+}
+
+// ---- start -----------------------------------------------------------------
+
+$("event-name").textContent = event;
+$("join-form").addEventListener("submit", (e) => { e.preventDefault(); clearError(); join($("fan").value.trim()); });
+$("leave-button").addEventListener("click", async () => {
+  await api("DELETE", "/api/v1/queue/leave", { event, token: state.token }).catch(() => {});
+  state = { fan: state.fan }; save(); show("join-card");
+});
+$("hold-button").addEventListener("click", hold);
+$("confirm-button").addEventListener("click", confirm);
+$("release-button").addEventListener("click", release);
+if (state.fan) $("fan").value = state.fan;
+if (state.bought) { $("bought-seats").textContent = state.bought.join(", "); show("done-card"); }
+else if (state.held && state.held.length) checkout();
+else if (state.pass) seats();
+else if (state.token) { show("wait-card"); poll(); }
+else show("join-card");
