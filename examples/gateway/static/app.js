@@ -13,6 +13,7 @@ let firstPosition = null;
 let chosen = [];
 let limit = 4;
 let holdTimer = null;
+let openingTimer = null;
 
 function save() { localStorage.setItem(saved, JSON.stringify(state)); }
 function show(id) {
@@ -82,8 +83,13 @@ async function poll() {
   const opening = s.opens_in_ms > 0;
   $("opening").classList.toggle("hidden", !opening);
   $("queue").classList.toggle("hidden", opening);
+  // The countdown runs between two polls (up to 5 s apart), as the hold's does.
+  clearInterval(openingTimer);
   if (opening) {
-    $("countdown").textContent = clock(s.opens_in_ms);
+    const opensAt = Date.now() + s.opens_in_ms;
+    const tick = () => { $("countdown").textContent = clock(opensAt - Date.now()); };
+    tick();
+    openingTimer = setInterval(tick, 250);
   } else {
     if (firstPosition === null || s.position > firstPosition) firstPosition = s.position;
     $("position").textContent = s.position;
@@ -161,6 +167,7 @@ function pick(seat) {
 }
 
 async function hold() {
+  clearError(); // an earlier step's error is stale now
   try {
     await api("POST", "/api/v1/seats/hold", { event, user: state.fan, seats: chosen });
     state.held = chosen.slice();
@@ -191,6 +198,7 @@ async function checkout() {
 }
 
 async function confirm() {
+  clearError();
   try {
     await api("POST", "/api/v1/seats/confirm", { event, user: state.fan, seats: state.held });
     clearInterval(holdTimer);
@@ -204,6 +212,7 @@ async function confirm() {
 }
 
 async function release() {
+  clearError();
   await api("POST", "/api/v1/seats/release", { event, user: state.fan, seats: state.held }).catch(() => {});
   clearInterval(holdTimer);
   state.held = [];
