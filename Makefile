@@ -163,7 +163,7 @@ test: build $(GATEWAY) $(LOADTEST) python-deps node-deps
 	cargo test --release --locked --workspace -- --test-threads=4
 	@echo "== integration tests on Valkey 8.1 =="
 	valkey=$$(scripts/valkey.sh) && \
-	  TQ_SERVER=$$valkey cargo test --release --locked --test '*' -- --test-threads=4
+	  TQ_SERVER=$$valkey cargo test --release --locked --workspace --test '*' -- --test-threads=4
 
 bench: build
 	bench/run.sh

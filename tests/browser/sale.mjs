@@ -5,8 +5,8 @@
 //
 //   EVENT          MAX-ACTIVE 1, MAX-SEATS 2, HOLD-TTL 120, inventory 3, on
 //                  a gateway with the layout A:2,B:1 (seats A-1 A-2 B-1).
-//                  When Ana has bought her seats, the test ends her pass
-//                  (TQ.PASS REVOKE, checkout done): that lets the next fan in.
+//                  When Ana has bought her seats, the gateway's confirm ends
+//                  her pass (checkout done): that lets the next fan in.
 //   OPENING_EVENT  OPENS-AT a few seconds after the start, MAX-ACTIVE 1,
 //                  inventory 3.
 //   GATEWAY_URL    the gateway (http://127.0.0.1:<port>)
@@ -35,7 +35,7 @@ const OPENING_EVENT = need("OPENING_EVENT");
 const OUT_DIR = need("OUT_DIR");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-// tests/browser.rs knows Ana by this name (it ends her pass).
+// tests/browser.rs knows Ana by this name (it checks her pass ended).
 const ANA = "ana@example.com";
 const BEN = "ben@example.com";
 const CLEO = "cleo@example.com";
