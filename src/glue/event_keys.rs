@@ -112,17 +112,19 @@ impl<'c> OpenEvent<'c> {
         };
         let (state, step) = open.parts();
         let (counters, passes) = (state.counters, state.buyers.passes());
-        state.open_log(step);
         // Joins, polls and settings write to the log only through the
-        // removals due before them: they open it only then. (Joins and
-        // polls are most of a sale's commands; and an operator can still
-        // turn the log off when its key was overwritten.)
-        let may_write = || {
-            !matches!(call.verb, "enqueue" | "position" | "config")
-                || state.next_due_ms().is_some_and(|at| at <= call.now_ms)
-        };
-        let log = match step.log.is_some() && may_write() {
-            true => Some(open_log(call, event)?),
+        // removals due before them: without any, their step keeps no log
+        // and does not open its key. (Joins and polls are most of a sale's
+        // commands; and an operator can still turn a log off when its key
+        // was overwritten.)
+        let may_write = state.settings.events > 0
+            && (!matches!(call.verb, "enqueue" | "position" | "config")
+                || state.next_due_ms().is_some_and(|at| at <= call.now_ms));
+        let log = match may_write {
+            true => {
+                state.open_log(step);
+                Some(open_log(call, event)?)
+            }
             false => None,
         };
         open.counters_before = counters;
@@ -255,16 +257,9 @@ impl<'c> OpenEvent<'c> {
             return;
         }
         let keep = self.event().settings.events;
-        let log = match self.log.take() {
-            Some(log) => log,
-            // Not foreseen at the start (`for_write`): opened now.
-            None => match open_log(self.call, self.call.args[0]) {
-                Ok(log) => log,
-                Err(_) => {
-                    super::log::warning("tq: the event log's key holds another type; notes lost");
-                    return;
-                }
-            },
+        // Open whenever the step keeps notes (`for_write`).
+        let Some(log) = self.log.take() else {
+            return;
         };
         let mut taken = Vec::new();
         for (id, note) in notes {
