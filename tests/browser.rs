@@ -32,50 +32,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn start(server: &Server, seats: &str) -> Gateway {
-        let binary = root().join("target/release/tq-gateway");
-        assert!(
-            binary.exists(),
-            "{} is missing: build it (make test builds the workspace)",
-            binary.display()
-        );
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(binary)
-            .env("TQ_REDIS_URL", format!("redis://127.0.0.1:{}", server.port))
-            .env("TQ_GATEWAY_ADDR", &addr)
-            .env("TQ_SEATS", seats)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tq-gateway runs");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tq-gateway never listened on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Gateway {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-}
-
 /// The node process, in a process group of its own so that a timeout or a
 /// failed check here ends Chromium too.
 struct Script {

@@ -1,13 +1,15 @@
-//! The client examples in examples/ work as written: each runs against a
-//! harness server, exits 0, ends with "confirmed ..." and leaves the seat
-//! sold, in an event stored as its two keys (`tq:{E}:queue`, `tq:{E}:state`).
+//! The client examples in examples/ work as written: each flow (shell,
+//! Python, Go on Debian's redigo) runs against a harness server, exits 0,
+//! ends with "confirmed ..." and leaves the seat sold, in an event stored as
+//! its two keys (`tq:{E}:queue`, `tq:{E}:state`); the worker handles the
+//! event log with a consumer group.
 
 mod common;
 
 use common::*;
 use redis::Value;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -212,4 +214,93 @@ fn worker_py_handles_the_event_log_with_a_consumer_group() {
     );
     let pending: Vec<Value> = redis_query(&mut con, &["XPENDING", &log_key("gig"), "workers"]);
     assert_eq!(int(&pending[0]), 0, "every entry acknowledged: {pending:?}");
+}
+
+// ---- the Go example: Debian's Go and redigo, offline ----------------------
+
+/// Where Debian installs Go library sources.
+const DEBIAN_GOPATH: &str = "/usr/share/gocode";
+
+fn go_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/go")
+}
+
+/// A scratch directory for the Go build cache and GOPATH, outside the
+/// checkout; removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tq-go-example-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("gopath")).unwrap();
+        std::fs::create_dir_all(dir.join("gocache")).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `go` in GOPATH mode, offline: no go.mod, no proxy, no toolchain switch;
+/// packages from `scratch`'s GOPATH and Debian's.
+fn go(scratch: &Path) -> Command {
+    let mut cmd = Command::new("go");
+    cmd.current_dir(go_dir())
+        .env("GO111MODULE", "off")
+        .env(
+            "GOPATH",
+            format!("{}:{DEBIAN_GOPATH}", scratch.join("gopath").display()),
+        )
+        .env("GOCACHE", scratch.join("gocache"))
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local");
+    cmd
+}
+
+/// Fails the test, saying what to install, unless `go` and the redigo
+/// sources are there.
+fn require_go_and_redigo(scratch: &Path) {
+    match go(scratch).arg("version").output() {
+        Err(e) => panic!(
+            "`go` not found ({e}): the Go example needs Debian's golang-go and \
+             golang-github-gomodule-redigo-dev (`make deps`)"
+        ),
+        Ok(o) if !o.status.success() => panic!(
+            "`go version` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Ok(_) => {}
+    }
+    let redigo = Path::new(DEBIAN_GOPATH).join("src/github.com/gomodule/redigo/redis");
+    assert!(
+        redigo.join("redis.go").is_file(),
+        "no redigo sources in {}: install golang-github-gomodule-redigo-dev (`make deps`)",
+        redigo.display()
+    );
+}
+
+#[test]
+fn flow_go_runs_the_whole_flow_with_redigo() {
+    let scratch = Scratch::new();
+    require_go_and_redigo(&scratch.0);
+    let server = Server::start();
+    let run = || {
+        let child = go(&scratch.0)
+            .args(["run", "flow.go"])
+            .env("REDIS_HOST", "127.0.0.1")
+            .env("REDIS_PORT", server.port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run go ({e}); `make deps`"));
+        finish_example(child, "go", &["run", "flow.go"])
+    };
+    let first = check_flow(&server, &run());
+    // A second run picks a fresh event, so the same seat is free again.
+    let second = check_flow(&server, &run());
+    assert_ne!(first, second);
 }

@@ -5,59 +5,9 @@
 mod common;
 use common::*;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway_binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tq-gateway");
-    assert!(
-        path.exists(),
-        "{} is missing: build it (make test builds the workspace)",
-        path.display()
-    );
-    path
-}
-
 impl Gateway {
-    fn start(server: &Server, seats: &str) -> Gateway {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(gateway_binary())
-            .env("TQ_REDIS_URL", format!("redis://127.0.0.1:{}", server.port))
-            .env("TQ_GATEWAY_ADDR", &addr)
-            .env("TQ_SEATS", seats)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tq-gateway runs");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tq-gateway never listened on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Gateway {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
     /// (status, JSON body) of a request; `body` is sent as JSON when given.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call_with(method, path, body, &[])

@@ -809,3 +809,54 @@ pub fn apply_record(words: &[Vec<u8>]) -> Option<ApplyRecord> {
         args: words[at + 1..].to_vec(),
     })
 }
+
+// ---- the reference gateway (examples/gateway) ------------------------------
+
+/// A `tq-gateway` process in front of `server`, on a free port; killed on
+/// drop.
+pub struct Gateway {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+impl Gateway {
+    /// Starts target/release/tq-gateway with the seat layout `seats`
+    /// (`TQ_SEATS`) and waits until it listens.
+    pub fn start(server: &Server, seats: &str) -> Gateway {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/tq-gateway");
+        assert!(
+            binary.exists(),
+            "{} is missing: build it (make test builds the workspace)",
+            binary.display()
+        );
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(binary)
+            .env("TQ_REDIS_URL", format!("redis://127.0.0.1:{}", server.port))
+            .env("TQ_GATEWAY_ADDR", &addr)
+            .env("TQ_SEATS", seats)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tq-gateway runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tq-gateway never listened on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Gateway {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
