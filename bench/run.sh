@@ -41,6 +41,7 @@ GOAL_ENTER_US=3     # TQ.ENTER at Q_LARGE, at most
 GOAL_LOG_ENQ=1      # TQ.ENQUEUE with EVENTS on / off, at most (a join logs nothing)
 GOAL_LOG_ENTER=1.3  # TQ.ENTER with EVENTS on / off, at most
 EVENTS_LOG=100000   # EVENTS n of the event-log rows
+LOG_REPEATS=3       # runs of each side of the TQ.ENQUEUE log on/off comparison
 GOAL_MEM_B=250      # used_memory per waiting entry, at most
 GOAL_REPL_ENQ=2.5   # replication bytes TQ.ENQUEUE / XADD, at most
 GOAL_REPL_HOLD=3    # replication bytes TQ.HOLD / HSET, at most
@@ -336,10 +337,17 @@ echo "== enqueue: unique user, token and DEDUPE id per call, TTL $TTL"
 for p in "${MODES[@]}"; do
   flush; mature_event
   bench "TQ.ENQUEUE" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
-  # The same with the event log on (a join writes nothing to it).
-  flush; mature_event
-  expect OK TQ.CONFIG ev EVENTS "$EVENTS_LOG"
-  bench "TQ.ENQUEUE (EVENTS on)" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
+  # The same with the event log on (a join writes nothing to it), and,
+  # since two runs of the same work differ by more than what is compared
+  # here on a noisy machine, each side LOG_REPEATS times more, alternating;
+  # the comparison takes each side's best run.
+  for r in $(seq "$LOG_REPEATS"); do
+    flush; mature_event
+    expect OK TQ.CONFIG ev EVENTS "$EVENTS_LOG"
+    bench "TQ.ENQUEUE (EVENTS on) #$r" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
+    flush; mature_event
+    bench "TQ.ENQUEUE (EVENTS off) #$r" tq.enqueue "$p" "$RANGE" TQ.ENQUEUE ev "u:$R2" "t:$R2" DEDUPE "d:$R2" TTL "$TTL"
+  done
   flush
   bench "enqueue.lua" evalsha "$p" "$RANGE" EVALSHA "$SHA_ENQ" 2 "lua:{ev}:queue" "lua:{ev}:dedupe:d:$R2" "t:$R2" "u:$R2" "$TTL"
   flush
@@ -664,6 +672,16 @@ echo "  opening: $N_PREQUEUE pre-queued, the fan who joined first is now at $fro
 mode_name() { case $1 in P1) echo "-P 1 -c $CLIENTS" ;; pipe) echo "--pipe, 1 conn" ;; *) echo "-${1/P/P } -c $CLIENTS" ;; esac; }
 P="P$PIPELINE"
 u() { echo "${UPC[$1]:-}"; }
+# best_enqueue on|off MODE: the lowest usec/call of the LOG_REPEATS
+# TQ.ENQUEUE runs with the event log on, or off.
+best_enqueue() {
+  local best r
+  best="$(u "TQ.ENQUEUE (EVENTS $1) #1|$2")"
+  for r in $(seq 2 "$LOG_REPEATS"); do
+    best="$(min2 "$best" "$(u "TQ.ENQUEUE (EVENTS $1) #$r|$2")")"
+  done
+  echo "$best"
+}
 o() { echo "${OPS[$1]:-}"; }
 
 REPORT="$WORK/report.md"
@@ -740,7 +758,7 @@ goal() {
   echo "| command | mode | usec/call, log off | usec/call, log on | on/off | goal |"
   echo "|---|---|---:|---:|---:|---|"
   for m in "$P" P1; do
-    echo "| TQ.ENQUEUE (a join logs nothing) | $(mode_name "$m") | $(u "TQ.ENQUEUE|$m") | $(u "TQ.ENQUEUE (EVENTS on)|$m") | $(ratio "$(u "TQ.ENQUEUE (EVENTS on)|$m")" "$(u "TQ.ENQUEUE|$m")") | <= $GOAL_LOG_ENQ |"
+    echo "| TQ.ENQUEUE (a join logs nothing), best of $LOG_REPEATS | $(mode_name "$m") | $(best_enqueue off "$m") | $(best_enqueue on "$m") | $(ratio "$(best_enqueue on "$m")" "$(best_enqueue off "$m")") | <= $GOAL_LOG_ENQ |"
   done
   echo "| TQ.ENTER (an \`admitted\` entry each), $Q_LARGE waiting | $(mode_name pipe) | $(u "TQ.ENTER @$Q_LARGE|pipe") | $(u "TQ.ENTER (EVENTS on)|pipe") | $(ratio "$(u "TQ.ENTER (EVENTS on)|pipe")" "$(u "TQ.ENTER @$Q_LARGE|pipe")") | <= $GOAL_LOG_ENTER |"
   echo
@@ -829,8 +847,8 @@ g="$(max2 "$(ratio "$(u "TQ.POSITION @$Q_LARGE|$P")" "$(u "TQ.POSITION @$Q_SMALL
 goal "TQ.POSITION at $Q_LARGE <= ${GOAL_POS_GROWTH}x its cost at $Q_SMALL (worse mode: ${g}x)" "a <= $GOAL_POS_GROWTH" "$g"
 e="$(u "TQ.ENTER @$Q_LARGE|pipe")"
 goal "TQ.ENTER at $Q_LARGE waiting <= $GOAL_ENTER_US us ($e us)" "a <= $GOAL_ENTER_US" "$e"
-r="$(max2 "$(ratio "$(u "TQ.ENQUEUE (EVENTS on)|$P")" "$(u "TQ.ENQUEUE|$P")")" \
-  "$(ratio "$(u "TQ.ENQUEUE (EVENTS on)|P1")" "$(u "TQ.ENQUEUE|P1")")")"
+r="$(max2 "$(ratio "$(best_enqueue on "$P")" "$(best_enqueue off "$P")")" \
+  "$(ratio "$(best_enqueue on P1)" "$(best_enqueue off P1)")")"
 goal "TQ.ENQUEUE with EVENTS on costs no more than with it off (worse mode: ${r}x)" "a <= $GOAL_LOG_ENQ" "$r"
 r="$(ratio "$(u "TQ.ENTER (EVENTS on)|pipe")" "$e")"
 goal "TQ.ENTER with EVENTS on <= ${GOAL_LOG_ENTER}x with it off (${r}x)" "a <= $GOAL_LOG_ENTER" "$r"
