@@ -8,10 +8,10 @@ mod common;
 
 use common::*;
 use redis::Value;
-use std::io::Read;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -37,32 +37,9 @@ fn run_example(server: &Server, program: &str, args: &[&str]) -> String {
 
 /// Waits for a started example; its stdout, failing the test on a
 /// non-zero exit or a hang.
-fn finish_example(mut child: std::process::Child, program: &str, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+fn finish_example(child: std::process::Child, program: &str, args: &[&str]) -> String {
+    let what = format!("{program} {args:?}");
+    let (status, out, err) = run_to_end(child, &what, Duration::from_secs(30));
     assert!(
         status.success(),
         "{program} {args:?} failed ({status})\nstdout:\n{out}\nstderr:\n{err}"

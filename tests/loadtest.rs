@@ -7,10 +7,9 @@
 mod common;
 use common::*;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn a_short_load_test_keeps_the_sale_whole() {
@@ -23,7 +22,7 @@ fn a_short_load_test_keeps_the_sale_whole() {
             path.display()
         );
     }
-    let mut child = Command::new(root.join("scripts/loadtest.sh"))
+    let child = Command::new(root.join("scripts/loadtest.sh"))
         .env("TQ_SERVER", server_binary())
         .env("LOADTEST_USERS", "200")
         .env("LOADTEST_HATCH", "100")
@@ -34,30 +33,7 @@ fn a_short_load_test_keeps_the_sale_whole() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("scripts/loadtest.sh runs");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the load test did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, out, err) = run_to_end(child, "the load test", Duration::from_secs(120));
     assert!(
         status.success() && out.contains("invariant: ok"),
         "load test failed ({status})\nstdout:\n{out}\nstderr:\n{err}"

@@ -365,6 +365,18 @@ impl Event {
         .min()
     }
 
+    /// Whether a removal (or the opening) is due by `now_ms`. The deadline
+    /// last told to the due index (`due_told`) answers without touching the
+    /// queue's records: deadlines move only when a step changes the event,
+    /// and every such step tells the new one.
+    pub fn due_by(&self, now_ms: u64) -> bool {
+        let next = match self.due_told {
+            Some(told) => told,
+            None => self.next_due_ms(),
+        };
+        next.is_some_and(|at| at <= now_ms)
+    }
+
     /// After a restart: fans whose heartbeat lapsed while the server was
     /// down get a full period from `now`, as if they had just polled.
     pub fn resume(&mut self, step: &mut Step) {

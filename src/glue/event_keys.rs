@@ -119,7 +119,7 @@ impl<'c> OpenEvent<'c> {
         // was overwritten.)
         let may_write = state.settings.events > 0
             && (!matches!(call.verb, "enqueue" | "position" | "config")
-                || state.next_due_ms().is_some_and(|at| at <= call.now_ms));
+                || state.due_by(call.now_ms));
         let log = match may_write {
             true => {
                 state.open_log(step);

@@ -860,3 +860,48 @@ impl Drop for Gateway {
         let _ = self.child.wait();
     }
 }
+
+/// Waits for a process started with piped stdout and stderr, reading both
+/// meanwhile (a chatty one cannot fill a pipe and stall); kills it and
+/// fails the test after `limit`. Returns its status, stdout and stderr.
+pub fn run_to_end(
+    mut child: std::process::Child,
+    what: &str,
+    limit: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
