@@ -1,6 +1,7 @@
 //! `cargo +nightly fuzz run decode`: whatever bytes a RESTORE hands the
 //! decoder, it refuses them or returns a state the rules then run on
-//! without panicking, and which encodes and decodes again.
+//! without panicking (the event log's notes and a scheduled opening
+//! included), and which encodes and decodes again.
 //!
 //! Seeds: `fuzz/seeds/decode` (valid encodings of random states; the
 //! unit test `codec_tests::fuzz_corpus_replay` replays them):
@@ -15,6 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use tq::domain::codec::{decode, decode_version, encode, ENCODING_VERSION, OLDEST_VERSION};
 use tq::domain::event::{Event, Step};
+use tq::domain::settings::{Setting, SettingsChange};
 
 const NOW: u64 = 1_764_000_000_000;
 
@@ -39,6 +41,7 @@ fn exercise(mut e: Event) {
     for now in [NOW, NOW + 400_000_000, 0] {
         let mut step = Step::new(now);
         let s = &mut step;
+        e.open_log(s);
         e.resume(s);
         let _ = e.position(s, &token);
         let _ = e.enqueue(s, b"u", b"fuzz", Some(b"d"), None);
@@ -52,6 +55,10 @@ fn exercise(mut e: Event) {
         let _ = e.trim(s, 60);
         let _ = e.leave(s, b"fuzz");
         let _ = e.advance(s);
+        let mut change = SettingsChange::default();
+        change.set(Setting::OpensAt, now + 1_000);
+        let _ = e.configure(s, &change);
+        let _ = e.close_log(s);
         let _ = e.digest();
         let _ = e.memory_usage();
     }
