@@ -317,6 +317,31 @@ fn the_log_replicates_and_an_aof_reload_rebuilds_it_the_same() {
 }
 
 #[test]
+fn a_tq_config_that_brings_the_opening_forward_logs_it() {
+    let server = Server::start();
+    let mut con = server.client();
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 600_000)
+        .to_string();
+    run(
+        &mut con,
+        &["TQ.CONFIG", "drop", "EVENTS", "100", "OPENS-AT", &later],
+    )
+    .unwrap();
+    tq!(&mut con, "TQ.ENQUEUE", "drop", "fan", "t").unwrap();
+    assert_eq!(told(&mut con, "drop"), Vec::<String>::new());
+    tq!(&mut con, "TQ.CONFIG", "drop", "OPENS-AT", 0).unwrap();
+    assert_eq!(told(&mut con, "drop"), ["opened"]);
+    // And one set in the past opens at once, logged too.
+    run(&mut con, &["TQ.CONFIG", "past", "EVENTS", "100"]).unwrap();
+    tq!(&mut con, "TQ.CONFIG", "past", "OPENS-AT", 1).unwrap();
+    assert_eq!(told(&mut con, "past"), ["opened"]);
+}
+
+#[test]
 fn a_log_key_of_another_type_is_refused_and_nothing_changes() {
     let server = Server::start();
     let mut con = server.client();

@@ -534,14 +534,19 @@ impl Event {
         step.changed = true;
     }
 
-    /// OPENS-AT: only before the opening, which for an event without one
-    /// is its first join. The first one draws the shuffle's seed.
-    fn schedule_opening(&mut self, step: &mut Step, at_ms: u64) -> TqResult<()> {
-        let before = match self.opening {
+    /// Whether OPENS-AT may still be set: before the opening, which for an
+    /// event without one is its first join (an event converted from tq 0.2
+    /// may have entries waiting and count no join).
+    pub fn before_opening(&self) -> bool {
+        match self.opening {
             Some(o) => !o.done,
-            None => self.counters.joined == 0,
-        };
-        if !before {
+            None => self.counters.joined == 0 && self.queue.is_empty(),
+        }
+    }
+
+    /// OPENS-AT; the first one draws the shuffle's seed.
+    fn schedule_opening(&mut self, step: &mut Step, at_ms: u64) -> TqResult<()> {
+        if !self.before_opening() {
             return Err(TqError::syntax(
                 "OPENS-AT can be changed only before the event opens",
             ));

@@ -2384,6 +2384,14 @@ fn opens_at_changes_only_before_the_opening_and_a_past_time_opens_at_once() {
     join(&mut f, T0, "u", "a").unwrap();
     assert!(opens_at(&mut f, T0, T0 + 5_000).is_err());
     assert_eq!(f.opening, None);
+    // Nor one with fans waiting and no join counted (converted from tq
+    // 0.2, which did not count joins): its stored form would not load.
+    let mut h = Event::new(Settings::DEFAULT);
+    join(&mut h, T0, "u", "a").unwrap();
+    h.counters.joined = 0;
+    assert!(opens_at(&mut h, T0, T0 + 5_000).is_err());
+    assert_eq!(h.opening, None);
+    assert!(decode(&encode(&h)).is_ok());
     // OPENS-AT 0 on an event without one is nothing.
     let mut g = Event::new(Settings::DEFAULT);
     opens_at(&mut g, T0, 0).unwrap();

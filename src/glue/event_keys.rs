@@ -113,13 +113,14 @@ impl<'c> OpenEvent<'c> {
         let (state, step) = open.parts();
         let (counters, passes) = (state.counters, state.buyers.passes());
         // Joins, polls and settings write to the log only through the
-        // removals due before them: without any, their step keeps no log
-        // and does not open its key. (Joins and polls are most of a sale's
-        // commands; and an operator can still turn a log off when its key
-        // was overwritten.)
+        // removals due before them, and a setting through an opening it may
+        // set or bring forward: without either, their step keeps no log and
+        // does not open its key (joins and polls are most of a sale's
+        // commands).
         let may_write = state.settings.events > 0
             && (!matches!(call.verb, "enqueue" | "position" | "config")
-                || state.due_by(call.now_ms));
+                || state.due_by(call.now_ms)
+                || (call.verb == "config" && state.before_opening()));
         let log = match may_write {
             true => {
                 state.open_log(step);
