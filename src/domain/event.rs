@@ -748,13 +748,17 @@ impl Event {
         let user = *self.queue.user_of(slot);
         let expires_ms = now + self.settings.session_ms();
         let buyer = self.buyers.find(&user);
-        let live = buyer
-            .and_then(|b| self.buyers.at(b).pass)
-            .filter(|p| p.expires_ms > now);
+        let stored = buyer.and_then(|b| self.buyers.at(b).pass);
+        let live = stored.filter(|p| p.expires_ms > now);
         let id: PassId = match live {
             Some(pass) => pass.id,
             None => step.draw(self.counters.admitted)?,
         };
+        if let Some(lapsed) = stored.filter(|p| p.expires_ms <= now) {
+            // Lapsed but still stored (a crowd larger than one step): the
+            // new pass takes its place, and the log says it lapsed.
+            step.note(|| Happening::PassLapsed { pass: lapsed.id });
+        }
         let pass = Pass { id, expires_ms };
         let buyer = match buyer {
             Some(b) => b,

@@ -15,6 +15,7 @@ use super::error::{TqError, TqResult};
 use super::event::{
     Admitted, Draws, Enqueued, Event, PassAction, PassView, PositionInfo, Step, STEP_BUDGET,
 };
+use super::happenings::Happening;
 use super::names::{digest_of, NameDigest};
 use super::settings::{Setting, Settings, SettingsChange};
 
@@ -2437,4 +2438,50 @@ fn a_stored_pre_queue_keeps_its_empty_places_and_draws_on_alike() {
         .queue
         .in_order()
         .all(|slot| e.queue.entry(slot).id >= min_id));
+}
+
+#[test]
+fn a_pass_that_lapsed_but_is_still_stored_is_noted_when_a_new_one_replaces_it() {
+    let mut e = Event::new(settings(|s| {
+        s.events = 10_000;
+        s.session_s = 1;
+        s.burst = 10_000;
+    }));
+    // More passes than one step removes lapse before ann's, each in its
+    // own millisecond, so hers is still stored when she enters again.
+    for i in 0..STEP_BUDGET as u64 {
+        let (user, token) = (format!("u{i}"), format!("t{i}"));
+        join(&mut e, T0 + i, &user, &token).unwrap();
+        admit(&mut e, T0 + i, &token).unwrap();
+    }
+    let at = T0 + STEP_BUDGET as u64;
+    join(&mut e, at, "ann", "a1").unwrap();
+    join(&mut e, at, "ann", "a2").unwrap();
+    let old = admit(&mut e, at, "a1").unwrap().pass;
+    let mut step = Step::testing(at + 1_000);
+    e.open_log(&mut step);
+    let new = e.enter(&mut step, b"a2").unwrap().pass;
+    assert_ne!(new.id, old.id, "a new pass");
+    let notes = e.close_log(&mut step).unwrap();
+    let lapsed: Vec<_> = notes
+        .iter()
+        .filter_map(|(_, n)| match n {
+            Happening::PassLapsed { pass } => Some(*pass),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lapsed.len(),
+        STEP_BUDGET + 1,
+        "every lapsed pass noted once"
+    );
+    assert_eq!(
+        lapsed.last(),
+        Some(&old.id),
+        "ann's, as the new one replaced it"
+    );
+    assert!(matches!(
+        notes.last(),
+        Some((_, Happening::Admitted { .. }))
+    ));
 }
