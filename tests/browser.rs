@@ -14,7 +14,7 @@ use common::*;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The sale: one live pass at a time, 2 seats a fan, 3 seats in all.
 const EVENT: &str = "gig";
@@ -83,13 +83,6 @@ fn check_tools() -> PathBuf {
     chromium
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn ok(reply: redis::RedisResult<Value>, what: &str) {
     reply.unwrap_or_else(|e| panic!("{what}: {e}"));
 }
@@ -136,7 +129,7 @@ fn two_fans_buy_the_whole_sale_in_a_browser() {
             "TQ.CONFIG",
             OPENING_EVENT,
             "OPENS-AT",
-            now_ms() + OPENS_IN_MS,
+            unix_ms() + OPENS_IN_MS,
             "MAX-ACTIVE",
             1
         ),

@@ -320,12 +320,7 @@ fn the_log_replicates_and_an_aof_reload_rebuilds_it_the_same() {
 fn a_tq_config_that_brings_the_opening_forward_logs_it() {
     let server = Server::start();
     let mut con = server.client();
-    let later = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 600_000)
-        .to_string();
+    let later = (unix_ms() + 600_000).to_string();
     run(
         &mut con,
         &["TQ.CONFIG", "drop", "EVENTS", "100", "OPENS-AT", &later],

@@ -263,12 +263,7 @@ fn every_route_and_every_error_status() {
     assert_eq!(left["left"].as_bool(), Some(false));
 
     // A scheduled opening: no place yet, and entering is too early.
-    let later = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 600_000)
-        .to_string();
+    let later = (unix_ms() + 600_000).to_string();
     tq!(&mut con, "TQ.CONFIG", "drop", "OPENS-AT", later.as_str()).unwrap();
     let (_, early) = gw.post("/api/v1/queue/join", json!({"event": "drop", "user": "cy"}));
     assert_eq!(early["position"].as_i64(), Some(0));

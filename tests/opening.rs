@@ -7,17 +7,10 @@
 mod common;
 use common::*;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::{Connection, Value};
 use sha2::{Digest, Sha256};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn run(con: &mut Connection, w: &[&str]) -> redis::RedisResult<Value> {
     let words: Vec<Vec<u8>> = w.iter().map(|s| s.as_bytes().to_vec()).collect();
@@ -62,6 +55,13 @@ fn order_by_the_rule(seed: &[u8; 16], joins: &[String], departed: &[String]) -> 
         .collect()
 }
 
+/// Every token of `expected` is at its place (1-based, in order).
+fn assert_places(con: &mut Connection, event: &str, expected: &[String]) {
+    for (place, token) in expected.iter().enumerate() {
+        assert_eq!(position_of(con, event, token), place as i64 + 1, "{token}");
+    }
+}
+
 fn position_of(con: &mut Connection, event: &str, token: &str) -> i64 {
     int_field(&tq!(con, "TQ.POSITION", event, token).unwrap(), "position")
 }
@@ -72,7 +72,7 @@ fn the_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_which_happens_by_
     let mut con = master.client();
     let mut r = replica.client();
     let ev = "drop";
-    let opens = now_ms() + 2_500;
+    let opens = unix_ms() + 2_500;
     run(
         &mut con,
         &[
@@ -149,13 +149,7 @@ fn the_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_which_happens_by_
     }));
     let seed = seed_of(&mut con, ev).expect("shown once open");
     let expected = order_by_the_rule(&seed, &joins, &departed);
-    for (place, token) in expected.iter().enumerate() {
-        assert_eq!(
-            position_of(&mut con, ev, token),
-            place as i64 + 1,
-            "{token}"
-        );
-    }
+    assert_places(&mut con, ev, &expected);
     // The bucket is full at the opening: the first BURST enter at once.
     for token in &expected[..5] {
         tq!(&mut con, "TQ.ENTER", ev, token.as_str()).unwrap();
@@ -177,7 +171,7 @@ fn the_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_which_happens_by_
             "TQ.CONFIG",
             ev,
             "OPENS-AT",
-            &(now_ms() + 60_000).to_string(),
+            &(unix_ms() + 60_000).to_string(),
         ],
     );
     assert_eq!(
@@ -191,7 +185,7 @@ fn a_restart_before_and_after_the_opening_keeps_every_place() {
     let server = Server::start_with(&["--appendonly", "yes"]);
     let mut con = server.client();
     let ev = "drop";
-    let opens = now_ms() + 4_000;
+    let opens = unix_ms() + 4_000;
     run(&mut con, &["TQ.CONFIG", ev, "OPENS-AT", &opens.to_string()]).unwrap();
     let mut joins = Vec::new();
     let mut departed = Vec::new();
@@ -228,7 +222,7 @@ fn a_restart_before_and_after_the_opening_keeps_every_place() {
     // AOF's records replay, and the opening happens once it is up.
     let mut server = server;
     server.shutdown_save();
-    std::thread::sleep(Duration::from_millis(opens.saturating_sub(now_ms()) + 200));
+    std::thread::sleep(Duration::from_millis(opens.saturating_sub(unix_ms()) + 200));
     let server = server.restart(&[]);
     let mut con = server.client();
     let seed = {
@@ -240,13 +234,7 @@ fn a_restart_before_and_after_the_opening_keeps_every_place() {
         seed.unwrap()
     };
     let expected = order_by_the_rule(&seed, &joins, &departed);
-    for (place, token) in expected.iter().enumerate() {
-        assert_eq!(
-            position_of(&mut con, ev, token),
-            place as i64 + 1,
-            "{token}"
-        );
-    }
+    assert_places(&mut con, ev, &expected);
     // And after the opening, an AOF restart keeps the order.
     let before = event_digests(&mut con, ev);
     let mut server = server;
@@ -254,13 +242,7 @@ fn a_restart_before_and_after_the_opening_keeps_every_place() {
     let server = server.restart(&[]);
     let mut con = server.client();
     assert_eq!(event_digests(&mut con, ev), before);
-    for (place, token) in expected.iter().enumerate() {
-        assert_eq!(
-            position_of(&mut con, ev, token),
-            place as i64 + 1,
-            "{token}"
-        );
-    }
+    assert_places(&mut con, ev, &expected);
 }
 
 #[test]
@@ -270,7 +252,7 @@ fn opens_at_refuses_bad_input_and_changes_nothing() {
     // An event open from its start (someone joined) gets no opening.
     tq!(&mut con, "TQ.ENQUEUE", "open", "fan", "tok").unwrap();
     let before = event_digests(&mut con, "open");
-    let later = (now_ms() + 60_000).to_string();
+    let later = (unix_ms() + 60_000).to_string();
     let refused = run(&mut con, &["TQ.CONFIG", "open", "OPENS-AT", &later]);
     assert_eq!(
         error_text(&refused),

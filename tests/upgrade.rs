@@ -722,30 +722,24 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_dump_made_by_tq_0_3_restores_with_all_it_had() {
-    let server = Server::start();
-    let mut con = server.client();
-    for (key, dump) in [
-        (queue_key("v1ev"), TQ_0_3_QUEUE_DUMP),
-        (state_key("v1ev"), TQ_0_3_STATE_DUMP),
-    ] {
+/// RESTOREs the two keys of an event from `DUMP`s (hex).
+fn restore_event(con: &mut Connection, event: &str, queue: &str, state: &str) {
+    for (key, dump) in [(queue_key(event), queue), (state_key(event), state)] {
         let _: () = redis::cmd("RESTORE")
             .arg(&key)
             .arg(0)
             .arg(hex(dump))
-            .query(&mut con)
+            .query(con)
             .unwrap_or_else(|e| panic!("RESTORE {key}: {e}"));
     }
-    let config = tq!(&mut con, "TQ.CONFIG", "v1ev").unwrap();
-    let settings: Vec<i64> = ["rate", "burst", "heartbeat", "hold_ttl", "dedupe_ttl"]
-        .iter()
-        .map(|f| int_field(&config, f))
-        .collect();
-    assert_eq!(settings, [7, 3, 600, 300, 300]);
-    // The figures, whatever the time: its fans joined long ago (their
-    // heartbeats lapsed since), A1's hold may have run out.
-    let stats = tq!(&mut con, "TQ.STATS", "v1ev").unwrap();
+}
+
+/// The figures of the sale both old DUMPs hold (four fans joined, one
+/// entered, one seat sold of ten), whatever the time: the fans joined
+/// long ago (their heartbeats lapsed since), holds and passes may have
+/// run out.
+fn assert_old_sale_figures(con: &mut Connection, event: &str) {
+    let stats = tq!(con, "TQ.STATS", event).unwrap();
     let figure = |name: &str| int_field(&stats, name);
     assert_eq!(
         (figure("joined"), figure("admitted"), figure("sold")),
@@ -753,6 +747,20 @@ fn a_dump_made_by_tq_0_3_restores_with_all_it_had() {
     );
     assert_eq!(figure("waiting") + figure("abandoned"), 3);
     assert_eq!(figure("inventory") + figure("held"), 9);
+}
+
+#[test]
+fn a_dump_made_by_tq_0_3_restores_with_all_it_had() {
+    let server = Server::start();
+    let mut con = server.client();
+    restore_event(&mut con, "v1ev", TQ_0_3_QUEUE_DUMP, TQ_0_3_STATE_DUMP);
+    let config = tq!(&mut con, "TQ.CONFIG", "v1ev").unwrap();
+    let settings: Vec<i64> = ["rate", "burst", "heartbeat", "hold_ttl", "dedupe_ttl"]
+        .iter()
+        .map(|f| int_field(&config, f))
+        .collect();
+    assert_eq!(settings, [7, 3, 600, 300, 300]);
+    assert_old_sale_figures(&mut con, "v1ev");
     let seat = tq!(&mut con, "TQ.SEAT", "v1ev", "A2").unwrap();
     assert_eq!(
         (text_field(&seat, "state"), text_field(&seat, "user")),
@@ -939,33 +947,14 @@ const TQ_0_4_QUEUE_DUMP: &str = concat!(
 fn a_dump_made_by_tq_0_4_restores_with_all_it_had() {
     let server = Server::start();
     let mut con = server.client();
-    for (key, dump) in [
-        (queue_key("v2ev"), TQ_0_4_QUEUE_DUMP),
-        (state_key("v2ev"), TQ_0_4_STATE_DUMP),
-    ] {
-        let _: () = redis::cmd("RESTORE")
-            .arg(&key)
-            .arg(0)
-            .arg(hex(dump))
-            .query(&mut con)
-            .unwrap_or_else(|e| panic!("RESTORE {key}: {e}"));
-    }
+    restore_event(&mut con, "v2ev", TQ_0_4_QUEUE_DUMP, TQ_0_4_STATE_DUMP);
     let config = tq!(&mut con, "TQ.CONFIG", "v2ev").unwrap();
     let settings: Vec<i64> = ["rate", "burst", "session", "max_seats", "events"]
         .iter()
         .map(|f| int_field(&config, f))
         .collect();
     assert_eq!(settings, [7, 3, 900, 4, 0]);
-    // The figures, whatever the time: the fans joined long ago, holds and
-    // the pass may have run out since.
-    let stats = tq!(&mut con, "TQ.STATS", "v2ev").unwrap();
-    let figure = |name: &str| int_field(&stats, name);
-    assert_eq!(
-        (figure("joined"), figure("admitted"), figure("sold")),
-        (4, 1, 1)
-    );
-    assert_eq!(figure("waiting") + figure("abandoned"), 3);
-    assert_eq!(figure("inventory") + figure("held"), 9);
+    assert_old_sale_figures(&mut con, "v2ev");
     let bob = tq!(&mut con, "TQ.PASS", "v2ev", "bob").unwrap();
     assert_eq!(int_field(&bob, "bought"), 1);
     let alice = tq!(&mut con, "TQ.PASS", "v2ev", "alice").unwrap();

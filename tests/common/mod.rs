@@ -905,3 +905,11 @@ pub fn run_to_end(
     };
     (status, out.join().unwrap(), err.join().unwrap())
 }
+
+/// The wall clock in unix milliseconds (the `*_at` values tq answers with).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
