@@ -74,9 +74,21 @@ fn expired_holds_leave_storage_within_a_second_untouched() {
     let server = Server::start();
     let mut con = server.client();
     tq!(&mut con, "TQ.INVENTORY", "ev", "SET", 10).unwrap();
+    // In one MULTI: the three commands see one now, so the holds expire in
+    // the same millisecond and one background step can give them all back
+    // (held in three milliseconds, two ticks could split them).
+    let mut holds = redis::pipe();
+    holds.atomic();
     for seat in ["A1", "A2", "A3"] {
-        tq!(&mut con, "TQ.HOLD", "ev", seat, "u1", "TTL", 1).unwrap();
+        holds
+            .cmd("TQ.HOLD")
+            .arg("ev")
+            .arg(seat)
+            .arg("u1")
+            .arg("TTL")
+            .arg(1);
     }
+    let _: Vec<i64> = holds.query(&mut con).unwrap();
     let held_at = Instant::now();
     let state = state_key("ev");
     let held = digest_value(&mut con, &state);
