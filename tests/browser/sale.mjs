@@ -1,6 +1,6 @@
 // The waiting-room page (examples/gateway/static) in headless Chromium,
 // driven by Playwright: fans go through a whole sale on a real gateway in
-// front of a real Redis with tq. Run by tests/browser.rs, which starts both
+// front of a real Redis with tq. Run by tests/suite/browser.rs, which starts both
 // and sets the events up first:
 //
 //   EVENT          MAX-ACTIVE 1, MAX-SEATS 2, HOLD-TTL 120, inventory 3, on
@@ -24,7 +24,7 @@ import { join } from "node:path";
 const need = (name) => {
   const value = process.env[name];
   if (!value) {
-    console.error(`sale.mjs: set ${name} (tests/browser.rs does)`);
+    console.error(`sale.mjs: set ${name} (tests/suite/browser.rs does)`);
     process.exit(2);
   }
   return value;
@@ -35,7 +35,7 @@ const OPENING_EVENT = need("OPENING_EVENT");
 const OUT_DIR = need("OUT_DIR");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
-// tests/browser.rs knows Ana by this name (it checks her pass ended).
+// tests/suite/browser.rs knows Ana by this name (it checks her pass ended).
 const ANA = "ana@example.com";
 const BEN = "ben@example.com";
 const CLEO = "cleo@example.com";

@@ -5,9 +5,7 @@
 //! must still leave the stream and the expired holds the state, and
 //! TQ.STATS counts them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// Event `ev`: five entries abandoned 1 s after joining (heartbeat 1) and a

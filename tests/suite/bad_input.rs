@@ -1,8 +1,6 @@
 //! Bad input for every command: a clear error reply, and nothing changed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// State for the commands to act on, so "changes nothing" means something.
 fn seeded() -> (Server, redis::Connection) {

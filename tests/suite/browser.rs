@@ -8,8 +8,7 @@
 //! so that the story is deterministic, plays the promoter's back office
 //! while it runs, and checks the server's side afterwards.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,7 @@
 //! answers -MOVED, and the keys of an event, exactly `tq:{E}:queue` and
 //! `tq:{E}:state`, live on its owner in the event's slot.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -4,9 +4,7 @@
 //! acting on half the event (either half); once both have moved, the new
 //! owner serves the event whole, with the same data and figures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 fn node_id(con: &mut redis::Connection) -> String {

@@ -3,9 +3,7 @@
 //! configs (CONFIG GET/SET, `--loadmodule` arguments) and the `INFO tq`
 //! figures an exporter scrapes. Runs on Redis and, with TQ_SERVER, on Valkey.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,9 +4,7 @@
 //! its two keys (`tq:{E}:queue`, `tq:{E}:state`); the worker handles the
 //! event log with a consumer group.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use redis::Value;
 
 use std::path::{Path, PathBuf};

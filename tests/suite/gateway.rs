@@ -2,8 +2,7 @@
 //! end to end: a real Redis with tq, the gateway in front of it, every
 //! route over HTTP and every error status.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::{json, Value};
 

@@ -5,9 +5,7 @@
 //! that a real server's `INFO tq` has (after some traffic), and a short list
 //! of redis_exporter's own metrics.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 

@@ -2,11 +2,9 @@
 //! and event keys (`tq:{E}:queue`, `tq:{E}:state`) of the wrong type. The
 //! server stays up, every reply is a value or a documented error, and an
 //! error reply changes nothing (a DUPLICATE only its event's `duplicates`).
-//! Forged DUMP payloads of the state are in `tests/restore.rs`.
+//! Forged DUMP payloads of the state are in `tests/suite/restore.rs`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -4,8 +4,7 @@
 //! invariant or any answer no fan should get (scripts/loadtest.sh and
 //! tq-loadtest check both).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

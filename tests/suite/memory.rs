@@ -5,9 +5,7 @@
 //! or gone), `MEMORY USAGE` of the state is back near its size before the
 //! run, and used_memory comes back to where it started.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::seq::IteratorRandom;
 use rand::{Rng, SeedableRng};

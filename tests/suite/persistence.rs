@@ -5,9 +5,7 @@
 //! with `appendfsync always` nothing acknowledged is lost by a kill -9; and a
 //! restart never abandons anyone for the time the server was down.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -14,9 +14,7 @@
 //!
 //! `TQ_SEED` replays a run; `TQ_FUZZ_ITERATIONS` sets its length.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Seats against a real server: holds that expire by themselves, ownership,
 //! confirm, and the inventory invariant under concurrent clients.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

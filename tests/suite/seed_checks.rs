@@ -1,9 +1,7 @@
 //! The seed report's ten checks of the Lua gateway, restated on the TQ
 //! contract, against a real redis-server with the module.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 

@@ -3,8 +3,7 @@
 //! with no command, or at their first write command; replicas and the AOF
 //! follow the conversion.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 
@@ -712,7 +711,7 @@ const TQ_0_3_QUEUE_DUMP: &str = concat!(
 /// What tq 0.3's encoder wrote for the same commands at fixed times from
 /// 2025-11-24 (its unit-test clock), as an AOF rewrite put it in a
 /// `TQ.APPLY <event> 0 STATE <bytes>` record (no version: version 1).
-const TQ_0_3_STATE_BYTES: &str = include_str!("fixtures/tq-0.3-state.hex");
+const TQ_0_3_STATE_BYTES: &str = include_str!("../fixtures/tq-0.3-state.hex");
 
 fn hex(text: &str) -> Vec<u8> {
     let text = text.trim();

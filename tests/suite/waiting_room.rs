@@ -2,9 +2,7 @@
 //! and leaves, FIFO admission through the token bucket, abandonment, and
 //! TQ.CONFIG.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::{Duration, Instant};
 

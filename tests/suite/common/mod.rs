@@ -4,7 +4,6 @@
 //! `TQ_MODULE` overrides the module path (default target/release/libtq.so),
 //! `TQ_SERVER` the server binary (default `redis-server`; set it to a
 //! `valkey-server` to run the same tests on Valkey).
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -467,14 +466,6 @@ pub fn raw_call(con: &mut redis::Connection, words: &[Vec<u8>]) -> redis::RedisR
     con.req_command(&c)
 }
 
-/// Error code of a nested reply (`Value::ServerError`), if it is one.
-pub fn nested_error_code(v: &Value) -> Option<String> {
-    match v {
-        Value::ServerError(e) => Some(e.code().to_string()),
-        _ => None,
-    }
-}
-
 /// Waits until the replica has applied everything the master has put on
 /// its replication stream so far, whoever wrote it (another connection, the
 /// module's timer). `WAIT` would not do: it waits only for the writes of the
@@ -493,6 +484,38 @@ pub fn wait_caught_up(master: &mut redis::Connection, replica: &mut redis::Conne
     );
 }
 
+/// Asserts that the replica holds what the master holds, `read` saying
+/// what is compared. The master's timer may write at any moment (a hold
+/// that ran out is given back a little after it stops counting), so a
+/// comparison counts only when the master read the same before and after
+/// the replica caught up; otherwise it is taken again, for up to 10 s.
+pub fn assert_replica_matches<T: PartialEq + std::fmt::Debug>(
+    master: &mut redis::Connection,
+    replica: &mut redis::Connection,
+    what: &str,
+    mut read: impl FnMut(&mut redis::Connection) -> T,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = read(master);
+        wait_caught_up(master, replica);
+        let on_replica = read(replica);
+        let after = read(master);
+        if before == after {
+            assert_eq!(
+                on_replica, after,
+                "{what}: the replica differs from the master"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the master's data kept changing for 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `WAIT 1 5000` on the master; asserts the replica acknowledged.
 pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
     let acked: i64 = redis::cmd("WAIT")
@@ -501,16 +524,6 @@ pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
         .query(con)
         .expect("WAIT");
     assert!(acked >= n, "WAIT {n} 5000 got only {acked} acks");
-}
-
-/// Every AOF file of the server, concatenated.
-pub fn aof_bytes(server: &Server) -> Vec<u8> {
-    let mut out = Vec::new();
-    let dir = server.dir.join("appendonlydir");
-    for entry in std::fs::read_dir(&dir).expect("appendonlydir") {
-        out.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    out
 }
 
 // ---- the 0.3 storage layout: an event is exactly two keys ------------------
