@@ -212,6 +212,9 @@ fn two_fans_buy_the_whole_sale_in_a_browser() {
     assert_eq!(stat(&mut con, EVENT, "sold_out"), 1);
     assert_eq!(stat(&mut con, OPENING_EVENT, "opens_in_ms"), 0);
     assert_eq!(stat(&mut con, OPENING_EVENT, "admitted"), 1);
+    // Every fan double-clicked Join and joined once.
+    assert_eq!(stat(&mut con, EVENT, "joined"), 3);
+    assert_eq!(stat(&mut con, OPENING_EVENT, "joined"), 2);
 
     let mut shots: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()

@@ -91,13 +91,15 @@ fn every_route_and_every_error_status() {
         &key,
     );
     assert_eq!((status, bob["position"].as_i64()), (202, Some(2)));
-    let retry = gw.call_with(
+    // A retry of the same join (a lost reply) answers the same place.
+    let (status, retry) = gw.call_with(
         "POST",
         "/api/v1/queue/join",
         Some(json!({"event": ev, "user": "bob"})),
         &key,
     );
-    assert_eq!(error(retry), (409, "duplicate".into()));
+    assert_eq!(status, 202, "{retry}");
+    assert_eq!(retry, bob);
     let (a, b) = (
         alice["token"].as_str().unwrap(),
         bob["token"].as_str().unwrap(),
@@ -306,7 +308,107 @@ fn every_route_and_every_error_status() {
         "/api/v1/seats/hold",
         json!({"event": ev, "user": "alice", "seats": ["B-1", "B-1"], "ttl": 60}),
     );
-    assert_eq!(error(repeated), (400, "err".into()));
+    assert_eq!(error(repeated), (400, "bad_input".into()));
+}
+
+/// What the gateway checks because tq cannot: seats of the venue, a group
+/// release that changes nothing unless it changes all, idempotency keys
+/// per user, polls within the heartbeat, a Redis that stops answering.
+#[test]
+fn the_gateway_guards_what_tq_cannot_know() {
+    let server = Server::start();
+    let gw = Gateway::start(&server, "A:4");
+    let mut con = server.client();
+    let ev = "guarded";
+    tq!(&mut con, "TQ.CONFIG", ev, "HEARTBEAT", 2).unwrap();
+    tq!(&mut con, "TQ.INVENTORY", ev, "SET", 4).unwrap();
+    let post = |path: &str, body: Value| gw.post(path, body);
+
+    // A seat the venue does not have is refused, not sold from the inventory.
+    let phantom = post(
+        "/api/v1/seats/hold",
+        json!({"event": ev, "user": "ann", "seats": ["A-1", "ZZ-1"]}),
+    );
+    assert_eq!(error(phantom), (400, "bad_input".into()));
+    assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", ev).unwrap()), 4);
+
+    // A release fails whole when one seat is not the user's.
+    let (status, _) = post(
+        "/api/v1/seats/hold",
+        json!({"event": ev, "user": "ann", "seats": ["A-1", "A-2"]}),
+    );
+    assert_eq!(status, 200);
+    let (status, body) = post(
+        "/api/v1/seats/release",
+        json!({"event": ev, "user": "ann", "seats": ["A-1", "A-4", "A-2"]}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str(), body["detail"].as_str()),
+        (404, Some("not_held"), Some("A-4"))
+    );
+    let seat = |con: &mut redis::Connection, s: &str| {
+        text_field(&tq!(con, "TQ.SEAT", ev, s).unwrap(), "state")
+    };
+    assert_eq!(seat(&mut con, "A-1"), "held");
+    assert_eq!(int(&tq!(&mut con, "TQ.INVENTORY", ev).unwrap()), 2);
+    let (status, body) = post(
+        "/api/v1/seats/release",
+        json!({"event": ev, "user": "ann", "seats": ["A-1", "A-2"]}),
+    );
+    assert_eq!((status, body["inventory"].as_i64()), (200, Some(4)));
+    assert_eq!(seat(&mut con, "A-2"), "available");
+
+    // One Idempotency-Key: the same user's retry is the same place, another
+    // user's request with it a place of their own.
+    let join = |user: &str| {
+        gw.call_with(
+            "POST",
+            "/api/v1/queue/join",
+            Some(json!({"event": ev, "user": user})),
+            &[("Idempotency-Key", "k1")],
+        )
+    };
+    let (status, first) = join("cleo");
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(join("cleo"), (202, first.clone()));
+    let (status, other) = join("dan");
+    assert_eq!(status, 202, "{other}");
+    assert_ne!(other["token"], first["token"]);
+    // Once the first place is gone, a retry is a duplicate, not a new place.
+    let token = first["token"].as_str().unwrap();
+    tq!(&mut con, "TQ.LEAVE", ev, token).unwrap();
+    assert_eq!(error(join("cleo")), (409, "duplicate".into()));
+
+    // HEARTBEAT 2: the page is told to poll within a third of it.
+    let dan = other["token"].as_str().unwrap();
+    let (status, pos) = gw.call(
+        "GET",
+        &format!("/api/v1/queue/status?event={ev}&token={dan}"),
+        None,
+    );
+    assert_eq!(status, 200, "{pos}");
+    let poll_ms = pos["poll_ms"].as_i64().unwrap();
+    assert!((250..=666).contains(&poll_ms), "poll_ms {poll_ms}");
+
+    // A Redis that stops answering: 503 within the gateway's timeout, and
+    // answers again once it is back.
+    let stop = |signal: &str| {
+        let done = std::process::Command::new("kill")
+            .args([signal, &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(done.success(), "kill {signal}");
+    };
+    stop("-STOP");
+    let asked = std::time::Instant::now();
+    let stalled = gw.call("GET", &format!("/api/v1/events/{ev}/stats"), None);
+    stop("-CONT");
+    assert_eq!(error(stalled), (503, "unavailable".into()));
+    assert!(asked.elapsed() < std::time::Duration::from_secs(6));
+    assert!(eventually(std::time::Duration::from_secs(10), || gw
+        .call("GET", &format!("/api/v1/events/{ev}/stats"), None)
+        .0
+        == 200));
 }
 
 #[test]

@@ -43,14 +43,19 @@ impl ApiError {
     /// A Redis error: a TQ error reply by its code, a lost connection as
     /// `unavailable`.
     pub fn from_redis(e: redis::RedisError) -> ApiError {
-        let Some(code) = e.code() else {
-            return ApiError::unavailable(&e.to_string());
-        };
-        let status = status_of(code);
+        match e.code() {
+            Some(code) => ApiError::from_code(code, e.detail().unwrap_or_default()),
+            None => ApiError::unavailable(&e.to_string()),
+        }
+    }
+
+    /// A tq error reply `-<CODE> <detail>`, or one the gateway answers for
+    /// tq (the same code and status).
+    pub fn from_code(code: &str, detail: &str) -> ApiError {
         ApiError {
-            status,
+            status: status_of(code),
             code: code.to_ascii_lowercase(),
-            detail: e.detail().unwrap_or_default().to_string(),
+            detail: detail.into(),
         }
     }
 }

@@ -11,6 +11,7 @@
 mod error;
 mod tq;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -26,7 +27,11 @@ use tq::{int, map_reply, Tq};
 
 struct App {
     tq: Tq,
+    /// The seat layout, in map order.
     seats: Vec<String>,
+    /// The same seats, to refuse a name the layout does not have (tq would
+    /// sell any seat name out of the inventory).
+    layout: HashSet<String>,
 }
 
 type Shared = State<Arc<App>>;
@@ -45,7 +50,8 @@ async fn main() {
         Err(why) => fail(&format!("TQ_SEATS: {why}")),
     };
     let tq = Tq::new(&url).unwrap_or_else(|e| fail(&format!("TQ_REDIS_URL: {e}")));
-    let app = Arc::new(App { tq, seats });
+    let layout = seats.iter().cloned().collect();
+    let app = Arc::new(App { tq, seats, layout });
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
@@ -150,21 +156,19 @@ struct JoinBody {
     user: String,
 }
 
-/// POST /api/v1/queue/join {event, user}; `Idempotency-Key` makes a retry
-/// of the same request a `duplicate` instead of a second place.
+/// POST /api/v1/queue/join {event, user}. With an `Idempotency-Key`, a
+/// retry of the same request (the same user and key, say after a lost
+/// reply) answers the place the first one took, while it waits; keys of
+/// different users never meet.
 async fn join(
     State(app): Shared,
     headers: HeaderMap,
     payload: Result<Json<JoinBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Json_>), ApiError> {
     let b = body(payload)?;
+    let (event, user) = (name("event", &b.event)?, name("user", &b.user)?);
     let token = uuid::Uuid::new_v4().to_string();
-    let mut words = vec![
-        "TQ.ENQUEUE",
-        name("event", &b.event)?,
-        name("user", &b.user)?,
-        &token,
-    ];
+    let mut words = vec!["TQ.ENQUEUE", event, user, &token];
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -172,12 +176,58 @@ async fn join(
                 .map_err(|_| ApiError::bad_input("Idempotency-Key must be text"))
         })
         .transpose()?;
-    if let Some(key) = key {
-        words.extend(["DEDUPE", name("Idempotency-Key", key)?]);
+    let dedupe = match key {
+        // The user's length first, so that no user and key run together
+        // into another pair's id.
+        Some(key) => Some(format!(
+            "{}:{user}{}",
+            user.len(),
+            name("Idempotency-Key", key)?
+        )),
+        None => None,
+    };
+    if let Some(dedupe) = &dedupe {
+        words.extend(["DEDUPE", dedupe]);
     }
-    let mut joined = map_reply(&app.tq.call(&words).await?)?;
-    joined.insert("token".into(), json!(token));
-    Ok((StatusCode::ACCEPTED, Json(Json_::Object(joined))))
+    match app.tq.call(&words).await {
+        Ok(reply) => {
+            let mut joined = map_reply(&reply)?;
+            joined.insert("token".into(), json!(token));
+            Ok((StatusCode::ACCEPTED, Json(Json_::Object(joined))))
+        }
+        Err(e) if e.code == "duplicate" && dedupe.is_some() => {
+            match waiting_entry(&app, event, user, &e.detail).await? {
+                Some(first) => Ok((StatusCode::ACCEPTED, Json(first))),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The user's waiting entry with stream id `id`, as a join answers it
+/// (`TQ.USER` lists the user's entries in queue order).
+async fn waiting_entry(
+    app: &App,
+    event: &str,
+    user: &str,
+    id: &str,
+) -> Result<Option<Json_>, ApiError> {
+    let redis::Value::Array(entries) = app.tq.call(&["TQ.USER", event, user]).await? else {
+        return Err(ApiError::internal("expected an array reply"));
+    };
+    for (place, entry) in entries.iter().enumerate() {
+        let entry = map_reply(entry)?;
+        if entry.get("id").and_then(Json_::as_str) == Some(id) {
+            return Ok(Some(json!({
+                "token": entry.get("token"),
+                "id": id,
+                "position": entry.get("position"),
+                "user_position": place + 1,
+            })));
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -190,34 +240,48 @@ struct TokenQuery {
 /// page should wait before asking again (`poll_ms`).
 async fn status(State(app): Shared, query: Result<Query<TokenQuery>, QueryRejection>) -> Reply {
     let Query(q) = query.map_err(|e| ApiError::bad_input(&e.body_text()))?;
-    let words = [
-        "TQ.POSITION",
-        name("event", &q.event)?,
-        name("token", &q.token)?,
+    let (event, token) = (name("event", &q.event)?, name("token", &q.token)?);
+    // The event's heartbeat in the same round trip: the page must poll
+    // well within it or tq counts the fan as gone.
+    let commands = [
+        vec!["TQ.POSITION".to_string(), event.into(), token.into()],
+        vec!["TQ.CONFIG".to_string(), event.into()],
     ];
-    let mut position = map_reply(&app.tq.call(&words).await?)?;
-    let poll_ms = poll_interval_ms(&position);
+    let replies = app.tq.pipeline(&commands).await?;
+    let [position, config] = &replies[..] else {
+        return Err(ApiError::internal("expected two replies"));
+    };
+    let mut position = map_reply(position)?;
+    let heartbeat_s = map_reply(config)?
+        .get("heartbeat")
+        .and_then(Json_::as_i64)
+        .unwrap_or(0);
+    let poll_ms = poll_interval_ms(&position, heartbeat_s * 1000);
     position.insert("poll_ms".into(), json!(poll_ms));
     Ok(Json(Json_::Object(position)))
 }
 
-/// Often enough to see the wait move and to keep the token's heartbeat
-/// (tq's default heartbeat is minutes), seldom enough to spare the server:
+/// Often enough to see the wait move, seldom enough to spare the server:
 /// a quarter of the estimated wait, 1 to 5 seconds; up to the opening's
-/// moment before a scheduled opening.
-fn poll_interval_ms(position: &Map<String, Json_>) -> i64 {
+/// moment before a scheduled opening. Never more than a third of the
+/// event's heartbeat, so that one late poll does not lose the place.
+fn poll_interval_ms(position: &Map<String, Json_>, heartbeat_ms: i64) -> i64 {
     let field = |name: &str| position.get(name).and_then(Json_::as_i64).unwrap_or(-1);
     let (ready, eta, opens_in) = (field("ready"), field("eta_ms"), field("opens_in_ms"));
-    if opens_in > 0 {
-        return opens_in.clamp(250, 5_000);
+    let wanted = if opens_in > 0 {
+        opens_in.clamp(250, 5_000)
+    } else if ready == 1 {
+        1_000
+    } else if eta < 0 {
+        3_000
+    } else {
+        (eta / 4).clamp(1_000, 5_000)
+    };
+    if heartbeat_ms > 0 {
+        wanted.min((heartbeat_ms / 3).max(250))
+    } else {
+        wanted
     }
-    if ready == 1 {
-        return 1_000;
-    }
-    if eta < 0 {
-        return 3_000;
-    }
-    (eta / 4).clamp(1_000, 5_000)
 }
 
 #[derive(Deserialize)]
@@ -266,15 +330,28 @@ struct SeatsBody {
 
 impl SeatsBody {
     /// `<VERB> event seat user [TTL ttl] [WITH seat...]`, the group's
-    /// checks first.
-    fn words(&self, verb: &'static str, ttl: Option<u64>) -> Result<Vec<String>, ApiError> {
+    /// checks first: 1..100 seats of the layout, none twice.
+    fn words(
+        &self,
+        app: &App,
+        verb: &'static str,
+        ttl: Option<u64>,
+    ) -> Result<Vec<String>, ApiError> {
         if self.seats.is_empty() || self.seats.len() > MAX_GROUP {
             return Err(ApiError::bad_input(&format!(
                 "seats must name 1..{MAX_GROUP} seats"
             )));
         }
+        let mut named = HashSet::new();
         for seat in &self.seats {
-            name("seat", seat)?;
+            if !app.layout.contains(seat) {
+                return Err(ApiError::bad_input(&format!(
+                    "no seat {seat} in this venue"
+                )));
+            }
+            if !named.insert(seat) {
+                return Err(ApiError::bad_input(&format!("{seat} is named twice")));
+            }
         }
         let mut words = vec![
             verb.to_string(),
@@ -302,7 +379,7 @@ async fn call_words(app: &App, words: &[String]) -> Result<redis::Value, ApiErro
 /// {inventory} left.
 async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    let words = b.words("TQ.HOLD", b.ttl)?;
+    let words = b.words(&app, "TQ.HOLD", b.ttl)?;
     let inventory = int(&call_words(&app, &words).await?)?;
     Ok(Json(json!({ "held": b.seats, "inventory": inventory })))
 }
@@ -312,7 +389,7 @@ async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection
 /// next fan gets in at once.
 async fn confirm(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    let words = b.words("TQ.CONFIRM", None)?;
+    let words = b.words(&app, "TQ.CONFIRM", None)?;
     call_words(&app, &words).await?;
     let revoke = ["TQ.PASS", b.event.as_str(), b.user.as_str(), "REVOKE"];
     let ended = int(&app.tq.call(&revoke).await?)? == 1;
@@ -325,26 +402,47 @@ async fn extend(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejecti
     let ttl = b
         .ttl
         .ok_or_else(|| ApiError::bad_input("extend needs ttl (seconds)"))?;
-    let words = b.words("TQ.EXTEND", Some(ttl))?;
+    let words = b.words(&app, "TQ.EXTEND", Some(ttl))?;
     let ttl_ms = int(&call_words(&app, &words).await?)?;
     Ok(Json(json!({ "extended": b.seats, "ttl_ms": ttl_ms })))
 }
 
-/// POST /api/v1/seats/release {event, user, seats}: each seat, in order,
-/// if `user` holds it; stops at the first that fails. {inventory} after.
+/// POST /api/v1/seats/release {event, user, seats}: all or none, as the
+/// other seat routes. TQ.RELEASE takes one seat, so every seat's holder is
+/// checked first (`not_held` / `not_owner` naming the first that fails),
+/// then all are released in one MULTI. {inventory} after.
 async fn release(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    b.words("TQ.RELEASE", None)?; // the same checks as the others
-    let mut inventory = 0;
-    for seat in &b.seats {
-        let words = [
-            "TQ.RELEASE",
-            b.event.as_str(),
-            seat.as_str(),
-            b.user.as_str(),
-        ];
-        inventory = int(&app.tq.call(&words).await?)?;
+    b.words(&app, "TQ.RELEASE", None)?; // the same checks as the others
+    let (event, user) = (b.event.as_str(), b.user.as_str());
+    let looks: Vec<Vec<String>> = b
+        .seats
+        .iter()
+        .map(|seat| vec!["TQ.SEAT".into(), event.into(), seat.clone()])
+        .collect();
+    for (seat, reply) in b.seats.iter().zip(app.tq.pipeline(&looks).await?) {
+        let view = map_reply(&reply)?;
+        let holder = view.get("user").and_then(Json_::as_str);
+        if view.get("state").and_then(Json_::as_str) != Some("held") {
+            return Err(ApiError::from_code("NOT_HELD", seat));
+        }
+        if holder != Some(user) {
+            return Err(ApiError::from_code("NOT_OWNER", seat));
+        }
     }
+    // A hold that lapses between the check and the MULTI answers NOT_HELD
+    // inside it, and its seat is back on sale anyway: only the inventory
+    // after them all matters.
+    let mut releases: Vec<Vec<String>> = b
+        .seats
+        .iter()
+        .map(|seat| vec!["TQ.RELEASE".into(), event.into(), seat.clone(), user.into()])
+        .collect();
+    releases.push(vec!["TQ.INVENTORY".into(), event.into()]);
+    let replies = app.tq.transaction(&releases).await?;
+    let inventory = int(replies
+        .last()
+        .ok_or_else(|| ApiError::internal("no reply"))?)?;
     Ok(Json(json!({ "released": b.seats, "inventory": inventory })))
 }
 
@@ -402,9 +500,17 @@ mod tests {
             m.insert("ready".into(), json!(ready));
             m.insert("eta_ms".into(), json!(eta));
             m.insert("opens_in_ms".into(), json!(opens_in));
-            poll_interval_ms(&m)
+            poll_interval_ms(&m, 0)
         };
         assert_eq!(at(0, 60_000, 0), 5_000);
+        // Within a third of the heartbeat, whatever the wait.
+        let mut m = Map::new();
+        m.insert("ready".into(), json!(0));
+        m.insert("eta_ms".into(), json!(60_000));
+        m.insert("opens_in_ms".into(), json!(0));
+        assert_eq!(poll_interval_ms(&m, 2_000), 666);
+        assert_eq!(poll_interval_ms(&m, 300_000), 5_000);
+        assert_eq!(poll_interval_ms(&m, 300), 250);
         assert_eq!(at(0, 8_000, 0), 2_000);
         assert_eq!(at(0, 100, 0), 1_000);
         assert_eq!(at(0, -1, 0), 3_000);

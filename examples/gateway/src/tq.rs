@@ -1,12 +1,18 @@
 //! The gateway's only way to Redis: TQ commands through one multiplexed
 //! connection, their errors as HTTP errors, their map replies as JSON.
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use serde_json::{Map, Value as Json};
 use tokio::sync::Mutex;
 
 use crate::error::ApiError;
+
+/// How long a command or a connection attempt may take before the request
+/// answers 503: a Redis that stopped answering must not hang the fans.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection made on first use and remade after Redis was away: the
 /// gateway starts (and answers 503) while Redis is down.
@@ -28,9 +34,13 @@ impl Tq {
         if let Some(connection) = held.as_ref() {
             return Ok(connection.clone());
         }
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(REDIS_TIMEOUT)
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_number_of_retries(1);
         let made = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            ConnectionManager::new(self.client.clone()),
+            REDIS_TIMEOUT,
+            ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await
         .map_err(|_| ApiError::unavailable("connecting to Redis timed out"))?
@@ -51,11 +61,27 @@ impl Tq {
             .map_err(ApiError::from_redis)
     }
 
-    /// Runs several commands in one round trip (not atomically); each
-    /// reply or error in order.
+    /// Runs several commands in one round trip (not atomically); their
+    /// replies in order, or the first error.
     pub async fn pipeline(&self, commands: &[Vec<String>]) -> Result<Vec<Value>, ApiError> {
-        let mut connection = self.connection().await?;
+        self.run(redis::pipe(), commands).await
+    }
+
+    /// Runs several commands in one MULTI/EXEC; their replies in order, a
+    /// command's error among them as `Value::ServerError` (the others took
+    /// effect: Redis has no rollback).
+    pub async fn transaction(&self, commands: &[Vec<String>]) -> Result<Vec<Value>, ApiError> {
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.run(pipe, commands).await
+    }
+
+    async fn run(
+        &self,
+        mut pipe: redis::Pipeline,
+        commands: &[Vec<String>],
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut connection = self.connection().await?;
         for words in commands {
             let mut cmd = redis::cmd(&words[0]);
             for w in &words[1..] {

@@ -14,6 +14,8 @@ let chosen = [];
 let limit = 4;
 let holdTimer = null;
 let openingTimer = null;
+let pollTimer = null;
+let busy = false;
 
 function save() { localStorage.setItem(saved, JSON.stringify(state)); }
 function show(id) {
@@ -46,38 +48,84 @@ function clock(ms) {
   return h > 0 ? `${h}:${two(m)}:${two(sec)}` : `${two(m)}:${two(sec)}`;
 }
 
-function soldOut() { state = {}; save(); show("soldout-card"); }
+function soldOut() { stopWaiting(); state = {}; save(); show("soldout-card"); }
+
+// One click at a time: a second click on join, hold, confirm, release or
+// leave while the first one's request is on its way does nothing (two
+// joins would take two places, two holds or confirms would race).
+function once(action) {
+  return async (...args) => {
+    if (busy) return;
+    busy = true;
+    try { await action(...args); } finally { busy = false; }
+  };
+}
+
+// The fan is back at the start, with why.
+function backToJoin(why) {
+  stopWaiting();
+  clearInterval(holdTimer);
+  state = { fan: state.fan };
+  save();
+  show("join-card");
+  fail(why);
+}
+function placeLost() { backToJoin("Your place in the queue has expired. Please join again."); }
+function passLost() { backToJoin("Your time to buy ran out. Please join the queue again."); }
+function holdLost() {
+  clearInterval(holdTimer);
+  state.held = [];
+  save();
+  seats();
+  fail("Your hold ran out: the seats are back on sale.");
+}
 
 // ---- waiting ---------------------------------------------------------------
 
 async function join(fan) {
-  const key = `${fan}:${event}:${Date.now()}`;
-  const res = await fetch("/api/v1/queue/join", {
-    method: "POST",
-    headers: { "content-type": "application/json", "idempotency-key": key },
-    body: JSON.stringify({ event, user: fan }),
-  });
-  const data = await res.json();
-  if (!res.ok) {
-    if (data.error === "sold_out") return soldOut();
-    return fail(data.detail || data.error);
+  let data;
+  try {
+    // The key makes a retry of this join (after a lost reply) the same place.
+    const res = await fetch("/api/v1/queue/join", {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": `${event}:${Date.now()}` },
+      body: JSON.stringify({ event, user: fan }),
+    });
+    data = await res.json().catch(() => ({ error: "bad_reply", detail: res.statusText }));
+    if (!res.ok) {
+      if (data.error === "sold_out") return soldOut();
+      return fail(data.detail || data.error);
+    }
+  } catch (e) {
+    return fail("Connection problem: please try again.");
   }
+  stopWaiting();
   state = { fan, token: data.token };
+  firstPosition = null;
   save();
   show("wait-card");
   poll();
 }
 
+// One poll loop at most: scheduling the next poll cancels any other, and a
+// poll whose token is no longer the fan's (left, entered, joined again)
+// stops there.
+function schedulePoll(ms) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, ms); }
+function stopWaiting() { clearTimeout(pollTimer); clearInterval(openingTimer); }
+
 async function poll() {
-  if (!state.token) return;
+  const token = state.token;
+  if (!token) return;
   let s;
   try {
-    s = await api("GET", `/api/v1/queue/status?event=${encodeURIComponent(event)}&token=${encodeURIComponent(state.token)}`);
+    s = await api("GET", `/api/v1/queue/status?event=${encodeURIComponent(event)}&token=${encodeURIComponent(token)}`);
   } catch (e) {
-    if (e.code === "not_queued") { state = { fan: state.fan }; save(); show("join-card"); return fail("Your place in the queue has expired. Please join again."); }
+    if (state.token !== token) return;
+    if (e.code === "not_queued") return placeLost();
     fail("Connection problem, retrying...");
-    return setTimeout(poll, 3000);
+    return schedulePoll(3000);
   }
+  if (state.token !== token) return;
   clearError();
   if (s.sold_out) return soldOut();
   const opening = s.opens_in_ms > 0;
@@ -99,29 +147,47 @@ async function poll() {
     $("eta").textContent = s.ready ? "It's your turn!"
       : s.eta_ms >= 0 ? `About ${clock(s.eta_ms)} to go` : "Waiting for a place to free up...";
   }
-  if (s.ready) return enter();
-  setTimeout(poll, s.poll_ms || 2000);
+  if (s.ready) return enter(token);
+  schedulePoll(s.poll_ms || 2000);
 }
 
-async function enter() {
+async function enter(token) {
+  clearTimeout(pollTimer);
   try {
-    const pass = await api("POST", "/api/v1/queue/enter", { event, token: state.token });
+    const pass = await api("POST", "/api/v1/queue/enter", { event, token });
+    if (state.token !== token) return;
+    stopWaiting();
     state.pass = pass.pass;
     delete state.token;
     save();
     seats();
   } catch (e) {
+    if (state.token !== token) return;
     if (e.code === "sold_out") return soldOut();
-    if (e.code === "not_ready" || e.code === "not_open") return setTimeout(poll, 1000);
-    fail(e.message);
+    if (e.code === "not_queued") return placeLost();
+    if (e.code === "not_ready" || e.code === "not_open") return schedulePoll(1000);
+    // Redis or the network away: keep polling, which keeps the place.
+    fail("Connection problem, retrying...");
+    schedulePoll(3000);
   }
 }
 
 // ---- seats -----------------------------------------------------------------
 
+// The venue's seats, fetched; null (and the problem shown) if they could not be.
+async function seatMap() {
+  try {
+    return await api("GET", `/api/v1/events/${encodeURIComponent(event)}/seats`);
+  } catch (e) {
+    fail("Connection problem: reload the page to try again.");
+    return null;
+  }
+}
+
 async function seats() {
   show("seat-card");
-  const map = await api("GET", `/api/v1/events/${encodeURIComponent(event)}/seats`);
+  const map = await seatMap();
+  if (!map) return;
   limit = map.max_seats > 0 ? map.max_seats : 4;
   $("limit").textContent = limit;
   chosen = chosen.filter((s) => map.seats.some((x) => x.seat === s && x.state === "available"));
@@ -175,23 +241,28 @@ async function hold() {
     checkout();
   } catch (e) {
     if (e.code === "sold_out") return soldOut();
-    fail(e.code === "seat_unavailable" ? `Sorry, ${e.message.split(" ")[0]} was just taken. Pick another.` : e.message);
+    if (e.code === "no_pass") return passLost();
     chosen = [];
-    seats();
+    await seats();
+    fail(e.code === "seat_unavailable" ? `Sorry, ${e.message.split(" ")[0]} was just taken. Pick another.` : e.message);
   }
 }
 
 async function checkout() {
   show("checkout-card");
   $("held-seats").textContent = state.held.join(", ");
-  const map = await api("GET", `/api/v1/events/${encodeURIComponent(event)}/seats`);
-  const mine = map.seats.filter((s) => state.held.includes(s.seat) && s.state === "held");
+  const map = await seatMap();
+  if (!map) return;
+  // Still this fan's holds (after a reload, one may have run out, and the
+  // seat even gone to somebody else).
+  const mine = map.seats.filter((s) => state.held.includes(s.seat) && s.state === "held" && s.user === state.fan);
+  if (mine.length < state.held.length) return holdLost();
   const until = Date.now() + Math.min(...mine.map((s) => s.ttl_ms));
   clearInterval(holdTimer);
   const tick = () => {
     const left = until - Date.now();
     $("hold-countdown").textContent = clock(left);
-    if (left <= 0) { clearInterval(holdTimer); fail("Your hold ran out: the seats are back on sale."); state.held = []; save(); seats(); }
+    if (left <= 0) holdLost();
   };
   tick();
   holdTimer = setInterval(tick, 250);
@@ -207,6 +278,8 @@ async function confirm() {
     save();
     show("done-card");
   } catch (e) {
+    if (e.code === "no_pass") return passLost();
+    if (e.code === "not_held" || e.code === "not_owner") return holdLost();
     fail(e.message);
   }
 }
@@ -224,14 +297,15 @@ async function release() {
 // ---- start -----------------------------------------------------------------
 
 $("event-name").textContent = event;
-$("join-form").addEventListener("submit", (e) => { e.preventDefault(); clearError(); join($("fan").value.trim()); });
-$("leave-button").addEventListener("click", async () => {
+$("join-form").addEventListener("submit", (e) => { e.preventDefault(); clearError(); once(join)($("fan").value.trim()); });
+$("leave-button").addEventListener("click", once(async () => {
+  stopWaiting();
   await api("DELETE", "/api/v1/queue/leave", { event, token: state.token }).catch(() => {});
   state = { fan: state.fan }; save(); show("join-card");
-});
-$("hold-button").addEventListener("click", hold);
-$("confirm-button").addEventListener("click", confirm);
-$("release-button").addEventListener("click", release);
+}));
+$("hold-button").addEventListener("click", once(hold));
+$("confirm-button").addEventListener("click", once(confirm));
+$("release-button").addEventListener("click", once(release));
 if (state.fan) $("fan").value = state.fan;
 if (state.bought) { $("bought-seats").textContent = state.bought.join(", "); show("done-card"); }
 else if (state.held && state.held.length) checkout();

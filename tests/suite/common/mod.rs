@@ -124,6 +124,11 @@ impl Server {
     }
 
     /// Stops the server the hard way (no save), keeping its directory.
+    /// The server's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
