@@ -30,15 +30,15 @@
 //!   expires_ms
 //! - seats: count, then name, 0 (held) user expires_ms | 1 (sold) user
 //! - passes: count, then, by user, the user (its 16-byte digest), pass id
-//!   (16 bytes), expires_ms. The seats each user holds and bought are counted from the
-//!   seats when decoding, not stored.
+//!   (16 bytes), expires_ms. The seats each user holds and bought are
+//!   counted from the seats when decoding, not stored.
 //! - the event log's last id: 0, or 1 then ms, seq
 //!
 //! Version 2 (tq 0.4) has no `opens_at` or `events` setting, no opening
-//! and no log id. Version 1 (tq 0.3) has
-//! the first five settings only, no passes, and writes the queue's tokens
-//! and users as names (length, bytes) and each dedupe key with its length
-//! (16). `decode_version` reads all three.
+//! and no log id. Version 1 (tq 0.3) has the first five settings only, no
+//! passes, and writes the queue's tokens and users as names (length,
+//! bytes) and each dedupe key with its length (16). `decode_version` reads
+//! all three.
 
 use std::fmt;
 
@@ -141,13 +141,13 @@ pub fn encode(event: &Event) -> Vec<u8> {
             out.id(id);
         }
     }
-    let numbers = stored_numbers(event);
-    out.int(numbers.1);
+    let mut numbers = StoredNumbers::of(event);
+    out.int(numbers.next);
     out.int(q.len());
-    for (number, slot) in numbers.0.into_iter().zip(q.in_order()) {
+    for slot in q.in_order() {
         let e = q.entry(slot);
         out.id(e.id);
-        out.int(number);
+        out.int(numbers.of_entry(q.number(slot)));
         out.int(e.beat_ms);
         out.0.extend_from_slice(&e.token);
         out.0.extend_from_slice(q.user_of(slot));
@@ -198,28 +198,43 @@ pub fn encode(event: &Event) -> Vec<u8> {
     out.0
 }
 
-/// The order numbers the stored form gives the waiting entries, in queue
-/// order, and the next one: places (0, 1, 2, ...), but for a pre-queue's
-/// entries, whose number is their place in the pre-queue.
-fn stored_numbers(event: &Event) -> (Vec<u64>, u64) {
-    let q = &event.queue;
-    let Some(o) = event.opening else {
-        return ((0..q.len()).collect(), q.len());
-    };
-    let mut next = o.joins;
-    let numbers = q
-        .in_order()
-        .map(|slot| {
-            let number = q.number(slot);
-            if o.holds(number) {
-                number - o.base
-            } else {
-                next += 1;
-                next - 1
+/// The order numbers the stored form gives the waiting entries, taken in
+/// queue order: places (0, 1, 2, ...), but for a pre-queue's entries, whose
+/// number is their place in the pre-queue; the others follow it.
+struct StoredNumbers {
+    opening: Option<Opening>,
+    /// The number the next entry past the pre-queue gets.
+    following: u64,
+    /// The number after the last entry's.
+    next: u64,
+}
+
+impl StoredNumbers {
+    fn of(event: &Event) -> StoredNumbers {
+        let q = &event.queue;
+        let (following, past) = match event.opening {
+            None => (0, q.len()),
+            // The pre-queue's numbers come before every other.
+            Some(o) => (o.joins, q.len() - q.waiting_below(o.base + o.joins)),
+        };
+        StoredNumbers {
+            opening: event.opening,
+            following,
+            next: following + past,
+        }
+    }
+
+    /// The stored number of the next entry in queue order, whose number in
+    /// memory is `number`.
+    fn of_entry(&mut self, number: u64) -> u64 {
+        match self.opening {
+            Some(o) if o.holds(number) => number - o.base,
+            _ => {
+                self.following += 1;
+                self.following - 1
             }
-        })
-        .collect();
-    (numbers, next)
+        }
+    }
 }
 
 /// Decodes what `encode` writes.

@@ -348,7 +348,7 @@ impl Event {
             .queue
             .by_beat()
             .next()
-            .map(|slot| self.queue.entry(slot).beat_ms + lapse_ms(&self.settings));
+            .map(|slot| self.abandoned_at(slot));
         let opening = self
             .opening
             .filter(|o| !o.done)
@@ -401,19 +401,22 @@ impl Event {
 
     /// Entries whose last recorded heartbeat is a period old by `now_ms`.
     fn lapsed_by_beat(&self, now_ms: u64) -> Vec<u32> {
-        let lapse = lapse_ms(&self.settings);
         self.queue
             .by_beat()
-            .take_while(|&slot| self.queue.entry(slot).beat_ms + lapse <= now_ms)
+            .take_while(|&slot| self.abandoned_at(slot) <= now_ms)
             .collect()
     }
 
+    /// When the entry in `slot` is abandoned unless it polls before.
+    fn abandoned_at(&self, slot: u32) -> u64 {
+        self.queue.entry(slot).beat_ms + lapse_ms(&self.settings)
+    }
+
     fn abandon(&mut self, step: &mut Step) -> usize {
-        let lapse = lapse_ms(&self.settings);
         let due = within_budget(
             self.queue
                 .by_beat()
-                .map(|slot| (self.queue.entry(slot).beat_ms + lapse, slot)),
+                .map(|slot| (self.abandoned_at(slot), slot)),
             step.now_ms,
         );
         let first = step.removed.len();
@@ -606,11 +609,10 @@ impl Event {
         if max_entries > 0 {
             // Entries that lapsed but are still stored (a crowd larger
             // than one step) no longer count.
-            let lapse = lapse_ms(&self.settings);
             let waiting = self
                 .queue
                 .user_entries(&user)
-                .filter(|&slot| self.queue.entry(slot).beat_ms + lapse > now)
+                .filter(|&slot| self.abandoned_at(slot) > now)
                 .count() as u64;
             if waiting >= max_entries {
                 return Err(TqError::Limit(max_entries));
@@ -848,7 +850,7 @@ impl Event {
     /// no rule sees it waiting, as no read-only view does.
     fn find_waiting(&mut self, step: &mut Step, token: &NameDigest) -> Option<u32> {
         let slot = self.queue.find(token)?;
-        if self.queue.entry(slot).beat_ms + lapse_ms(&self.settings) > step.now_ms {
+        if self.abandoned_at(slot) > step.now_ms {
             return Some(slot);
         }
         let entry = self.queue.remove(slot);
@@ -883,12 +885,12 @@ impl Event {
     /// `now_ms`, oldest first.
     pub fn user_entries(&self, now_ms: u64, user: &[u8]) -> Vec<UserEntry> {
         if self.opens_in_ms(now_ms) > 0 {
-            // No place is shown before the opening.
-            let lapse = lapse_ms(&self.settings);
+            // No place is shown before the opening, nor the order of the
+            // user's own places: join order.
             return self
                 .queue
                 .user_entries(&digest_of(user))
-                .filter(|&slot| self.restarted || self.queue.entry(slot).beat_ms + lapse > now_ms)
+                .filter(|&slot| self.restarted || self.abandoned_at(slot) > now_ms)
                 .map(|slot| UserEntry {
                     id: self.queue.entry(slot).id,
                     position: 0,

@@ -70,22 +70,43 @@ pub struct Subject<'a> {
 }
 
 impl Happening {
+    /// Every `type` of a log entry, in `kind_index` order.
+    pub const KINDS: [&'static str; 12] = [
+        "admitted",
+        "abandoned",
+        "left",
+        "trimmed",
+        "held",
+        "released",
+        "hold_expired",
+        "confirmed",
+        "pass_lapsed",
+        "pass_revoked",
+        "opened",
+        "sold_out",
+    ];
+
+    /// Where its `type` is in `KINDS`.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Happening::Admitted { .. } => 0,
+            Happening::Abandoned { .. } => 1,
+            Happening::Left { .. } => 2,
+            Happening::Trimmed { .. } => 3,
+            Happening::Held { .. } => 4,
+            Happening::Released { .. } => 5,
+            Happening::HoldExpired { .. } => 6,
+            Happening::Confirmed { .. } => 7,
+            Happening::PassLapsed { .. } => 8,
+            Happening::PassRevoked { .. } => 9,
+            Happening::Opened => 10,
+            Happening::SoldOut => 11,
+        }
+    }
+
     /// The `type` field of its log entry.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Happening::Admitted { .. } => "admitted",
-            Happening::Abandoned { .. } => "abandoned",
-            Happening::Left { .. } => "left",
-            Happening::Trimmed { .. } => "trimmed",
-            Happening::Held { .. } => "held",
-            Happening::Released { .. } => "released",
-            Happening::HoldExpired { .. } => "hold_expired",
-            Happening::Confirmed { .. } => "confirmed",
-            Happening::PassLapsed { .. } => "pass_lapsed",
-            Happening::PassRevoked { .. } => "pass_revoked",
-            Happening::Opened => "opened",
-            Happening::SoldOut => "sold_out",
-        }
+        Self::KINDS[self.kind_index()]
     }
 
     pub fn subject(&self) -> Subject<'_> {

@@ -291,6 +291,11 @@ impl Queue {
         self.entries.at(slot).number
     }
 
+    /// How many waiting entries have an order number below `number`.
+    pub fn waiting_below(&self, number: u64) -> u64 {
+        self.ranks.rank(number)
+    }
+
     /// The entry holding order number `number`, if it waits.
     pub fn slot_at(&self, number: u64) -> Option<u32> {
         self.ranks.entry_at(number)

@@ -2,9 +2,10 @@
 //!
 //! Every entry gets an order number when it takes its place: the next
 //! one (the tail), or, in a scheduled opening's pre-queue, a free number
-//! inside the pre-queue's window (`opening`). The numbers in use form a window, cut into blocks of `BLOCK`
-//! numbers: a block has one bit per number (set while that entry waits) and
-//! the entry each number belongs to. A Fenwick tree over the blocks' live
+//! inside the pre-queue's window (`opening`). The numbers in use form a
+//! window, cut into blocks of `BLOCK` numbers: a block has one bit per
+//! number (set while that entry waits) and the entry each number belongs
+//! to. A Fenwick tree over the blocks' live
 //! counts gives how many wait in the blocks before a given one, so a rank
 //! is a short tree walk plus a few popcounts inside one block: O(log n)
 //! with few cache lines touched. Blocks leave from the front as the queue

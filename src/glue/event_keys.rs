@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use super::background;
 use super::commands::{Call, Origin};
 use super::config::defaults;
-use super::keys::{field_names, word, Holds, Key, RStr};
+use super::keys::{field, kind_word, Field, Holds, Key, RStr};
 use super::legacy;
 use super::metrics;
 use crate::domain::buyers::id_text;
@@ -174,8 +174,7 @@ impl<'c> OpenEvent<'c> {
         token: *mut raw::RedisModuleString,
         user: *mut raw::RedisModuleString,
     ) -> TqResult<()> {
-        let [token_field, user_field] = field_names();
-        let mut fields = [token_field.ptr(), token, user_field.ptr(), user];
+        let mut fields = [field(Field::Token), token, field(Field::User), user];
         if !self.queue.stream_add(id, &mut fields) {
             return Err(TqError::Damaged(
                 "queue already holds a later entry than its state",
@@ -246,8 +245,8 @@ impl<'c> OpenEvent<'c> {
 
     /// Appends the step's notes to the event log, each entry naming its
     /// subject, with the ids the event chose (`Event::close_log`), so that
-    /// a replica or an AOF replay appends the very same entries; then keeps the log between
-    /// `events` and a tenth more entries (exact trims, so every copy keeps
+    /// a replica or an AOF replay appends the very same entries; then keeps
+    /// the log between `events` and a tenth more entries (exact trims, so every copy keeps
     /// the same ones, whatever its stream node sizes).
     ///
     /// A note that names a waiting entry takes its `token` and `user` from
@@ -268,7 +267,7 @@ impl<'c> OpenEvent<'c> {
             // The strings made for this entry, alive until it is added.
             let mut made: SmallVec<[RStr; 4]> = SmallVec::new();
             let mut fields: SmallVec<[*mut raw::RedisModuleString; 10]> =
-                smallvec::smallvec![word("type"), word(note.kind())];
+                smallvec::smallvec![field(Field::Type), kind_word(note)];
             if let Some(entry) = subject.entry {
                 // The entry's own `token` and `user` fields and values.
                 if let Some(strings) = self.queue.stream_take(entry) {
@@ -279,14 +278,14 @@ impl<'c> OpenEvent<'c> {
             }
             let pass = subject.pass.map(id_text);
             let named = [
-                ("seat", subject.seat),
-                ("user", subject.user),
-                ("pass", pass.as_ref().map(|p| &p[..])),
+                (Field::Seat, subject.seat),
+                (Field::User, subject.user),
+                (Field::Pass, pass.as_ref().map(|p| &p[..])),
             ];
             for (name, value) in named {
                 if let Some(value) = value {
                     let value = RStr::new(value);
-                    fields.extend([word(name), value.ptr]);
+                    fields.extend([field(name), value.ptr]);
                     made.push(value);
                 }
             }

@@ -16,6 +16,7 @@ use super::state_type::STATE_TYPE;
 use crate::domain::args::MAX_EVENT_LEN;
 use crate::domain::entry_id::EntryId;
 use crate::domain::event::Event;
+use crate::domain::happenings::Happening;
 
 /// A Redis string made by tq, freed when dropped.
 pub struct RStr {
@@ -76,53 +77,42 @@ impl ModuleString {
     }
 }
 
-/// The words tq writes into streams again and again: the field names of
-/// a queue entry (`token`, `user`, first) and of a log entry, and the log's
-/// types.
-const WORDS: [&str; 17] = [
-    "token",
-    "user",
-    "type",
-    "seat",
-    "pass",
-    "admitted",
-    "abandoned",
-    "left",
-    "trimmed",
-    "held",
-    "released",
-    "hold_expired",
-    "confirmed",
-    "pass_lapsed",
-    "pass_revoked",
-    "opened",
-    "sold_out",
-];
+/// A field name tq writes into streams: a queue entry's `token` and
+/// `user`, and a log entry's `type` and what names its subject.
+#[derive(Debug, Clone, Copy)]
+pub enum Field {
+    Token,
+    User,
+    Type,
+    Seat,
+    Pass,
+}
 
-fn words() -> &'static [ModuleString; WORDS.len()] {
-    static MADE: std::sync::OnceLock<[ModuleString; WORDS.len()]> = std::sync::OnceLock::new();
-    MADE.get_or_init(|| {
-        WORDS.map(|word| {
-            let s = RStr::new(word.as_bytes());
-            let ptr = s.ptr;
-            std::mem::forget(s); // kept for the module's life
-            ModuleString(ptr)
-        })
+const FIELDS: [&str; 5] = ["token", "user", "type", "seat", "pass"];
+
+/// Redis strings of `words`, made once and kept for the module's life:
+/// tq writes them into streams again and again.
+fn made<const N: usize>(words: [&str; N]) -> [ModuleString; N] {
+    words.map(|word| {
+        let s = RStr::new(word.as_bytes());
+        let ptr = s.ptr;
+        std::mem::forget(s); // kept for the module's life
+        ModuleString(ptr)
     })
 }
 
-/// The field names of a queue entry: `token`, `user`.
-pub fn field_names() -> &'static [ModuleString; 2] {
-    words()[..2].try_into().expect("the first two words")
+/// A field name as a Redis string that lives as long as the module.
+pub fn field(name: Field) -> *mut raw::RedisModuleString {
+    static MADE: std::sync::OnceLock<[ModuleString; FIELDS.len()]> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| made(FIELDS))[name as usize].ptr()
 }
 
-/// One of `WORDS` as a Redis string that lives as long as the module.
-pub fn word(text: &str) -> *mut raw::RedisModuleString {
-    let at = WORDS
-        .iter()
-        .position(|w| *w == text)
-        .expect("a word tq writes is in WORDS");
-    words()[at].ptr()
+/// The `type` of a log entry as a Redis string that lives as long as the
+/// module.
+pub fn kind_word(happening: &Happening) -> *mut raw::RedisModuleString {
+    static MADE: std::sync::OnceLock<[ModuleString; Happening::KINDS.len()]> =
+        std::sync::OnceLock::new();
+    MADE.get_or_init(|| made(Happening::KINDS))[happening.kind_index()].ptr()
 }
 
 /// What an event key holds.
