@@ -37,9 +37,6 @@ struct App {
 type Shared = State<Arc<App>>;
 type Reply = Result<Json<Json_>, ApiError>;
 
-/// Most seats in one hold or confirm (tq's own limit).
-const MAX_GROUP: usize = 100;
-
 #[tokio::main]
 async fn main() {
     let url = env_or("TQ_REDIS_URL", "redis://127.0.0.1:6379");
@@ -230,24 +227,24 @@ async fn waiting_entry(
     Ok(None)
 }
 
+/// A waiting fan's token: the query of status, the body of enter and leave.
 #[derive(Deserialize)]
-struct TokenQuery {
+struct EventToken {
     event: String,
     token: String,
 }
 
 /// GET /api/v1/queue/status?event=&token=: TQ.POSITION, and how long the
 /// page should wait before asking again (`poll_ms`).
-async fn status(State(app): Shared, query: Result<Query<TokenQuery>, QueryRejection>) -> Reply {
+async fn status(State(app): Shared, query: Result<Query<EventToken>, QueryRejection>) -> Reply {
     let Query(q) = query.map_err(|e| ApiError::bad_input(&e.body_text()))?;
     let (event, token) = (name("event", &q.event)?, name("token", &q.token)?);
     // The event's heartbeat in the same round trip: the page must poll
     // well within it or tq counts the fan as gone.
-    let commands = [
-        vec!["TQ.POSITION".to_string(), event.into(), token.into()],
-        vec!["TQ.CONFIG".to_string(), event.into()],
-    ];
-    let replies = app.tq.pipeline(&commands).await?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("TQ.POSITION").arg(event).arg(token);
+    pipe.cmd("TQ.CONFIG").arg(event);
+    let replies = app.tq.pipeline(&pipe).await?;
     let [position, config] = &replies[..] else {
         return Err(ApiError::internal("expected two replies"));
     };
@@ -284,14 +281,8 @@ fn poll_interval_ms(position: &Map<String, Json_>, heartbeat_ms: i64) -> i64 {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenBody {
-    event: String,
-    token: String,
-}
-
 /// POST /api/v1/queue/enter {event, token}: {pass, expires_at, position_was}.
-async fn enter(State(app): Shared, payload: Result<Json<TokenBody>, JsonRejection>) -> Reply {
+async fn enter(State(app): Shared, payload: Result<Json<EventToken>, JsonRejection>) -> Reply {
     let b = body(payload)?;
     let words = [
         "TQ.ENTER",
@@ -307,7 +298,7 @@ async fn enter(State(app): Shared, payload: Result<Json<TokenBody>, JsonRejectio
 }
 
 /// DELETE /api/v1/queue/leave {event, token}: {left: true|false}.
-async fn leave(State(app): Shared, payload: Result<Json<TokenBody>, JsonRejection>) -> Reply {
+async fn leave(State(app): Shared, payload: Result<Json<EventToken>, JsonRejection>) -> Reply {
     let b = body(payload)?;
     let words = [
         "TQ.LEAVE",
@@ -329,58 +320,44 @@ struct SeatsBody {
 }
 
 impl SeatsBody {
-    /// `<VERB> event seat user [TTL ttl] [WITH seat...]`, the group's
-    /// checks first: 1..100 seats of the layout, none twice.
-    fn words(
-        &self,
-        app: &App,
-        verb: &'static str,
-        ttl: Option<u64>,
-    ) -> Result<Vec<String>, ApiError> {
-        if self.seats.is_empty() || self.seats.len() > MAX_GROUP {
+    /// `<VERB> event seat user [TTL ttl] [WITH seat...]`. The seats must be
+    /// the venue's: tq would hold and sell any name out of the inventory
+    /// (it checks the rest of the list itself).
+    fn command(&self, app: &App, verb: &str, ttl: Option<u64>) -> Result<redis::Cmd, ApiError> {
+        let (first, others) = self.venue_seats(app)?;
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(name("event", &self.event)?)
+            .arg(first)
+            .arg(name("user", &self.user)?);
+        if let Some(ttl) = ttl {
+            cmd.arg("TTL").arg(ttl);
+        }
+        if !others.is_empty() {
+            cmd.arg("WITH").arg(others);
+        }
+        Ok(cmd)
+    }
+
+    /// The first seat and the others, if every one is the venue's.
+    fn venue_seats(&self, app: &App) -> Result<(&String, &[String]), ApiError> {
+        let (first, others) = self
+            .seats
+            .split_first()
+            .ok_or_else(|| ApiError::bad_input("seats must name at least one seat"))?;
+        if let Some(seat) = self.seats.iter().find(|s| !app.layout.contains(*s)) {
             return Err(ApiError::bad_input(&format!(
-                "seats must name 1..{MAX_GROUP} seats"
+                "no seat {seat} in this venue"
             )));
         }
-        let mut named = HashSet::new();
-        for seat in &self.seats {
-            if !app.layout.contains(seat) {
-                return Err(ApiError::bad_input(&format!(
-                    "no seat {seat} in this venue"
-                )));
-            }
-            if !named.insert(seat) {
-                return Err(ApiError::bad_input(&format!("{seat} is named twice")));
-            }
-        }
-        let mut words = vec![
-            verb.to_string(),
-            name("event", &self.event)?.to_string(),
-            self.seats[0].clone(),
-            name("user", &self.user)?.to_string(),
-        ];
-        if let Some(ttl) = ttl {
-            words.extend(["TTL".to_string(), ttl.to_string()]);
-        }
-        if self.seats.len() > 1 {
-            words.push("WITH".into());
-            words.extend(self.seats[1..].iter().cloned());
-        }
-        Ok(words)
+        Ok((first, others))
     }
-}
-
-async fn call_words(app: &App, words: &[String]) -> Result<redis::Value, ApiError> {
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    app.tq.call(&words).await
 }
 
 /// POST /api/v1/seats/hold {event, user, seats, ttl?}: all or none;
 /// {inventory} left.
 async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    let words = b.words(&app, "TQ.HOLD", b.ttl)?;
-    let inventory = int(&call_words(&app, &words).await?)?;
+    let inventory = int(&app.tq.query(&b.command(&app, "TQ.HOLD", b.ttl)?).await?)?;
     Ok(Json(json!({ "held": b.seats, "inventory": inventory })))
 }
 
@@ -389,8 +366,7 @@ async fn hold(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection
 /// next fan gets in at once.
 async fn confirm(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    let words = b.words(&app, "TQ.CONFIRM", None)?;
-    call_words(&app, &words).await?;
+    app.tq.query(&b.command(&app, "TQ.CONFIRM", None)?).await?;
     let revoke = ["TQ.PASS", b.event.as_str(), b.user.as_str(), "REVOKE"];
     let ended = int(&app.tq.call(&revoke).await?)? == 1;
     Ok(Json(json!({ "confirmed": b.seats, "pass_ended": ended })))
@@ -402,47 +378,50 @@ async fn extend(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejecti
     let ttl = b
         .ttl
         .ok_or_else(|| ApiError::bad_input("extend needs ttl (seconds)"))?;
-    let words = b.words(&app, "TQ.EXTEND", Some(ttl))?;
-    let ttl_ms = int(&call_words(&app, &words).await?)?;
+    let ttl_ms = int(&app
+        .tq
+        .query(&b.command(&app, "TQ.EXTEND", Some(ttl))?)
+        .await?)?;
     Ok(Json(json!({ "extended": b.seats, "ttl_ms": ttl_ms })))
 }
 
-/// POST /api/v1/seats/release {event, user, seats}: all or none, as the
-/// other seat routes. TQ.RELEASE takes one seat, so every seat's holder is
-/// checked first (`not_held` / `not_owner` naming the first that fails),
-/// then all are released in one MULTI. {inventory} after.
+/// A group release, all or none as the other seat routes (TQ.RELEASE
+/// takes one seat): in one script, so nothing runs between the checks and
+/// the releases. Its errors are tq's, naming the first seat that fails.
+const RELEASE_GROUP: &str = r#"
+local event, user = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+  local view = redis.call('TQ.SEAT', event, ARGV[i])
+  local state, holder
+  for f = 1, #view, 2 do
+    if view[f] == 'state' then state = view[f + 1] end
+    if view[f] == 'user' then holder = view[f + 1] end
+  end
+  if state ~= 'held' then return redis.error_reply('NOT_HELD ' .. ARGV[i]) end
+  if holder ~= user then return redis.error_reply('NOT_OWNER ' .. ARGV[i]) end
+end
+local inventory
+for i = 3, #ARGV do
+  inventory = redis.call('TQ.RELEASE', event, ARGV[i], user)
+end
+return inventory
+"#;
+
+/// POST /api/v1/seats/release {event, user, seats}: all or none;
+/// {inventory} after.
 async fn release(State(app): Shared, payload: Result<Json<SeatsBody>, JsonRejection>) -> Reply {
     let b = body(payload)?;
-    b.words(&app, "TQ.RELEASE", None)?; // the same checks as the others
-    let (event, user) = (b.event.as_str(), b.user.as_str());
-    let looks: Vec<Vec<String>> = b
-        .seats
-        .iter()
-        .map(|seat| vec!["TQ.SEAT".into(), event.into(), seat.clone()])
-        .collect();
-    for (seat, reply) in b.seats.iter().zip(app.tq.pipeline(&looks).await?) {
-        let view = map_reply(&reply)?;
-        let holder = view.get("user").and_then(Json_::as_str);
-        if view.get("state").and_then(Json_::as_str) != Some("held") {
-            return Err(ApiError::from_code("NOT_HELD", seat));
-        }
-        if holder != Some(user) {
-            return Err(ApiError::from_code("NOT_OWNER", seat));
-        }
-    }
-    // A hold that lapses between the check and the MULTI answers NOT_HELD
-    // inside it, and its seat is back on sale anyway: only the inventory
-    // after them all matters.
-    let mut releases: Vec<Vec<String>> = b
-        .seats
-        .iter()
-        .map(|seat| vec!["TQ.RELEASE".into(), event.into(), seat.clone(), user.into()])
-        .collect();
-    releases.push(vec!["TQ.INVENTORY".into(), event.into()]);
-    let replies = app.tq.transaction(&releases).await?;
-    let inventory = int(replies
-        .last()
-        .ok_or_else(|| ApiError::internal("no reply"))?)?;
+    b.venue_seats(&app)?;
+    let (event, user) = (name("event", &b.event)?, name("user", &b.user)?);
+    let script = redis::Script::new(RELEASE_GROUP);
+    let mut invocation = script.prepare_invoke();
+    // The key it works on, declared for the server.
+    invocation
+        .key(format!("tq:{{{event}}}:state"))
+        .arg(event)
+        .arg(user)
+        .arg(&b.seats);
+    let inventory = int(&app.tq.invoke(&invocation).await?)?;
     Ok(Json(json!({ "released": b.seats, "inventory": inventory })))
 }
 
@@ -458,14 +437,13 @@ async fn stats(State(app): Shared, Path(event): Path<String>) -> Reply {
 /// state, in one round trip; and the event's limit per user.
 async fn seats(State(app): Shared, Path(event): Path<String>) -> Reply {
     let event = name("event", &event)?;
-    let mut commands: Vec<Vec<String>> = app
-        .seats
-        .iter()
-        .map(|seat| vec!["TQ.SEAT".into(), event.into(), seat.clone()])
-        .collect();
-    commands.push(vec!["TQ.CONFIG".into(), event.into()]);
-    commands.push(vec!["TQ.INVENTORY".into(), event.into()]);
-    let mut replies = app.tq.pipeline(&commands).await?;
+    let mut pipe = redis::pipe();
+    for seat in &app.seats {
+        pipe.cmd("TQ.SEAT").arg(event).arg(seat);
+    }
+    pipe.cmd("TQ.CONFIG").arg(event);
+    pipe.cmd("TQ.INVENTORY").arg(event);
+    let mut replies = app.tq.pipeline(&pipe).await?;
     let inventory = int(&replies.pop().expect("one reply per command"))?;
     let config = map_reply(&replies.pop().expect("one reply per command"))?;
     let mut listed = Vec::with_capacity(app.seats.len());
@@ -534,6 +512,12 @@ mod tests {
             ("NOT_OPEN", 425),
             ("SOLD_OUT", 410),
             ("ERR", 400),
+            ("READONLY", 503),
+            ("LOADING", 503),
+            ("TRYAGAIN", 503),
+            ("OOM", 503),
+            ("MASTERDOWN", 503),
+            ("WRONGTYPE", 500),
         ] {
             assert_eq!(status_of(code).as_u16(), status, "{code}");
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use serde_json::{Map, Value as Json};
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
 
@@ -18,44 +18,45 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// gateway starts (and answers 503) while Redis is down.
 pub struct Tq {
     client: redis::Client,
-    connection: Mutex<Option<ConnectionManager>>,
+    connection: OnceCell<ConnectionManager>,
 }
 
 impl Tq {
     pub fn new(url: &str) -> Result<Tq, redis::RedisError> {
         Ok(Tq {
             client: redis::Client::open(url)?,
-            connection: Mutex::new(None),
+            connection: OnceCell::new(),
         })
     }
 
+    /// The connection, made by the first request that needs it (a failure
+    /// leaves it to the next); from then on it reconnects by itself.
     async fn connection(&self) -> Result<ConnectionManager, ApiError> {
-        let mut held = self.connection.lock().await;
-        if let Some(connection) = held.as_ref() {
-            return Ok(connection.clone());
-        }
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(REDIS_TIMEOUT)
             .set_connection_timeout(REDIS_TIMEOUT)
             .set_number_of_retries(1);
-        let made = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| ApiError::unavailable("connecting to Redis timed out"))?
-        .map_err(|e| ApiError::unavailable(&e.to_string()))?;
-        *held = Some(made.clone());
-        Ok(made)
+        let made = self.connection.get_or_try_init(|| async {
+            tokio::time::timeout(
+                REDIS_TIMEOUT,
+                ConnectionManager::new_with_config(self.client.clone(), config),
+            )
+            .await
+            .map_err(|_| ApiError::unavailable("connecting to Redis timed out"))?
+            .map_err(|e| ApiError::unavailable(&e.to_string()))
+        });
+        Ok(made.await?.clone())
     }
 
-    /// Runs one command; a TQ error reply becomes the matching HTTP error.
+    /// Runs one command, its words as given; a TQ error reply becomes the
+    /// matching HTTP error.
     pub async fn call(&self, words: &[&str]) -> Result<Value, ApiError> {
+        self.query(redis::cmd(words[0]).arg(&words[1..])).await
+    }
+
+    /// Runs one command.
+    pub async fn query(&self, cmd: &redis::Cmd) -> Result<Value, ApiError> {
         let mut connection = self.connection().await?;
-        let mut cmd = redis::cmd(words[0]);
-        for w in &words[1..] {
-            cmd.arg(*w);
-        }
         cmd.query_async(&mut connection)
             .await
             .map_err(ApiError::from_redis)
@@ -63,33 +64,18 @@ impl Tq {
 
     /// Runs several commands in one round trip (not atomically); their
     /// replies in order, or the first error.
-    pub async fn pipeline(&self, commands: &[Vec<String>]) -> Result<Vec<Value>, ApiError> {
-        self.run(redis::pipe(), commands).await
-    }
-
-    /// Runs several commands in one MULTI/EXEC; their replies in order, a
-    /// command's error among them as `Value::ServerError` (the others took
-    /// effect: Redis has no rollback).
-    pub async fn transaction(&self, commands: &[Vec<String>]) -> Result<Vec<Value>, ApiError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.run(pipe, commands).await
-    }
-
-    async fn run(
-        &self,
-        mut pipe: redis::Pipeline,
-        commands: &[Vec<String>],
-    ) -> Result<Vec<Value>, ApiError> {
+    pub async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>, ApiError> {
         let mut connection = self.connection().await?;
-        for words in commands {
-            let mut cmd = redis::cmd(&words[0]);
-            for w in &words[1..] {
-                cmd.arg(w);
-            }
-            pipe.add_command(cmd);
-        }
         pipe.query_async(&mut connection)
+            .await
+            .map_err(ApiError::from_redis)
+    }
+
+    /// Runs a script (EVALSHA, loading it if Redis lacks it).
+    pub async fn invoke(&self, script: &redis::ScriptInvocation<'_>) -> Result<Value, ApiError> {
+        let mut connection = self.connection().await?;
+        script
+            .invoke_async(&mut connection)
             .await
             .map_err(ApiError::from_redis)
     }
@@ -111,13 +97,14 @@ pub fn map_reply(reply: &Value) -> Result<Map<String, Json>, ApiError> {
         let value = match value {
             Value::Int(n) => Json::from(*n),
             Value::Nil => Json::Null,
-            other => {
-                let s = text(other)?;
-                match s.parse::<f64>() {
-                    Ok(x) if name == "admission_rate" => Json::from(x),
-                    _ => Json::from(s),
-                }
+            other if name == "admission_rate" => {
+                let rate = text(other)?;
+                let rate: f64 = rate
+                    .parse()
+                    .map_err(|_| ApiError::internal("admission_rate is not a number"))?;
+                Json::from(rate)
             }
+            other => Json::from(text(other)?),
         };
         out.insert(name, value);
     }

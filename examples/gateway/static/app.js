@@ -26,10 +26,10 @@ function show(id) {
 function fail(text) { $("error").textContent = text; $("error").classList.remove("hidden"); }
 function clearError() { $("error").classList.add("hidden"); }
 
-async function api(method, path, body) {
+async function api(method, path, body, headers = {}) {
   const res = await fetch(path, {
     method,
-    headers: body ? { "content-type": "application/json" } : {},
+    headers: body ? { "content-type": "application/json", ...headers } : headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await res.json().catch(() => ({ error: "bad_reply", detail: res.statusText }));
@@ -83,21 +83,16 @@ function holdLost() {
 // ---- waiting ---------------------------------------------------------------
 
 async function join(fan) {
+  // Kept until a join succeeds: a second try after a lost reply gets the
+  // place the first one took.
+  state.joinKey ||= `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  save();
   let data;
   try {
-    // The key makes a retry of this join (after a lost reply) the same place.
-    const res = await fetch("/api/v1/queue/join", {
-      method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": `${event}:${Date.now()}` },
-      body: JSON.stringify({ event, user: fan }),
-    });
-    data = await res.json().catch(() => ({ error: "bad_reply", detail: res.statusText }));
-    if (!res.ok) {
-      if (data.error === "sold_out") return soldOut();
-      return fail(data.detail || data.error);
-    }
+    data = await api("POST", "/api/v1/queue/join", { event, user: fan }, { "idempotency-key": state.joinKey });
   } catch (e) {
-    return fail("Connection problem: please try again.");
+    if (e.code === "sold_out") return soldOut();
+    return fail(e.code ? e.message : "Connection problem: please try again.");
   }
   stopWaiting();
   state = { fan, token: data.token };
@@ -131,7 +126,7 @@ async function poll() {
   const opening = s.opens_in_ms > 0;
   $("opening").classList.toggle("hidden", !opening);
   $("queue").classList.toggle("hidden", opening);
-  // The countdown runs between two polls (up to 5 s apart), as the hold's does.
+  // The countdown runs between two polls, as the hold's does.
   clearInterval(openingTimer);
   if (opening) {
     const opensAt = Date.now() + s.opens_in_ms;
@@ -184,10 +179,18 @@ async function seatMap() {
   }
 }
 
+// The seat map last fetched: a pick redraws it without asking again.
+let lastMap = null;
+
 async function seats() {
   show("seat-card");
   const map = await seatMap();
   if (!map) return;
+  lastMap = map;
+  drawSeats(map);
+}
+
+function drawSeats(map) {
   limit = map.max_seats > 0 ? map.max_seats : 4;
   $("limit").textContent = limit;
   chosen = chosen.filter((s) => map.seats.some((x) => x.seat === s && x.state === "available"));
@@ -229,7 +232,7 @@ function pick(seat) {
   if (chosen.includes(seat)) chosen = chosen.filter((s) => s !== seat);
   else if (chosen.length < limit) chosen.push(seat);
   else return fail(`You can pick up to ${limit} seats.`);
-  seats();
+  drawSeats(lastMap);
 }
 
 async function hold() {
