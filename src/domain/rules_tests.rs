@@ -1540,6 +1540,13 @@ fn the_same_commands_at_the_same_times_give_the_same_state() {
         let mut b = Event::new(random_settings());
         let mut rng = Lcg(seed);
         let mut now = T0;
+        // Half the events start with a scheduled opening: a pre-queue
+        // first (the random OPENS-AT comes after a join, and is refused).
+        let scheduled = seed % 2 == 0;
+        if scheduled {
+            let opens = Cmd::OpensAt(600_000);
+            assert_eq!(apply(&mut a, now, &opens), apply(&mut b, now, &opens));
+        }
         for i in 0..5000 {
             now += if rng.chance(2) {
                 rng.below(10_000)
@@ -1558,6 +1565,7 @@ fn the_same_commands_at_the_same_times_give_the_same_state() {
             }
         }
         assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.opening.is_some_and(|o| o.joins > 0), scheduled);
     }
 }
 
@@ -1570,6 +1578,11 @@ fn a_decoded_copy_behaves_like_the_original() {
         let mut rng = Lcg(seed);
         let mut now = T0;
         let mut replica: Option<Event> = None;
+        // Half with a scheduled opening: copies made before and after it.
+        let scheduled = seed % 2 == 0;
+        if scheduled {
+            apply(&mut master, now, &Cmd::OpensAt(1_000_000));
+        }
         for i in 0..6000 {
             now += if rng.chance(2) {
                 rng.below(10_000)
@@ -1591,6 +1604,8 @@ fn a_decoded_copy_behaves_like_the_original() {
         }
         let r = replica.unwrap();
         assert_eq!(r.digest(), master.digest());
+        let joins = master.opening.map_or(0, |o| o.joins);
+        assert_eq!(joins > 0, scheduled, "{joins} joins before the opening");
     }
 }
 
@@ -2319,13 +2334,26 @@ fn a_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_and_opens_by_itself
         refused(&mut e, now, |e, s| e.enter(s, b"p3")),
         TqError::NotOpen(open - now)
     );
-    assert!(e.user_entries(now, b"u3").iter().all(|x| x.position == 0));
+    let waiting_u3 = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| i % 7 == 3 && !departed.contains(&t.as_str()))
+        .count();
+    let listed = e.user_entries(now, b"u3");
+    assert_eq!(listed.len(), waiting_u3);
+    assert!(listed.iter().all(|x| x.position == 0));
     assert_eq!(e.shuffle_seed(now), None);
     assert_eq!(e.stats(now).opens_in_ms, open - now);
-    // The opening happens by itself, at its moment.
+    // The opening happens by itself, at its moment, and moves nothing:
+    // every place was final as it was drawn.
     assert_eq!(e.next_due_ms(), Some(open));
+    let numbers =
+        |e: &Event| -> Vec<u64> { e.queue.in_order().map(|s| e.queue.number(s)).collect() };
+    let before = numbers(&e);
     let (_, step) = run(&mut e, open, |e, s| e.advance(s));
     assert!(step.changed);
+    assert!(step.removed.is_empty());
+    assert_eq!(numbers(&e), before);
     let seed = e.shuffle_seed(open).expect("shown once open");
     assert_eq!(e.bucket, None, "the bucket is full at the opening");
     let expected = order_by_the_rule(&seed, &joins, &departed);
@@ -2343,8 +2371,9 @@ fn a_pre_queue_is_drawn_by_the_rule_hidden_until_the_opening_and_opens_by_itself
             "{t}"
         );
     }
-    // A user's entries in queue order, their user positions with them.
+    // A user's entries in queue order.
     let listed = e.user_entries(open, b"u3");
+    assert_eq!(listed.len(), waiting_u3);
     assert!(listed.windows(2).all(|w| w[0].position < w[1].position));
     // Joins after the opening queue behind the whole pre-queue.
     let late = join(&mut e, open + 1, "late", "l1").unwrap();
@@ -2484,4 +2513,31 @@ fn a_pass_that_lapsed_but_is_still_stored_is_noted_when_a_new_one_replaces_it() 
         notes.last(),
         Some((_, Happening::Admitted { .. }))
     ));
+}
+
+#[test]
+fn a_join_at_the_opening_moment_queues_behind_the_pre_queue() {
+    let mut e = Event::new(Settings::DEFAULT);
+    let open = T0 + 10_000;
+    opens_at(&mut e, T0, open).unwrap();
+    for i in 0..3 {
+        join(&mut e, T0 + i, &format!("u{i}"), &format!("p{i}")).unwrap();
+    }
+    // A millisecond before: one more in the pre-queue, no place shown.
+    assert_eq!(join(&mut e, open - 1, "v", "before").unwrap().position, 0);
+    // At the moment itself, with nothing run in between: behind all four.
+    assert_eq!(join(&mut e, open, "w", "at").unwrap().position, 5);
+}
+
+#[test]
+fn an_inventory_brought_to_nothing_logs_sold_out() {
+    let mut e = Event::new(settings(|s| s.events = 10));
+    let (_, told) = logged(&mut e, T0, |e, step| e.set_inventory(step, 2));
+    assert!(told.is_empty(), "{told:?}");
+    let (_, told) = logged(&mut e, T0 + 1, |e, step| e.add_inventory(step, -2).unwrap());
+    assert_eq!(told, ["sold_out"]);
+    let (_, told) = logged(&mut e, T0 + 2, |e, step| e.set_inventory(step, 3));
+    assert!(told.is_empty(), "reopened: {told:?}");
+    let (_, told) = logged(&mut e, T0 + 3, |e, step| e.set_inventory(step, 0));
+    assert_eq!(told, ["sold_out"]);
 }

@@ -5,23 +5,6 @@
 //! owner serves the event whole, with the same data and figures.
 
 use crate::common::*;
-use std::time::Duration;
-
-fn node_id(con: &mut redis::Connection) -> String {
-    redis_query(con, &["CLUSTER", "MYID"])
-}
-
-fn cluster_ok(con: &mut redis::Connection) -> bool {
-    let info: String = redis_query(con, &["CLUSTER", "INFO"]);
-    info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:2")
-}
-
-/// Sends ASKING then the command, as a client following an ASK redirect.
-fn asking(con: &mut redis::Connection, words: &[&str]) -> redis::RedisResult<Value> {
-    let _: () = redis::cmd("ASKING").query(con)?;
-    let words: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
-    call_args(con, &words)
-}
 
 /// Waiting entries t1..t3, inventory 10 with one seat held and one sold,
 /// and some settings: something in both keys.
@@ -69,24 +52,8 @@ fn commands(ev: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn half_migrated_events_answer_tryagain_then_move_whole() {
-    let cluster_args = [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
-    ];
-    let a = Server::start_with(&cluster_args);
-    let b = Server::start_with(&cluster_args);
-    let (mut ca, mut cb) = (a.client(), b.client());
-    let _: () = redis_query(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    let _: () = redis_query(
-        &mut cb,
-        &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()],
-    );
-    assert!(eventually(Duration::from_secs(10), || {
-        cluster_ok(&mut ca) && cluster_ok(&mut cb)
-    }));
-    let (id_a, id_b) = (node_id(&mut ca), node_id(&mut cb));
+    let nodes = SlotMove::start();
+    let (mut ca, mut cb) = (nodes.a.client(), nodes.b.client());
 
     // `gig` will have moved only its state, `show` only its queue, `whole`
     // both keys in one MIGRATE.
@@ -102,20 +69,11 @@ fn half_migrated_events_answer_tryagain_then_move_whole() {
         .iter()
         .map(|ev| (event_digests(&mut ca, ev), stored_stats(&mut ca, ev)))
         .collect();
-    for slot in &slots {
-        let slot = slot.to_string();
-        let _: () = redis_query(&mut cb, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id_a]);
-        let _: () = redis_query(&mut ca, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id_b]);
+    for &slot in &slots {
+        nodes.begin_move(slot);
     }
-    let port_b = b.port.to_string();
-    let migrate = |con: &mut redis::Connection, names: &[String]| {
-        let mut words = vec!["MIGRATE", "127.0.0.1", &port_b, "", "0", "5000", "KEYS"];
-        words.extend(names.iter().map(String::as_str));
-        let reply: String = redis_query(con, &words);
-        assert_eq!(reply, "OK", "MIGRATE {names:?}");
-    };
-    migrate(&mut ca, &[state_key("gig")]);
-    migrate(&mut ca, &[queue_key("show")]);
+    nodes.migrate(&[state_key("gig")]);
+    nodes.migrate(&[queue_key("show")]);
 
     for ev in ["gig", "show"] {
         // The old owner no longer has the whole event: Redis itself
@@ -149,9 +107,9 @@ fn half_migrated_events_answer_tryagain_then_move_whole() {
     }
 
     // Move the rest, and `whole` in one go: now the new owner serves them.
-    migrate(&mut ca, &[queue_key("gig")]);
-    migrate(&mut ca, &[state_key("show")]);
-    migrate(&mut ca, &[queue_key("whole"), state_key("whole")]);
+    nodes.migrate(&[queue_key("gig")]);
+    nodes.migrate(&[state_key("show")]);
+    nodes.migrate(&[queue_key("whole"), state_key("whole")]);
     for (ev, (digests, _)) in events.iter().zip(&before) {
         assert!(event_keys(&mut ca, ev).is_empty(), "{ev} left keys behind");
         assert_eq!(
@@ -162,11 +120,8 @@ fn half_migrated_events_answer_tryagain_then_move_whole() {
         let p = asking(&mut cb, &["TQ.POSITION", ev, "t2"]).unwrap();
         assert_eq!(int_field(&p, "position"), 2, "{ev}");
     }
-    for slot in &slots {
-        let slot = slot.to_string();
-        for con in [&mut ca, &mut cb] {
-            let _: () = redis_query(con, &["CLUSTER", "SETSLOT", &slot, "NODE", &id_b]);
-        }
+    for &slot in &slots {
+        nodes.finish_move(slot);
     }
     for (ev, (_, stats)) in events.iter().zip(&before) {
         assert_eq!(&stored_stats(&mut cb, ev), stats, "TQ.STATS {ev}");

@@ -13,10 +13,6 @@ fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-fn words(list: &[&str]) -> Vec<Vec<u8>> {
-    list.iter().map(|w| b(w)).collect()
-}
-
 fn position(con: &mut redis::Connection, event: &str, token: &str) -> Value {
     tq!(con, "TQ.POSITION", event, token).unwrap()
 }

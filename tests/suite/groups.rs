@@ -8,14 +8,6 @@ use std::time::Duration;
 
 use redis::{Connection, Value};
 
-fn words(w: &[&str]) -> Vec<Vec<u8>> {
-    w.iter().map(|s| s.as_bytes().to_vec()).collect()
-}
-
-fn run(con: &mut Connection, w: &[&str]) -> redis::RedisResult<Value> {
-    call_args(con, &words(w))
-}
-
 fn figures(con: &mut Connection, event: &str) -> (i64, i64, i64) {
     let s = tq!(con, "TQ.STATS", event).unwrap();
     (

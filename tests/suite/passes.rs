@@ -387,16 +387,18 @@ fn settings_of_passes_and_limits_in_tq_config_and_module_configs() {
         ]
     );
     let defaults: Vec<i64> = [
+        "opens_at",
         "session",
         "max_active",
         "require_pass",
         "max_seats",
         "max_entries",
+        "events",
     ]
     .iter()
     .map(|f| int_field(&config, f))
     .collect();
-    assert_eq!(defaults, [600, 0, 0, 0, 0]);
+    assert_eq!(defaults, [0, 600, 0, 0, 0, 0, 0]);
     assert_eq!(field(&config, "shuffle_seed"), Value::Nil);
     // Module configs are the defaults of events created afterwards.
     for (name, value) in [("tq.session", "30"), ("tq.max-active", "7")] {

@@ -84,21 +84,6 @@ fn snapshot(con: &mut redis::Connection) -> Snapshot {
     }
 }
 
-fn wait_rewrite_done(con: &mut redis::Connection) {
-    assert!(
-        eventually(Duration::from_secs(20), || {
-            info_field(con, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-                && info_field(con, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
-        }),
-        "AOF rewrite did not finish"
-    );
-    assert_eq!(
-        info_field(con, "persistence", "aof_last_bgrewrite_status").as_deref(),
-        Some("ok"),
-        "AOF rewrite failed"
-    );
-}
-
 /// Checks that the data written by `workload` still works after a reload.
 fn carries_on(con: &mut redis::Connection) {
     let next = tq!(con, "TQ.ENQUEUE", "p1", "u-new", "t-new").unwrap();

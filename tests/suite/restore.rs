@@ -487,10 +487,6 @@ fn answered(
     }
 }
 
-fn words(w: &[&str]) -> Vec<Vec<u8>> {
-    w.iter().map(|s| s.as_bytes().to_vec()).collect()
-}
-
 #[test]
 fn restore_of_forged_state_payloads_never_crashes_the_server() {
     let seed: u64 = std::env::var("TQ_SEED")

@@ -5,6 +5,7 @@
 //! `TQ_SERVER` the server binary (default `redis-server`; set it to a
 //! `valkey-server` to run the same tests on Valkey).
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -231,6 +232,16 @@ pub fn free_port() -> u16 {
 }
 
 // ---- talking to tq ---------------------------------------------------------
+
+/// Text words as the byte words `call_args` takes.
+pub fn words(list: &[&str]) -> Vec<Vec<u8>> {
+    list.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+/// Runs a command given as text words; returns the reply or the error.
+pub fn run(con: &mut redis::Connection, list: &[&str]) -> redis::RedisResult<Value> {
+    call_args(con, &words(list))
+}
 
 /// Runs a command given as words; returns the reply or the error.
 pub fn call_args(con: &mut redis::Connection, words: &[Vec<u8>]) -> redis::RedisResult<Value> {
@@ -521,6 +532,96 @@ pub fn assert_replica_matches<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// Waits for an AOF rewrite to finish; asserts it succeeded.
+pub fn wait_rewrite_done(con: &mut redis::Connection) {
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            info_field(con, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info_field(con, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0")
+        }),
+        "AOF rewrite did not finish"
+    );
+    assert_eq!(
+        info_field(con, "persistence", "aof_last_bgrewrite_status").as_deref(),
+        Some("ok"),
+        "AOF rewrite failed"
+    );
+}
+
+/// Two cluster nodes: `a` serves every slot, `b` has joined it, ready to
+/// take a slot over (`begin_move`, then `migrate` its keys).
+pub struct SlotMove {
+    pub a: Server,
+    pub b: Server,
+    id_a: String,
+    id_b: String,
+}
+
+impl SlotMove {
+    pub fn start() -> SlotMove {
+        let cluster = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        let (a, b) = (Server::start_with(&cluster), Server::start_with(&cluster));
+        let (mut ca, mut cb) = (a.client(), b.client());
+        let _: () = redis_query(&mut ca, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        let _: () = redis_query(
+            &mut cb,
+            &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()],
+        );
+        let ok = |con: &mut redis::Connection| {
+            let info: String = redis_query(con, &["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:2")
+        };
+        assert!(eventually(Duration::from_secs(10), || ok(&mut ca) && ok(&mut cb)));
+        let id_a = redis_query(&mut ca, &["CLUSTER", "MYID"]);
+        let id_b = redis_query(&mut cb, &["CLUSTER", "MYID"]);
+        SlotMove { a, b, id_a, id_b }
+    }
+
+    /// Marks `slot` as moving from `a` to `b`.
+    pub fn begin_move(&self, slot: i64) {
+        let slot = slot.to_string();
+        let _: () = redis_query(
+            &mut self.b.client(),
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &self.id_a],
+        );
+        let _: () = redis_query(
+            &mut self.a.client(),
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &self.id_b],
+        );
+    }
+
+    /// `b` owns `slot` from now on, for both nodes.
+    pub fn finish_move(&self, slot: i64) {
+        let slot = slot.to_string();
+        for node in [&self.a, &self.b] {
+            let _: () = redis_query(
+                &mut node.client(),
+                &["CLUSTER", "SETSLOT", &slot, "NODE", &self.id_b],
+            );
+        }
+    }
+
+    /// MIGRATEs `keys` from `a` to `b`.
+    pub fn migrate(&self, keys: &[String]) {
+        let port_b = self.b.port.to_string();
+        let mut words = vec!["MIGRATE", "127.0.0.1", &port_b, "", "0", "5000", "KEYS"];
+        words.extend(keys.iter().map(String::as_str));
+        let reply: String = redis_query(&mut self.a.client(), &words);
+        assert_eq!(reply, "OK", "MIGRATE {keys:?}");
+    }
+}
+
+/// Sends ASKING then the command, as a client following an ASK redirect.
+pub fn asking(con: &mut redis::Connection, list: &[&str]) -> redis::RedisResult<Value> {
+    let _: () = redis::cmd("ASKING").query(con)?;
+    run(con, list)
+}
+
 /// `WAIT 1 5000` on the master; asserts the replica acknowledged.
 pub fn wait_replicas(con: &mut redis::Connection, n: i64) {
     let acked: i64 = redis::cmd("WAIT")
@@ -580,6 +681,32 @@ pub fn event_digests(con: &mut redis::Connection, event: &str) -> EventDigests {
 /// `tq:{E}:events`, the event log's stream.
 pub fn log_key(event: &str) -> String {
     format!("tq:{{{event}}}:events")
+}
+
+/// The log's entries: (id, fields) in order.
+pub fn log_entries(
+    con: &mut redis::Connection,
+    event: &str,
+) -> Vec<(String, BTreeMap<String, String>)> {
+    let got: Vec<(String, Vec<(String, String)>)> =
+        redis_query(con, &["XRANGE", &log_key(event), "-", "+"]);
+    got.into_iter()
+        .map(|(id, fields)| (id, fields.into_iter().collect()))
+        .collect()
+}
+
+/// Each entry as `type field=value ...` (fields but `type` in name order).
+pub fn told(con: &mut redis::Connection, event: &str) -> Vec<String> {
+    log_entries(con, event)
+        .into_iter()
+        .map(|(_, fields)| {
+            let mut line = fields["type"].clone();
+            for (name, value) in fields.iter().filter(|(n, _)| *n != "type") {
+                line += &format!(" {name}={value}");
+            }
+            line
+        })
+        .collect()
 }
 
 /// The names of the stored keys of `event` (`tq:{E}:*`), sorted.
